@@ -1,0 +1,42 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Both create .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+KEY := AKIA3PARTNERSYNC0001
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test sample clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP) $@
+
+demo: $(STAMP)
+	@echo "== who used $(KEY), and as whom"
+	@$(BIN)/trailkit owner $(KEY) --logs data/sample
+	@echo; echo "== $(KEY): distinct source IPs (expected network 203.0.113.0/24)"
+	@$(BIN)/trailkit ips $(KEY) --logs data/sample --allow 203.0.113.0/24
+	@echo; echo "== $(KEY): most recent events"
+	@$(BIN)/trailkit usage $(KEY) --logs data/sample --limit 10
+	@echo; echo "== everything in the window 2026-10-24T02:00Z to 03:00Z"
+	@$(BIN)/trailkit window --start 2026-10-24T02:00:00Z --end 2026-10-24T03:00:00Z --logs data/sample
+	@echo; echo "== temporary keys minted with $(KEY)"
+	@$(BIN)/trailkit minted $(KEY) --logs data/sample
+
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+sample: $(STAMP)
+	$(BIN)/trailkit sample --out data/sample
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,233 @@
+"""trailkit's command line: a thin mirror of ``Trail``.
+
+Exit status: 0 on success (also with zero rows), 2 on bad input (message on stderr), 1 on other failures.
+Warnings, such as a skipped unreadable file, go to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+from .errors import InvalidInput, TrailkitError
+
+FORMATS = ("table", "csv", "json")
+
+
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine (local files by default)")
+    g.add_argument("--logs", metavar="DIR", help="folder of CloudTrail files (default: $TRAILKIT_LOGS or ./data/sample)")
+    g.add_argument("--athena", action="store_true", help="query Athena instead of local files")
+    g.add_argument("--database", help="Athena database (default: $TRAILKIT_DATABASE or default)")
+    g.add_argument("--table", help="Athena table (default: $TRAILKIT_TABLE or cloudtrail)")
+    g.add_argument("--workgroup", help="Athena workgroup (default: $TRAILKIT_WORKGROUP or the account's primary)")
+    g.add_argument("--output", metavar="S3URL", help="S3 location for query results (default: $TRAILKIT_OUTPUT or the workgroup's)")
+    g.add_argument("--region", help="AWS region (default: $TRAILKIT_REGION, then the AWS config chain)")
+    g.add_argument("--profile", help="AWS profile (default: $TRAILKIT_PROFILE, then the AWS config chain)")
+    g.add_argument("--partition-column", metavar="COL",
+                   help="date partition column of a partition-projection table, e.g. timestamp "
+                        "(default: $TRAILKIT_PARTITION_COLUMN; unset = not partitioned)")
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv, or json (JSON lines)")
+    p.add_argument("--dry-run", action="store_true", help="print the exact SQL that would be sent and run nothing")
+
+
+def _window_options(p: argparse.ArgumentParser, required: bool = False) -> None:
+    help_t = "ISO 8601 (2023-08-26T20:50:00Z, 2023-08-26) or a span before now (24h, 7d); UTC"
+    p.add_argument("--start", required=required, metavar="T", help=f"window start, inclusive: {help_t}")
+    p.add_argument("--end", required=required, metavar="T", help=f"window end, exclusive; a bare date means the end of that day: {help_t}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trailkit",
+        description="Where, when, by whom and for what an AWS access key was used, from CloudTrail logs.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"trailkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("usage", help="the key's events, newest first")
+    p.add_argument("key", help="access key id (AKIA... or ASIA...)")
+    _window_options(p)
+    p.add_argument("--limit", type=int, metavar="N", help="at most N events")
+    p.add_argument("--fragment", action="store_true", help="KEY is part of a key: match keys containing it")
+    _engine_options(p)
+    _output_options(p)
+
+    p = sub.add_parser("window", help="all events in a time window, oldest first")
+    _window_options(p, required=True)
+    p.add_argument("--key", help="only this access key's events")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N events")
+    p.add_argument("--fragment", action="store_true", help="--key is part of a key")
+    _engine_options(p)
+    _output_options(p)
+
+    p = sub.add_parser("ips", help="the key's distinct source IPs: events, first and last seen, APIs, errors")
+    p.add_argument("key", help="access key id")
+    _window_options(p)
+    p.add_argument("--fragment", action="store_true", help="KEY is part of a key")
+    p.add_argument("--allow", metavar="CIDRS", help="expected networks (comma-separated); adds a category column: "
+                                                   "allowed, unexpected or aws service")
+    _engine_options(p)
+    _output_options(p)
+
+    p = sub.add_parser("owner", help="who the key belongs to, as CloudTrail recorded its caller")
+    p.add_argument("key", help="access key id")
+    _window_options(p)
+    p.add_argument("--fragment", action="store_true", help="KEY is part of a key")
+    _engine_options(p)
+    _output_options(p)
+
+    p = sub.add_parser("minted", help="temporary keys obtained from STS with the key")
+    p.add_argument("key", help="access key id")
+    _window_options(p)
+    p.add_argument("--fragment", action="store_true", help="KEY is part of a key")
+    _engine_options(p)
+    _output_options(p)
+
+    p = sub.add_parser("sql", help="run any Athena SQL against the table cloudtrail, on either engine")
+    p.add_argument("query", help='e.g. "SELECT eventname, count(*) AS n FROM cloudtrail WHERE awsregion = :r GROUP BY 1"')
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="bind :NAME to VALUE (text)")
+    _engine_options(p)
+    _output_options(p)
+
+    p = sub.add_parser("ddl", help="print the CREATE TABLE statement for CloudTrail logs in Athena")
+    p.add_argument("location", help="s3://BUCKET/AWSLogs/ACCOUNT/CloudTrail/REGION")
+    p.add_argument("--database", default="default")
+    p.add_argument("--table", default="cloudtrail")
+    p.add_argument("--not-partitioned", action="store_true", help="no partition projection (scans everything)")
+
+    p = sub.add_parser("sample", help="regenerate the bundled synthetic sample logs (byte-identical)")
+    p.add_argument("--out", default="data/sample", help="folder to write (default: data/sample)")
+    return parser
+
+
+def _trail(args):
+    from .investigate import Trail
+
+    if args.athena:
+        return Trail.athena(database=args.database, table=args.table, workgroup=args.workgroup,
+                            output_location=args.output, region=args.region, profile=args.profile,
+                            partition_column=args.partition_column)
+    if any(getattr(args, n) for n in ("database", "table", "workgroup", "output", "region", "profile", "partition_column")):
+        raise InvalidInput("Athena options were given without --athena; add --athena, or drop them to query local files")
+    return Trail.local(args.logs)
+
+
+def _params(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidInput(f"--param {pair!r} is not NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+def _request(args):
+    from . import investigate as inv
+
+    if args.command == "usage":
+        return inv.key_usage_request(args.key, args.start, args.end, args.limit, args.fragment)
+    if args.command == "window":
+        return inv.time_window_request(args.start, args.end, args.key, args.limit, args.fragment)
+    if args.command in ("ips", "owner", "minted"):
+        name = {"ips": "distinct_ips", "owner": "key_owner", "minted": "minted_keys"}[args.command]
+        return inv.key_question_request(name, args.key, args.start, args.end, args.fragment)
+    return inv.sql_request(args.query, _params(args.param))
+
+
+# Columns a person reads first; the rest stay in csv/json (and in the DataFrame).
+TABLE_HIDDEN = ("requestparameters", "errormessage", "principalarn", "accountid", "identitytype", "readonly",
+                "eventtype", "eventid", "regions", "useragents")
+
+
+def format_frame(df, fmt: str) -> str:
+    """Render a result: ``table`` for people, ``csv`` and ``json`` (lines) for programs; times as ...Z."""
+    import json
+
+    import pandas as pd
+
+    out = df.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            stamps = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+            out[col] = stamps.astype("object").where(out[col].notna(), None)
+    if fmt == "csv":
+        return out.to_csv(index=False)
+    plain = out.astype("object").where(out.notna(), None)
+    if fmt == "json":
+        return "".join(json.dumps({k: _plain(v) for k, v in row.items()}, ensure_ascii=False) + "\n"
+                       for row in plain.to_dict(orient="records"))
+    if out.empty:
+        return "(no rows) columns: " + ", ".join(df.columns) + "\n"
+    shown = plain[[c for c in plain.columns if c not in TABLE_HIDDEN or len(plain.columns) <= 8]].fillna("")
+    for col in shown.columns:
+        shown[col] = [v if len(str(v)) <= 48 else str(v)[:47] + "…" for v in shown[col]]
+    return shown.to_string(index=False) + f"\n({len(df)} rows)\n"
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _run(args) -> int:
+    if args.command == "ddl":
+        from .schema import athena_ddl
+
+        sys.stdout.write(athena_ddl(args.location, database=args.database, table=args.table,
+                                    partitioned=not args.not_partitioned))
+        return 0
+    if args.command == "sample":
+        from .sample import write_sample
+
+        counts = write_sample(args.out)
+        print(f"wrote {counts['records']} records in {counts['files']} files under {args.out}")
+        return 0
+    request = _request(args)  # validate input before touching any engine
+    with _trail(args) as trail:
+        if args.dry_run:
+            sys.stdout.write(trail.explain(request))
+            return 0
+        df = trail.ask(request)
+        if args.command == "ips" and args.allow:
+            from .investigate import classify_ips
+
+            df = classify_ips(df, args.allow)
+        sys.stdout.write(format_frame(df, args.format))
+        if trail.last is not None and trail.engine.reports_cost:
+            print(trail.last.summary(), file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            code = _run(args)
+        except InvalidInput as e:
+            print(f"trailkit: {e}", file=sys.stderr)
+            code = 2
+        except TrailkitError as e:
+            print(f"trailkit: {e}", file=sys.stderr)
+            code = 1
+        except KeyboardInterrupt:
+            print("trailkit: interrupted", file=sys.stderr)
+            code = 130
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            code = 0
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            print(f"trailkit: warning: {w.message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Every user value is checked here, once, before it goes near SQL.
+
+Keys, instants, windows, identifiers and CIDR allowlists: each parser either returns a clean value or raises
+InvalidInput with a one-line message that says what to do instead.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from .errors import InvalidInput
+
+# Prefixes AWS documents for unique ids; access keys are AKIA (long-term) and ASIA (temporary),
+# the others appear in ids users paste by mistake and still deserve the same exact-match treatment.
+KEY_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA", "AGPA", "ASCA")
+_KEY_RE = re.compile(r"^[A-Z0-9]{20}$")
+_FRAGMENT_RE = re.compile(r"^[A-Za-z0-9]{1,20}$")
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_SPAN_RE = re.compile(r"^(\d+)\s*([smhdw])$")
+_SPAN_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def access_key(value: str) -> str:
+    """Return ``value`` if it is a whole access key id, else raise InvalidInput.
+
+    >>> access_key("AKIATFQR7NSC8Q4X20BJ")
+    'AKIATFQR7NSC8Q4X20BJ'
+    """
+    key = (value or "").strip()
+    if not _KEY_RE.match(key) or not key.startswith(KEY_PREFIXES):
+        raise InvalidInput(
+            f"{value!r} is not an access key id (20 characters, A-Z and 0-9, starting AKIA or ASIA); "
+            "pass --fragment to search for part of a key"
+        )
+    return key
+
+
+def key_fragment(value: str) -> str:
+    """Return a LIKE pattern matching keys that contain ``value``, wildcards in the input escaped."""
+    text = (value or "").strip()
+    if not _FRAGMENT_RE.match(text):
+        raise InvalidInput(
+            f"{value!r} is not part of an access key id (1 to 20 letters and digits); "
+            "give a piece of the key such as 8Q4X20BJ"
+        )
+    return "%" + like_escape(text.upper()) + "%"
+
+
+def like_escape(text: str) -> str:
+    r"""Escape LIKE wildcards so user text matches literally (used with ``ESCAPE '\'``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def identifier(value: str, what: str = "name") -> str:
+    """Return ``value`` if it is a plain SQL identifier (letters, digits, underscore)."""
+    if not isinstance(value, str) or not _IDENT_RE.match(value):
+        raise InvalidInput(
+            f"{value!r} is not a valid {what} (letters, digits and _ only, not starting with a digit)"
+        )
+    return value
+
+
+def quote_identifier(value: str, what: str = "name") -> str:
+    """Validated identifier in double quotes, as Athena (Trino) and DuckDB both accept."""
+    return '"' + identifier(value, what) + '"'
+
+
+def instant(value, *, what: str = "time", end: bool = False, now: datetime | None = None) -> datetime:
+    """Parse an ISO 8601 instant, a date, ``now``, or a relative span (``24h``, ``7d``: that long ago).
+
+    Naive times are UTC. A bare date means its start, or for ``end=True`` the end of that day (the next
+    midnight, exclusive), so ``--start 2023-08-26 --end 2023-08-26`` is the whole of that day.
+    """
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return moment + timedelta(days=1) if end else moment
+    text = str(value or "").strip()
+    now = now or datetime.now(timezone.utc)
+    if text.lower() == "now":
+        return now
+    span = _SPAN_RE.match(text.lower())
+    if span:
+        return now - timedelta(**{_SPAN_UNITS[span.group(2)]: int(span.group(1))})
+    if re.match(r"^\d{4}-\d{2}-\d{2}$", text):
+        return instant(date.fromisoformat(text), end=end)
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise InvalidInput(
+            f"{what} {value!r} is not a time; use ISO 8601 (2023-08-26T20:50:00Z or 2023-08-26) "
+            "or a span before now such as 24h or 7d"
+        ) from None
+    return instant(moment)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open UTC interval [start, end). Either side may be open (None)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def __post_init__(self):
+        if self.start and self.end and self.start >= self.end:
+            raise InvalidInput(
+                f"start {iso(self.start)} is not before end {iso(self.end)}; swap them or widen the window"
+            )
+
+    @classmethod
+    def parse(cls, start=None, end=None, *, now: datetime | None = None) -> "Window":
+        now = now or datetime.now(timezone.utc)
+        return cls(
+            instant(start, what="start", now=now) if start not in (None, "") else None,
+            instant(end, what="end", end=True, now=now) if end not in (None, "") else None,
+        )
+
+    @property
+    def bounded(self) -> bool:
+        return self.start is not None or self.end is not None
+
+    def describe(self) -> str:
+        return f"{iso(self.start) if self.start else 'the beginning'} to {iso(self.end) if self.end else 'now'}"
+
+
+def iso(moment: datetime) -> str:
+    """UTC instant as CloudTrail writes it, to the second: 2023-07-10T11:54:33Z."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_param(moment: datetime) -> str:
+    """UTC instant with milliseconds (Athena's precision), for bound parameters to from_iso8601_timestamp."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def networks(values) -> tuple:
+    """Parse an allowlist of CIDRs or addresses (comma-separated string or iterable)."""
+    if values is None:
+        return ()
+    if isinstance(values, str):
+        values = [v for v in re.split(r"[,\s]+", values) if v]
+    out = []
+    for v in values:
+        try:
+            out.append(ipaddress.ip_network(str(v).strip(), strict=False))
+        except ValueError:
+            raise InvalidInput(f"{v!r} is not an IP address or CIDR block (such as 203.0.113.0/24)") from None
+    return tuple(out)
+
+
+def positive_int(value, what: str = "limit") -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number <= 0:
+        raise InvalidInput(f"{what} {value!r} is not a positive whole number")
+    return number

@@ -1,0 +1,23 @@
+-- distinct_ips: per source IP of one key, how much, when, what and how often it failed; latest activity first.
+-- first_seen/last_seen compare eventtime as text: CloudTrail writes it as fixed-width ISO 8601 in UTC.
+-- Lines tagged "-- if: NAME" are kept only when parameter NAME is given.
+-- columns: sourceipaddress:string events:int first_seen:time last_seen:time apis:int errors:int
+--          regions:int useragents:int
+SELECT
+  sourceipaddress,
+  count(*) AS events,
+  min(eventtime) AS first_seen,
+  max(eventtime) AS last_seen,
+  count(DISTINCT eventsource || ':' || eventname) AS apis,
+  count_if(errorcode IS NOT NULL AND errorcode <> '') AS errors,
+  count(DISTINCT awsregion) AS regions,
+  count(DISTINCT useragent) AS useragents
+FROM cloudtrail
+WHERE TRUE
+  AND useridentity.accesskeyid = :key                                             -- if: key
+  AND useridentity.accesskeyid LIKE :key_pattern ESCAPE '\'                       -- if: key_pattern
+  AND {partition} BETWEEN :partition_start AND :partition_end                     -- if: partition_start
+  AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp(:start)         -- if: start
+  AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp(:end)            -- if: end
+GROUP BY sourceipaddress
+ORDER BY last_seen DESC, events DESC, sourceipaddress
