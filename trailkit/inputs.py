@@ -85,9 +85,9 @@ def instant(value, *, what: str = "time", end: bool = False, now: datetime | Non
     span = _SPAN_RE.match(text.lower())
     if span:
         return now - timedelta(**{_SPAN_UNITS[span.group(2)]: int(span.group(1))})
-    if re.match(r"^\d{4}-\d{2}-\d{2}$", text):
-        return instant(date.fromisoformat(text), end=end)
     try:
+        if re.match(r"^\d{4}-\d{2}-\d{2}$", text):
+            return instant(date.fromisoformat(text), end=end)
         moment = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         raise InvalidInput(

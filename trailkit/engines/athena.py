@@ -66,7 +66,11 @@ class AthenaConfig:
             raise InvalidInput(f"{config.output_location!r} is not an S3 location such as s3://my-athena-results/trailkit/")
         if config.region is None:
             boto3 = require("boto3")
-            region = boto3.session.Session(profile_name=config.profile).region_name
+            try:
+                region = boto3.session.Session(profile_name=config.profile).region_name
+            except Exception as e:  # botocore's ProfileNotFound and friends
+                raise InvalidInput(f"AWS profile {config.profile!r} cannot be used: {e}") from e
+            region = region or os.environ.get("AWS_REGION")
             if not region:
                 raise InvalidInput("no AWS region: pass --region, set TRAILKIT_REGION or AWS_REGION, or configure a profile")
             config = replace(config, region=region)
@@ -173,6 +177,8 @@ class AthenaEngine(Engine):
             df = cursor.as_pandas()
         except AthenaError as e:
             stats = self._stats(cursor, text, params, started, 0)
+            # pyathena raises before exposing the final state; a raised query did not succeed.
+            stats.state = stats.state if stats.state not in (None, "SUCCEEDED") else "FAILED"
             self._record(stats)
             reason = str(e).strip() or (stats.state or "unknown reason")
             raise QueryFailed(

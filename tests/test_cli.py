@@ -1,0 +1,167 @@
+"""The CLI contract: commands, options, column names, formats, exit codes."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from trailkit.cli import main
+
+KEY = "AKIA3PARTNERSYNC0001"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_done_when_line(invictus):
+    """As a whole process: the exact command the issue names."""
+    proc = subprocess.run([sys.executable, "-m", "trailkit", "ips", "AKIATFQR7NSC8Q4X20BJ", "--logs", str(invictus),
+                           "--format", "csv"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["sourceipaddress"], row["events"], row["first_seen"], row["last_seen"]) == \
+        ("192.168.10.20", "2104", "2023-07-10T11:54:33Z", "2023-07-10T12:29:09Z")
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_usage_formats(capsys, sample, fmt):
+    code, out, err = run(capsys, "usage", KEY, "--logs", str(sample), "--limit", "3", "--format", fmt)
+    assert code == 0 and err == ""
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(out)))
+        assert len(rows) == 3
+        for col in ("eventtime", "eventsource", "eventname", "awsregion", "sourceipaddress", "useragent",
+                    "errorcode", "accesskeyid", "eventid"):
+            assert col in rows[0]
+        assert rows[0]["eventtime"].endswith("Z") and len(rows[0]["eventtime"]) == 20
+    elif fmt == "json":
+        rows = [json.loads(line) for line in out.splitlines()]
+        assert len(rows) == 3 and rows[0]["accesskeyid"] == KEY
+        assert rows[0]["eventtime"] >= rows[1]["eventtime"] >= rows[2]["eventtime"]
+    else:
+        assert "eventtime" in out and KEY in out and "(3 rows)" in out
+
+
+def test_window_and_ips_and_sql(capsys, sample):
+    code, out, _ = run(capsys, "window", "--start", "2026-10-24T02:00:00Z", "--end", "2026-10-24T03:00:00Z",
+                       "--logs", str(sample), "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 16 and {r["sourceipaddress"] for r in rows} == {"198.51.100.77"}
+    code, out, _ = run(capsys, "window", "--start", "2026-10-24T02:00:00Z", "--end", "2026-10-24T03:00:00Z",
+                       "--key", "ASIA3OPSADMINTMP0001", "--logs", str(sample), "--format", "json")
+    assert code == 0 and len(out.splitlines()) == 5
+    code, out, _ = run(capsys, "ips", KEY, "--logs", str(sample), "--format", "json", "--allow", "203.0.113.0/24")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and {r["sourceipaddress"]: r["category"] for r in rows}["198.51.100.77"] == "unexpected"
+    assert set(rows[0]) >= {"sourceipaddress", "events", "first_seen", "last_seen"}
+    code, out, _ = run(capsys, "sql", "SELECT count(*) AS n FROM cloudtrail WHERE sourceipaddress = :ip",
+                       "--param", "ip=198.51.100.77", "--logs", str(sample), "--format", "csv")
+    assert code == 0 and out.splitlines() == ["n", "16"]
+
+
+def test_owner_and_minted(capsys, sample):
+    code, out, _ = run(capsys, "owner", KEY, "--logs", str(sample), "--format", "json")
+    assert code == 0 and json.loads(out.splitlines()[0])["principalarn"].endswith(":user/partner-sync")
+    code, out, _ = run(capsys, "minted", KEY, "--logs", str(sample), "--format", "csv")
+    assert code == 0 and "ASIA3OPSADMINTMP0001" in out
+
+
+def test_zero_rows_is_success(capsys, sample):
+    code, out, err = run(capsys, "ips", "AKIAAAAAAAAAAAAAAAAA", "--logs", str(sample), "--format", "csv")
+    assert code == 0 and out.splitlines() == ["sourceipaddress,events,first_seen,last_seen,apis,errors,regions,useragents"]
+    code, out, err = run(capsys, "ips", "AKIAAAAAAAAAAAAAAAAA", "--logs", str(sample))
+    assert code == 0 and "no rows" in out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["usage", "AKIA123"], "not an access key id"),
+    (["usage", KEY, "--start", "yesterday-ish"], "not a time"),
+    (["usage", KEY, "--start", "2026-10-25", "--end", "2026-10-24"], "is not before end"),
+    (["usage", KEY, "--limit", "0"], "positive"),
+    (["window", "--start", "2026-10-24", "--end", "2026-10-25", "--key", "nope'--"], "not an access key id"),
+    (["ips", KEY, "--allow", "300.1.1.0/24"], "CIDR"),
+    (["sql", "SELECT :x FROM cloudtrail"], "no value for placeholder"),
+    (["sql", "SELECT 1", "--param", "novalue"], "NAME=VALUE"),
+    (["usage", KEY, "--database", "x"], "without --athena"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, sample, argv, needle):
+    code, out, err = run(capsys, *argv, "--logs", str(sample))
+    assert code == 2 and out == ""
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_and_empty_folder_exit_2(capsys, tmp_path):
+    code, _, err = run(capsys, "ips", KEY, "--logs", str(tmp_path / "missing"))
+    assert code == 2 and "does not exist" in err
+    code, _, err = run(capsys, "ips", KEY, "--logs", str(tmp_path))
+    assert code == 2 and "no CloudTrail files" in err
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["window", "--start", "2026-10-24"])
+    assert e.value.code == 2
+
+
+def test_failure_exits_1(capsys, sample):
+    code, out, err = run(capsys, "sql", "SELECT no_such_column FROM cloudtrail", "--logs", str(sample))
+    assert code == 1 and "local query failed" in err and len(err.strip().splitlines()) == 1
+
+
+def test_skipped_file_warns_on_stderr(capsys, logs_copy):
+    bad = logs_copy / "AWSLogs" / "111122223333" / "CloudTrail" / "us-east-1" / "2026" / "10" / "05" / "x.json.gz"
+    bad.write_bytes(b"garbage")
+    code, out, err = run(capsys, "ips", KEY, "--logs", str(logs_copy), "--format", "csv")
+    assert code == 0 and "warning: skipped unreadable file" in err and "x.json.gz" in err
+    assert "203.0.113.10" in out
+
+
+def test_dry_run_local_prints_sql_and_runs_nothing(capsys, sample):
+    code, out, err = run(capsys, "usage", KEY, "--start", "2026-10-24", "--logs", str(sample), "--dry-run")
+    assert code == 0 and "FROM cloudtrail" in out and f"'{KEY}'" in out and "2026-10-24T00:00:00.000Z" in out
+    assert "rows" not in out
+
+
+def test_dry_run_athena_is_ready_to_paste(capsys, monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    code, out, err = run(capsys, "ips", KEY, "--start", "2026-10-24", "--end", "2026-10-24", "--athena",
+                         "--database", "security", "--table", "trail", "--partition-column", "timestamp", "--dry-run")
+    assert code == 0, err
+    assert 'FROM "security"."trail"' in out and "useridentity.accesskeyid = 'AKIA3PARTNERSYNC0001'" in out
+    assert "\"timestamp\" BETWEEN '2026/10/24' AND '2026/10/25'" in out and "%(" not in out and out.rstrip().endswith(";")
+
+
+def test_ddl(capsys):
+    code, out, _ = run(capsys, "ddl", "s3://acme-trail/AWSLogs/111122223333/CloudTrail/us-east-1", "--table", "ct")
+    assert code == 0 and out.startswith("CREATE EXTERNAL TABLE `default`.`ct`")
+    assert "'projection.timestamp.format'='yyyy/MM/dd'" in out and "useridentity struct<type:string" in out
+    code, _, err = run(capsys, "ddl", "s3://x'; DROP")
+    assert code == 2 and "not an S3 location" in err
+
+
+def test_athena_through_cli_reports_query_id(capsys, moto):
+    moto.seed([("sourceipaddress", "varchar"), ("events", "bigint"), ("first_seen", "varchar"),
+               ("last_seen", "varchar"), ("apis", "bigint"), ("errors", "bigint"), ("regions", "bigint"),
+               ("useragents", "bigint")], [["198.51.100.77", "11", "2026-10-24T02:13:31Z", "2026-10-24T02:19:17Z",
+                                            "10", "7", "2", "10"]])
+    code, out, err = run(capsys, "ips", KEY, "--athena", "--output", "s3://trailkit-results/q/", "--format", "csv")
+    assert code == 0, err
+    assert out.splitlines()[1] == "198.51.100.77,11,2026-10-24T02:13:31Z,2026-10-24T02:19:17Z,10,7,2,10"
+    assert "query id" in err and "USD" in err
+
+
+def test_every_command_has_help(capsys):
+    for command in ("usage", "window", "ips", "owner", "minted", "sql", "ddl", "sample"):
+        with pytest.raises(SystemExit) as e:
+            main([command, "--help"])
+        assert e.value.code == 0
+        assert "usage: trailkit " + command in capsys.readouterr().out

@@ -1,0 +1,52 @@
+"""Packaging and set-up promises: one dependency list, a reproducible sample, a light import."""
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from trailkit.sample import write_sample
+
+from .conftest import ROOT, SAMPLE
+
+
+def _names(requirements):
+    return {re.split(r"[<>=\[ ]", r.strip())[0].lower().replace("_", "-") for r in requirements}
+
+
+def test_environment_yml_agrees_with_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert _names(conda) - {"python", "pip"} == _names(project["dependencies"])
+    assert "-e ." in pip
+    pins = {re.split(r"[<>=\[ ]", r)[0].lower(): r.split(">=")[-1] for r in project["dependencies"]}
+    for d in conda:
+        name = re.split(r"[<>= ]", d)[0]
+        if name in pins:
+            assert d.endswith(">=" + pins[name]), d
+
+
+def _digest(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix == ".gz"}
+
+
+def test_sample_regenerates_byte_identically(tmp_path):
+    counts = write_sample(tmp_path)
+    assert _digest(tmp_path) == _digest(SAMPLE)
+    assert counts["records"] > 1000 and counts["files"] > 100
+    assert sum(p.stat().st_size for p in SAMPLE.rglob("*.gz")) < 3 * 1024 * 1024
+
+
+def test_import_is_light():
+    code = ("import sys, trailkit; bad = [m for m in ('boto3', 'pyathena', 'ipywidgets', 'duckdb', 'matplotlib') "
+            "if m in sys.modules]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
