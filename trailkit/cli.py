@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(p)
     _output_options(p)
 
+    p = sub.add_parser("report", help="write an HTML investigation report of the key (runs the notebook headless)")
+    p.add_argument("key", help="access key id")
+    _window_options(p)
+    p.add_argument("--allow", metavar="CIDRS", help="expected networks (comma-separated): other IPs are flagged")
+    p.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write, e.g. report.html")
+    p.add_argument("--with-code", action="store_true", help="keep the notebook's code cells in the report")
+    _engine_options(p)
+
     p = sub.add_parser("ddl", help="print the CREATE TABLE statement for CloudTrail logs in Athena")
     p.add_argument("location", help="s3://BUCKET/AWSLogs/ACCOUNT/CloudTrail/REGION")
     p.add_argument("--database", default="default")
@@ -107,15 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _athena_settings(args) -> dict:
+    return {"database": args.database, "table": args.table, "workgroup": args.workgroup,
+            "output_location": args.output, "region": args.region, "profile": args.profile,
+            "partition_column": args.partition_column}
+
+
+def _trail_settings_check(args) -> None:
+    if not args.athena and any(_athena_settings(args).values()):
+        raise InvalidInput("Athena options were given without --athena; add --athena, or drop them to query local files")
+
+
 def _trail(args):
     from .investigate import Trail
 
+    _trail_settings_check(args)
     if args.athena:
-        return Trail.athena(database=args.database, table=args.table, workgroup=args.workgroup,
-                            output_location=args.output, region=args.region, profile=args.profile,
-                            partition_column=args.partition_column)
-    if any(getattr(args, n) for n in ("database", "table", "workgroup", "output", "region", "profile", "partition_column")):
-        raise InvalidInput("Athena options were given without --athena; add --athena, or drop them to query local files")
+        return Trail.athena(**_athena_settings(args))
     return Trail.local(args.logs)
 
 
@@ -188,6 +204,16 @@ def _run(args) -> int:
 
         counts = write_sample(args.out)
         print(f"wrote {counts['records']} records in {counts['files']} files under {args.out}")
+        return 0
+    if args.command == "report":
+        from .report import write_report
+
+        _trail_settings_check(args)
+        athena = {k: v for k, v in _athena_settings(args).items() if v} if args.athena else None
+        out = write_report(args.key, args.out, start=args.start, end=args.end,
+                           engine="athena" if args.athena else "local", logs=args.logs, athena=athena,
+                           allowed=args.allow, with_code=args.with_code)
+        print(f"wrote {out}")
         return 0
     request = _request(args)  # validate input before touching any engine
     with _trail(args) as trail:

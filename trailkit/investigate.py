@@ -98,7 +98,8 @@ def _strip_literals(sql: str) -> str:
 
 def classify_ips(ips: pd.DataFrame, allowed=None) -> pd.DataFrame:
     """Add ``category`` to a distinct-IP frame: ``allowed`` (inside the allowlist), ``aws service`` (a service
-    name or ``AWS Internal`` instead of an address), or ``unexpected``."""
+    name or ``AWS Internal`` instead of an address), or ``unexpected``; with no allowlist at all, addresses are
+    ``unchecked`` rather than called unexpected."""
     nets = networks(allowed)
 
     def category(value) -> str:
@@ -106,6 +107,8 @@ def classify_ips(ips: pd.DataFrame, allowed=None) -> pd.DataFrame:
             address = ipaddress.ip_address(str(value))
         except ValueError:
             return "aws service"
+        if not nets:
+            return "unchecked"
         return "allowed" if any(address in net for net in nets) else "unexpected"
 
     out = ips.copy()

@@ -1,0 +1,223 @@
+"""One investigation of one key: the questions asked together, and their sections for a notebook or report.
+
+``investigate()`` is what the notebook, the widget panel and ``trailkit report`` all call; ``sections()`` turns
+its answers into displayable pieces (HTML tables and matplotlib figures) in the order a responder reads them.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from . import __version__
+from .engines.base import QueryStats
+from .inputs import Window, iso
+from .investigate import Trail, classify_ips, key_question_request, key_usage_request
+
+RAW_ROWS = 500
+
+
+@dataclass
+class Findings:
+    """The answers about one key in one window."""
+
+    key: str
+    window: Window
+    source: str
+    allowed: str | None
+    events: pd.DataFrame
+    ips: pd.DataFrame
+    owner: pd.DataFrame
+    minted: pd.DataFrame
+    sql: dict = field(default_factory=dict)  # question -> exact SQL run
+    stats: list[QueryStats] = field(default_factory=list)
+    generated: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def unexpected(self) -> list[str]:
+        return list(self.ips.loc[self.ips["category"] == "unexpected", "sourceipaddress"])
+
+    def summary(self) -> dict:
+        ev = self.events
+        return {
+            "access key": self.key,
+            "window (UTC)": self.window.describe(),
+            "data source": self.source,
+            "owner (ARN seen)": ", ".join(self.owner["principalarn"].dropna().unique()) or "—",
+            "first seen (UTC)": iso(ev["eventtime"].min()) if len(ev) else "—",
+            "last seen (UTC)": iso(ev["eventtime"].max()) if len(ev) else "—",
+            "events": len(ev),
+            "distinct source IPs": len(self.ips),
+            "unexpected IPs": (", ".join(self.unexpected) or "none") if self.allowed else "no allowlist given",
+            "errors": int(ev["errorcode"].notna().sum()),
+            "temporary keys minted": ", ".join(self.minted["mintedkeyid"].dropna()) or "none",
+        }
+
+    @property
+    def scanned(self) -> str | None:
+        athena = [s for s in self.stats if s.bytes_scanned is not None]
+        if not athena:
+            return None
+        total = sum(s.bytes_scanned for s in athena)
+        cost = sum(s.cost_usd or 0 for s in athena)
+        return f"{len(athena)} Athena queries, {total / 1024 ** 2:.1f} MB scanned, about USD {cost:.4f}"
+
+
+def investigate(trail: Trail, key: str, start=None, end=None, allowed=None, fragment: bool = False,
+                progress=None) -> Findings:
+    """Ask everything about ``key``: its events, source IPs (classified by ``allowed``), owner and minted keys.
+
+    Args:
+        progress: optional callable receiving a short status line before each question.
+
+    Example:
+        >>> findings = investigate(Trail.local("data/sample"), "AKIA3PARTNERSYNC0001",
+        ...                        allowed="203.0.113.0/24")  # doctest: +SKIP
+    """
+    say = progress or (lambda text: None)
+    requests = {
+        "key usage": key_usage_request(key, start, end, fragment=fragment),
+        "distinct IPs": key_question_request("distinct_ips", key, start, end, fragment),
+        "key owner": key_question_request("key_owner", key, start, end, fragment),
+        "minted keys": key_question_request("minted_keys", key, start, end, fragment),
+    }
+    answers, sql, stats = {}, {}, []
+    for i, (name, request) in enumerate(requests.items(), 1):
+        say(f"{i}/{len(requests)} {name}…")
+        sql[name] = trail.explain(request)
+        answers[name] = trail.ask(request)
+        if trail.last is not None:
+            stats.append(trail.last)
+    say("done")
+    window = requests["key usage"].hints.window
+    return Findings(
+        key=key.strip() if not fragment else key_usage_request(key, fragment=True).params["key_pattern"],
+        window=window, source=trail.engine.describe(), allowed=allowed or None,
+        events=answers["key usage"], ips=classify_ips(answers["distinct IPs"], allowed),
+        owner=answers["key owner"], minted=answers["minted keys"], sql=sql, stats=stats,
+    )
+
+
+# ------------------------------------------------------------------ rendering
+
+CSS = """<style>
+.tk-summary {border-collapse: collapse; margin: 0 !important}
+.tk-summary td, .tk-summary th {padding: 2px 10px !important; text-align: left !important; vertical-align: top}
+.tk-summary th {white-space: nowrap; width: 14em}
+.tk-table {border-collapse: collapse; font-size: 12px}
+.tk-table td, .tk-table th {border-bottom: 1px solid #ddd; padding: 2px 8px; text-align: left !important; white-space: nowrap}
+.tk-unexpected {color: #B03000; font-weight: bold}
+.tk-sql {background: #f6f6f6; padding: 8px; font-size: 12px; overflow-x: auto}
+</style>"""
+
+
+def table_html(df: pd.DataFrame, max_rows: int | None = None) -> str:
+    """An escaped HTML table (CloudTrail fields are attacker-controlled: user agents, request parameters)."""
+    shown = df.head(max_rows) if max_rows else df
+    out = shown.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = out[col].dt.strftime("%Y-%m-%d %H:%M:%S")
+    text = out.to_html(index=False, escape=True, na_rep="", classes="tk-table", border=0)
+    if max_rows and len(df) > max_rows:
+        text += f"<p>First {max_rows} of {len(df):,} rows; the full frame is <code>findings.events</code>.</p>"
+    return text
+
+
+def summary_html(f: Findings) -> str:
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td{' class=tk-unexpected' if k == 'unexpected IPs' and f.unexpected else ''}>"
+        f"{html.escape(str(v))}</td></tr>" for k, v in f.summary().items())
+    return CSS + f"<table class='tk-summary'>{rows}</table>"
+
+
+def about_html(f: Findings) -> str:
+    parts = [
+        ("data source", f.source),
+        ("window (UTC)", f.window.describe()),
+        ("generated (UTC)", iso(f.generated)),
+        ("trailkit version", __version__),
+    ]
+    if f.allowed:
+        parts.append(("allowlist", f.allowed))
+    if f.scanned:
+        parts.append(("Athena", f.scanned))
+        parts += [(f"query id ({s.rows} rows)", s.query_id or "") for s in f.stats]
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in parts)
+    sql = "".join(f"<h4>{html.escape(name)}</h4><pre class='tk-sql'>{html.escape(text)}</pre>"
+                  for name, text in f.sql.items())
+    return CSS + f"<table class='tk-summary'>{rows}</table>{sql}"
+
+
+def ip_table(f: Findings) -> pd.DataFrame:
+    return f.ips[["sourceipaddress", "category", "events", "first_seen", "last_seen", "apis", "errors"]]
+
+
+def api_table(f: Findings) -> pd.DataFrame:
+    ev = f.events
+    if ev.empty:
+        return pd.DataFrame({"eventsource": [], "eventname": [], "calls": [], "errors": [], "last_called": []})
+    grouped = ev.assign(failed=ev["errorcode"].notna()).groupby(["eventsource", "eventname"])
+    return grouped.agg(calls=("eventid", "size"), errors=("failed", "sum"), last_called=("eventtime", "max")) \
+        .reset_index().sort_values(["calls", "eventname"], ascending=[False, True])
+
+
+def _over_time(f: Findings) -> list:
+    from . import plots
+
+    ax = plots.usage_over_time(f.events, start=f.window.start, end=f.window.end, unexpected=f.unexpected)
+    return [ax.figure]
+
+
+def _by_ip(f: Findings) -> list:
+    from . import plots
+
+    return [plots.usage_by_ip(f.ips).figure, table_html(ip_table(f))]
+
+
+def _per_api(f: Findings) -> list:
+    from . import plots
+
+    return [plots.api_breakdown(f.events).figure, table_html(api_table(f), 50)]
+
+
+RAW_COLUMNS = ["eventtime", "eventsource", "eventname", "awsregion", "sourceipaddress", "errorcode", "useragent",
+               "accesskeyid", "eventid"]
+
+#: section title -> what it shows (HTML strings and matplotlib Figures), in reading order
+SECTIONS = {
+    "Summary": lambda f: [summary_html(f)],
+    "Usage over time": _over_time,
+    "Usage by IP": _by_ip,
+    "Per-API breakdown": _per_api,
+    "Temporary keys minted": lambda f: [table_html(f.minted) if len(f.minted) else "<p>None.</p>"],
+    "Raw events (newest first)": lambda f: [table_html(f.events[RAW_COLUMNS], RAW_ROWS)],
+    "About this analysis": lambda f: [about_html(f)],
+}
+
+
+def displayable(item):
+    """An IPython display object for a section item: HTML stays HTML, a Figure becomes a PNG (and is closed),
+    so outputs are static and an exported report needs no JavaScript."""
+    import io
+
+    from IPython.display import HTML, Image
+
+    if isinstance(item, str):
+        return HTML(item)
+    buf = io.BytesIO()
+    item.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(item)
+    return Image(data=buf.getvalue(), format="png")
+
+
+def show(f: Findings, title: str) -> None:
+    """Display one section in a notebook (static outputs: PNG charts, HTML tables)."""
+    from IPython.display import display
+
+    for item in SECTIONS[title](f):
+        display(displayable(item))

@@ -1,0 +1,174 @@
+"""matplotlib charts of a key's story. Each takes a DataFrame (and optionally an ``ax``) and returns the Axes.
+
+Times are UTC on every axis. Charts stay legible with one IP or fifty, one hour or ninety days, and with no
+events at all (an empty chart that says so).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+
+# Okabe-Ito colours: they survive common colour blindness.
+OTHER = "#B0B0B0"
+CATEGORY_COLORS = {"allowed": "#009E73", "unexpected": "#D55E00", "aws service": "#7F7F7F", "unchecked": "#0072B2",
+                   None: "#0072B2"}
+_BUCKETS = (  # (longest span, bucket, label)
+    (timedelta(hours=3), "5min", "5 minutes"),
+    (timedelta(days=2), "1h", "hour"),
+    (timedelta(days=14), "6h", "6 hours"),
+    (timedelta(days=120), "1D", "day"),
+    (None, "7D", "week"),
+)
+
+
+def _plt():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "agg") \
+            and "inline" not in matplotlib.get_backend():
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _axes(ax, size=(10, 4)):
+    if ax is not None:
+        return ax
+    fig, ax = _plt().subplots(figsize=size, layout="constrained")
+    return ax
+
+
+def _empty(ax, title: str, what: str = "No events in this window"):
+    ax.set_title(title)
+    ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, fontsize=12, color="#555555")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def choose_bucket(start: pd.Timestamp, end: pd.Timestamp) -> tuple[str, str]:
+    """A pandas frequency and its label for a time span: 5 minutes up to 3 h, hourly up to 2 days, ..."""
+    span = end - start
+    for longest, freq, label in _BUCKETS:
+        if longest is None or span <= longest:
+            return freq, label
+    raise AssertionError("unreachable")
+
+
+# IPs outside the allowlist get warm colours, the others cool ones, so the two charts tell the same story.
+WARM = ("#D55E00", "#CC79A7", "#E69F00", "#F0E442")
+COOL = ("#0072B2", "#56B4E9", "#009E73", "#004D80")
+
+
+def _ip_colors(names, unexpected: set) -> dict:
+    warm, cool = iter(WARM * 4), iter(COOL * 4)
+    return {n: OTHER if n == "other" else next(warm) if n in unexpected else next(cool) for n in names}
+
+
+def usage_over_time(events: pd.DataFrame, ax=None, *, top: int = 5, start=None, end=None, unexpected=()):
+    """Events per time bucket, stacked by source IP (the ``top`` busiest, the rest as "other"); errors marked.
+
+    Args:
+        events: a key_usage / time_window frame (``eventtime``, ``sourceipaddress``, ``errorcode``).
+        start, end: the window, to size buckets and the axis when the events do not span it.
+        unexpected: source IPs to draw in warm colours (outside the allowlist); they are always shown by name.
+    """
+    import matplotlib.dates as mdates
+
+    ax = _axes(ax)
+    title = "Events over time by source IP (UTC)"
+    if events.empty:
+        return _empty(ax, title)
+    times = events["eventtime"]
+    lo = pd.Timestamp(start) if start is not None else times.min()
+    hi = pd.Timestamp(end) if end is not None else times.max()
+    freq, label = choose_bucket(lo, max(hi, lo + pd.Timedelta(minutes=1)))
+    unexpected = set(unexpected)
+    # Unexpected IPs first, so a handful of calls from a strange address is never folded into "other".
+    ranked = events["sourceipaddress"].value_counts().index
+    busiest = sorted(ranked, key=lambda ip: ip not in unexpected)[:top]
+    ip = events["sourceipaddress"].where(events["sourceipaddress"].isin(busiest), "other").fillna("other")
+    buckets = times.dt.floor(freq).dt.tz_localize(None)
+    counts = pd.crosstab(buckets, ip)
+    order = [c for c in busiest if c in counts.columns] + (["other"] if "other" in counts.columns else [])
+    counts = counts[order]
+    width = pd.Timedelta(freq) / pd.Timedelta(days=1) * 0.9
+    bottom = pd.Series(0, index=counts.index)
+    colors = _ip_colors(counts.columns, unexpected)
+    for col in counts.columns:
+        color = colors[col]
+        ax.bar(mdates.date2num(counts.index.to_pydatetime()), counts[col], width=width, bottom=bottom,
+               color=color, label=str(col), align="edge", edgecolor="none")
+        bottom = bottom + counts[col]
+    errors = events.loc[events["errorcode"].notna()]
+    if not errors.empty:
+        err = errors["eventtime"].dt.floor(freq).dt.tz_localize(None).value_counts().sort_index()
+        ax.plot(mdates.date2num(err.index.to_pydatetime()) + width / 2, err.values, linestyle="none", marker="x",
+                color="black", markersize=7, label=f"errors ({len(errors)})")
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=9)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_xlim(mdates.date2num(lo.tz_localize(None) if lo.tzinfo else lo) - width * 0.2,
+                mdates.date2num((hi.tz_localize(None) if hi.tzinfo else hi)) + width * 1.2)
+    ax.set_title(title)
+    ax.set_ylabel(f"events per {label}")
+    ax.set_xlabel("time (UTC)")
+    ax.legend(title="source IP", fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    return ax
+
+
+def usage_by_ip(ips: pd.DataFrame, ax=None, *, top: int = 25):
+    """Horizontal bars: events per source IP, labelled with first and last seen; coloured by ``category``
+    (allowed / unexpected / aws service) when the frame has one."""
+    n = min(len(ips), top)
+    ax = _axes(ax, size=(10, max(2.2, 0.45 * n + 1.2)))
+    title = "Events per source IP"
+    if ips.empty:
+        return _empty(ax, title)
+    shown = ips.sort_values(["events", "sourceipaddress"], ascending=[False, True]).head(top).iloc[::-1]
+    cats = shown["category"] if "category" in shown.columns else pd.Series([None] * len(shown), index=shown.index)
+    colors = [CATEGORY_COLORS.get(c, CATEGORY_COLORS[None]) for c in cats]
+    y = range(len(shown))
+    ax.barh(list(y), shown["events"].astype(int), color=colors)
+    ax.set_yticks(list(y), [str(v) for v in shown["sourceipaddress"]], fontsize=9)
+    peak = int(shown["events"].max())
+    for i, row in zip(y, shown.itertuples()):
+        seen = f"{row.first_seen:%Y-%m-%d %H:%M} → {row.last_seen:%Y-%m-%d %H:%M} UTC"
+        ax.text(int(row.events) + peak * 0.01, i, f"{int(row.events):,}  ({seen})", va="center", fontsize=8)
+    ax.set_xlim(0, peak * 1.9)
+    ax.set_xlabel("events")
+    more = len(ips) - len(shown)
+    ax.set_title(title + (f" (top {len(shown)} of {len(ips)})" if more else ""))
+    if "category" in ips.columns:
+        from matplotlib.patches import Patch
+
+        present = [c for c in ("unexpected", "allowed", "aws service", "unchecked") if c in set(ips["category"])]
+        ax.legend(handles=[Patch(color=CATEGORY_COLORS[c], label=c) for c in present], fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def api_breakdown(events: pd.DataFrame, ax=None, *, top: int = 15):
+    """Horizontal bars: calls per API (service:action), the failed part in red."""
+    ax = _axes(ax, size=(10, max(2.2, 0.35 * min(top, max(1, events["eventname"].nunique() if not events.empty else 1)) + 1.2)))
+    title = "Calls per API"
+    if events.empty:
+        return _empty(ax, title)
+    api = events["eventsource"].str.replace(".amazonaws.com", "", regex=False) + ":" + events["eventname"]
+    frame = pd.DataFrame({"api": api, "failed": events["errorcode"].notna()})
+    table = frame.groupby("api")["failed"].agg(total="size", failed="sum").sort_values(
+        ["total", "failed"], ascending=False)
+    shown = table.head(top).iloc[::-1]
+    y = list(range(len(shown)))
+    ok = shown["total"] - shown["failed"]
+    ax.barh(y, ok, color="#0072B2", label="succeeded")
+    ax.barh(y, shown["failed"], left=ok, color="#D55E00", label="failed")
+    ax.set_yticks(y, list(shown.index), fontsize=9)
+    ax.set_xlabel("calls")
+    ax.set_title(title + (f" (top {len(shown)} of {len(table)})" if len(table) > top else ""))
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    return ax

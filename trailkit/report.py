@@ -1,0 +1,80 @@
+"""Reports: papermill runs the investigation notebook headless, nbconvert writes one self-contained HTML file.
+
+Every chart is an embedded PNG and every table static HTML, so the report renders offline with no widget
+JavaScript; code cells are hidden unless asked for.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import InvalidInput, QueryFailed, TrailkitError, require
+from .inputs import networks
+from .investigate import key_usage_request
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK = NOTEBOOKS / "investigate_access_key.ipynb"
+
+
+def write_report(key: str, out: str | os.PathLike, *, start=None, end=None, engine: str = "local",
+                 logs: str | os.PathLike | None = None, athena: dict | None = None, allowed: str | None = None,
+                 fragment: bool = False, with_code: bool = False, kernel: str = "python3") -> Path:
+    """Run ``notebooks/investigate_access_key.ipynb`` for ``key`` and write it as HTML to ``out``.
+
+    Example:
+        >>> write_report("AKIA3PARTNERSYNC0001", "report.html", logs="data/sample",
+        ...              allowed="203.0.113.0/24")  # doctest: +SKIP
+    """
+    key_usage_request(key, start, end, fragment=fragment)  # bad input fails here, in one line, not in a kernel
+    networks(allowed)
+    if fragment:
+        raise InvalidInput("a report is about one whole key; find it first with: trailkit usage FRAGMENT --fragment")
+    if not NOTEBOOK.exists():
+        raise TrailkitError(f"the report notebook is missing at {NOTEBOOK}; run trailkit from a clone of the project")
+    if engine == "local":
+        logs = Path(logs or os.environ.get("TRAILKIT_LOGS") or "data/sample").resolve()
+        from .engines.local import LocalEngine
+
+        LocalEngine(logs)  # a missing or empty folder is an input error, said before the kernel starts
+    papermill = require("papermill")
+    nbformat = require("nbformat")
+    params = {"key": key.strip(), "start": _text(start), "end": _text(end), "engine": engine,
+              "logs": str(logs) if logs else "", "athena": athena or {}, "allowed": allowed or ""}
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        executed = Path(tmp) / "executed.ipynb"
+        try:
+            papermill.execute_notebook(str(NOTEBOOK), str(executed), parameters=params, cwd=str(NOTEBOOKS),
+                                       kernel_name=kernel, progress_bar=False, log_output=False)
+        except papermill.PapermillExecutionError as e:
+            raise QueryFailed(f"the report notebook failed: {e.ename}: {e.evalue}", engine=engine, sql="") from e
+        nb = nbformat.read(executed, as_version=4)
+    html = export_html(nb, with_code=with_code)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    return out
+
+
+def _text(value):
+    return None if value in (None, "") else str(value)
+
+
+def export_html(nb, *, with_code: bool = False) -> str:
+    """HTML with charts embedded, the interactive panel and (by default) code removed, no remote scripts."""
+    nbconvert = require("nbconvert")
+    from traitlets.config import Config
+
+    nb.metadata.pop("widgets", None)  # widget state would pull the widget manager from a CDN
+    config = Config()
+    config.TagRemovePreprocessor.enabled = True
+    config.TagRemovePreprocessor.remove_cell_tags = {"panel"}
+    config.TagRemovePreprocessor.remove_input_tags = {"parameters", "injected-parameters"}
+    exporter = nbconvert.HTMLExporter(config=config, template_name="trailkit_report",
+                                      extra_template_basedirs=[str(Path(__file__).parent / "templates")])
+    exporter.exclude_input = not with_code
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    exporter.embed_images = True
+    body, _ = exporter.from_notebook_node(nb)
+    return body

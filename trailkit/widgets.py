@@ -1,0 +1,111 @@
+"""The investigation panel: collects values, calls the same API as the CLI, shows the answer in place."""
+from __future__ import annotations
+
+import html
+from datetime import date
+
+from .errors import TrailkitError, require
+
+ATHENA_FIELDS = ("database", "table", "workgroup", "output_location", "region", "profile", "partition_column")
+
+
+def _as_date(value):
+    if value in (None, ""):
+        return None
+    if isinstance(value, date):
+        return value
+    from .inputs import instant
+
+    return instant(value).date()
+
+
+class InvestigationPanel:
+    """ipywidgets panel: engine and its settings, key, start/end dates, allowlist, an Investigate button,
+    a status line (progress; on Athena, data scanned and cost) and an output area with every section.
+
+    Example:
+        >>> InvestigationPanel(key="AKIA3PARTNERSYNC0001", logs="../data/sample")  # doctest: +SKIP
+    """
+
+    def __init__(self, key: str = "", start=None, end=None, engine: str = "local", logs: str = "data/sample",
+                 athena: dict | None = None, allowed: str = ""):
+        w = require("ipywidgets")
+        athena = athena or {}
+        style = {"description_width": "110px"}
+        layout = w.Layout(width="520px")
+        self.engine = w.ToggleButtons(options=[("Local files", "local"), ("Athena", "athena")], value=engine,
+                                      description="Engine", style=style)
+        self.logs = w.Text(value=str(logs or ""), description="Log folder", style=style, layout=layout)
+        self.athena = {name: w.Text(value=str(athena.get(name) or ""), description=name.replace("_", " "),
+                                    style=style, layout=layout) for name in ATHENA_FIELDS}
+        self.key = w.Text(value=key, description="Access key", placeholder="AKIA... or ASIA...", style=style, layout=layout)
+        self.start = w.DatePicker(value=_as_date(start), description="Start (UTC)", style=style)
+        self.end = w.DatePicker(value=_as_date(end), description="End (UTC, incl.)", style=style)
+        self.allowed = w.Text(value=allowed or "", description="Allowed CIDRs", placeholder="203.0.113.0/24, ...",
+                              style=style, layout=layout)
+        self.button = w.Button(description="Investigate", button_style="primary", icon="search")
+        self.status = w.HTML(value="")
+        self.out = w.Output()
+        self._athena_box = w.VBox(list(self.athena.values()))
+        self._local_box = w.VBox([self.logs])
+        self.engine.observe(lambda change: self._show_engine(), names="value")
+        self.button.on_click(lambda _: self.investigate())
+        self._show_engine()
+        self.widget = w.VBox([
+            self.engine, self._local_box, self._athena_box, self.key, w.HBox([self.start, self.end]),
+            self.allowed, w.HBox([self.button, self.status]), self.out,
+        ])
+        self.findings = None
+
+    def _show_engine(self):
+        athena = self.engine.value == "athena"
+        self._athena_box.layout.display = None if athena else "none"
+        self._local_box.layout.display = "none" if athena else None
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _say(self, text: str, error: bool = False):
+        color = "#B03000" if error else "#333"
+        self.status.value = f"<span style='color:{color}'>{html.escape(text)}</span>"
+
+    def _trail(self):
+        from .investigate import Trail
+
+        if self.engine.value == "athena":
+            return Trail.athena(**{k: (v.value.strip() or None) for k, v in self.athena.items()})
+        return Trail.local(self.logs.value.strip() or None)
+
+    def investigate(self):
+        """What the button does: validate, ask, render every section into the output area."""
+        from .findings import SECTIONS, displayable, investigate
+
+        self.out.outputs = ()  # clear_output() needs a kernel; this works everywhere
+        self.button.disabled = True
+        try:
+            with self._trail() as trail:
+                findings = investigate(trail, self.key.value, self.start.value, self.end.value,
+                                       self.allowed.value.strip() or None,
+                                       progress=lambda text: self._say(f"Investigating: {text}"))
+        except TrailkitError as e:
+            self._say(str(e), error=True)
+            self.out.append_display_data(_html(f"<p style='color:#B03000'><b>Cannot investigate:</b> {html.escape(str(e))}</p>"))
+            return None
+        finally:
+            self.button.disabled = False
+        self.findings = findings
+        for title, build in SECTIONS.items():
+            self.out.append_display_data(_html(f"<h3>{html.escape(title)}</h3>"))
+            for item in build(findings):
+                self.out.append_display_data(displayable(item))
+        done = f"{len(findings.events):,} events from {len(findings.ips)} IPs"
+        self._say(done + (f"; {findings.scanned}" if findings.scanned else ""))
+        return findings
+
+
+def _html(text: str):
+    from IPython.display import HTML
+
+    return HTML(text)
