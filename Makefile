@@ -6,7 +6,7 @@ KEY := AKIA3PARTNERSYNC0001
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test sample clean
+.PHONY: demo test sample lab clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ demo: $(STAMP)
 	@$(BIN)/trailkit window --start 2026-10-24T02:00:00Z --end 2026-10-24T03:00:00Z --logs data/sample
 	@echo; echo "== temporary keys minted with $(KEY)"
 	@$(BIN)/trailkit minted $(KEY) --logs data/sample
+	@echo; echo "== report (the investigation notebook, run headless)"
+	@$(BIN)/trailkit report $(KEY) --logs data/sample --allow 203.0.113.0/24 --out reports/sample-report.html
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/investigate_access_key.ipynb
 
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
@@ -39,4 +44,4 @@ sample: $(STAMP)
 	$(BIN)/trailkit sample --out data/sample
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info reports tests/artifacts

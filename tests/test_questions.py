@@ -184,6 +184,8 @@ def test_escape_hatch_binds_parameters(sample_trail, sample, records):
         if r["awsRegion"] == "eu-west-1":
             want[r["eventName"]] += 1
     assert dict(zip(df["eventname"], df["n"])) == want
+    counted = sample_trail.sql("SELECT count_if(errorcode IS NOT NULL) AS errors, sum(1) AS n FROM cloudtrail")
+    assert str(counted["errors"].dtype) == "Int64" and str(counted["n"].dtype) == "Int64"
 
 
 def test_schema_shapes_match_athena(sample_trail):

@@ -33,8 +33,10 @@ class Request:
         return self.query.name
 
 
-def _key_params(key: str | None, fragment: bool) -> tuple[dict, str | None]:
-    if key in (None, ""):
+def _key_params(key: str | None, fragment: bool, required: bool = True) -> tuple[dict, str | None]:
+    if key is None or not str(key).strip():
+        if required:
+            raise InvalidInput("no access key given; enter one such as AKIAIOSFODNN7EXAMPLE")
         return {}, None
     if fragment:
         return {"key_pattern": key_fragment(key)}, None
@@ -49,8 +51,8 @@ def _window_params(window: Window) -> dict:
     }
 
 
-def _request(name: str, key, fragment: bool, window: Window, **extra) -> Request:
-    key_params, exact = _key_params(key, fragment)
+def _request(name: str, key, fragment: bool, window: Window, key_required: bool = True, **extra) -> Request:
+    key_params, exact = _key_params(key, fragment, key_required)
     params = {**key_params, **_window_params(window), **extra}
     return Request(queries.get(name), params, ScanHints(window, exact))
 
@@ -64,7 +66,7 @@ def time_window_request(start, end, key: str | None = None, limit: int | None = 
                         fragment: bool = False) -> Request:
     if start in (None, "") or end in (None, ""):
         raise InvalidInput("a time window needs both --start and --end (ISO 8601 such as 2023-08-26T20:50:00Z, or 24h)")
-    return _request("time_window", key, fragment, Window.parse(start, end),
+    return _request("time_window", key, fragment, Window.parse(start, end), key_required=False,
                     limit=positive_int(limit) if limit is not None else None)
 
 

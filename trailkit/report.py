@@ -46,7 +46,8 @@ def write_report(key: str, out: str | os.PathLike, *, start=None, end=None, engi
         executed = Path(tmp) / "executed.ipynb"
         try:
             papermill.execute_notebook(str(NOTEBOOK), str(executed), parameters=params, cwd=str(NOTEBOOKS),
-                                       kernel_name=kernel, progress_bar=False, log_output=False)
+                                       kernel_name=kernel, progress_bar=False, log_output=False,
+                                       config=_kernel_config())
         except papermill.PapermillExecutionError as e:
             raise QueryFailed(f"the report notebook failed: {e.ename}: {e.evalue}", engine=engine, sql="") from e
         nb = nbformat.read(executed, as_version=4)
@@ -54,6 +55,13 @@ def write_report(key: str, out: str | os.PathLike, *, start=None, end=None, engi
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     return out
+
+
+def _kernel_config():
+    # The kernel talks to us over local sockets rather than TCP: nothing listens on the network.
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc"}})
 
 
 def _text(value):

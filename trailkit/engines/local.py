@@ -193,7 +193,9 @@ class LocalEngine(Engine):
             files = self.files(hints)
             self._bind_view(files)
             try:
-                df = self.con.execute(duck_sql, params).df()
+                result = self.con.execute(duck_sql, params)
+                huge = [d[0] for d in result.description if str(d[1]) in ("HUGEINT", "UHUGEINT")]
+                df = result.df()
                 break
             except Exception as e:  # duckdb.Error; the module is imported lazily
                 bad = self._unreadable(files) if files else []
@@ -203,6 +205,9 @@ class LocalEngine(Engine):
                 for path, reason in bad:
                     self.skipped.append(path)
                     warnings.warn(f"skipped unreadable file {path}: {reason}", SkippedFile, stacklevel=2)
+        # count_if and sum are HUGEINT in DuckDB, which pandas receives as float: counts stay whole numbers.
+        for col in huge:
+            df[col] = df[col].astype("Int64")
         self._record(QueryStats(self.name, duck_sql, dict(params), time.perf_counter() - started, len(df),
                                 files=len(files)))
         return df

@@ -1,0 +1,92 @@
+"""Both notebooks executed headless (papermill), and the HTML reports made from them."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import nbformat
+import papermill
+import pytest
+
+from trailkit.report import NOTEBOOKS, write_report
+
+from .conftest import INVICTUS
+
+KEY = "AKIA3PARTNERSYNC0001"
+
+
+def execute(name, tmp_path, **params):
+    out = tmp_path / name
+    papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=params, cwd=str(NOTEBOOKS),
+                               progress_bar=False, kernel_name="python3")
+    return nbformat.read(out, as_version=4)
+
+
+def outputs(nb, mime):
+    return [o["data"][mime] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if "data" in o and mime in o["data"]]
+
+
+def errors(nb):
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o["output_type"] == "error"]
+
+
+def test_notebooks_are_committed_without_outputs():
+    for path in NOTEBOOKS.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path
+        assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), path
+
+
+def test_investigation_notebook_on_the_sample(tmp_path, sample):
+    nb = execute("investigate_access_key.ipynb", tmp_path, logs=str(sample), allowed="203.0.113.0/24")
+    assert not errors(nb)
+    html = "".join(outputs(nb, "text/html"))
+    assert "198.51.100.77" in html and "ASIA3OPSADMINTMP0001" in html
+    assert len(outputs(nb, "image/png")) == 3  # over time, by IP, per API: static PNGs
+
+
+def test_explore_notebook_on_the_sample(tmp_path, sample):
+    nb = execute("explore.ipynb", tmp_path, logs=str(sample))
+    assert not errors(nb)
+    text = "".join(outputs(nb, "text/plain")) + "".join(outputs(nb, "text/html"))
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert KEY in text and "AccessDenied" in text and "198.51.100.77" in text
+    assert "from_iso8601_timestamp" in printed or "TIMESTAMPTZ" in printed  # trail.last_sql
+
+
+def test_report_on_real_logs_has_the_numbers_and_both_charts(tmp_path, invictus):
+    out = write_report("AKIATFQR7NSC8Q4X20BJ", tmp_path / "report.html", logs=invictus)
+    html = out.read_text()
+    assert "<td>192.168.10.20</td>" in html and "<td>2104</td>" in html
+    assert "2023-07-10T11:54:33Z" in html and "2023-07-10T12:29:09Z" in html
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 3
+    assert not re.search(r'<script[^>]+src="https?:', html) and not re.search(r'<link[^>]+href="https?:', html)
+    # it states its source, window, time, version and the SQL of each question; code hidden by default
+    for needle in ("data source", "window (UTC)", "generated (UTC)", "trailkit version", "useridentity.accesskeyid"):
+        assert needle in html
+    assert not re.search(r"class=\"[^\"]*jp-InputArea-editor", html) and "InvestigationPanel" not in html
+
+
+def test_report_with_code_via_cli(tmp_path, sample):
+    out = tmp_path / "sub" / "r.html"
+    proc = subprocess.run([sys.executable, "-m", "trailkit", "report", KEY, "--logs", str(sample), "--out", str(out),
+                           "--start", "2026-10-24", "--end", "2026-10-24", "--allow", "203.0.113.0/24", "--with-code"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    html = out.read_text()
+    assert re.search(r"class=\"[^\"]*jp-InputArea-editor", html) and "198.51.100.77" in html
+    assert "2026-10-24T00:00:00Z to 2026-10-25T00:00:00Z" in html
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["report", "AKIA1", "--out", "x.html"], "not an access key id"),
+    (["report", KEY, "--out", "x.html", "--start", "nope"], "not a time"),
+    (["report", KEY, "--out", "x.html", "--logs", "/nonexistent"], "does not exist"),
+])
+def test_report_bad_input_fails_fast(capsys, argv, needle):
+    from trailkit.cli import main
+
+    assert main(argv) == 2
+    assert needle in capsys.readouterr().err

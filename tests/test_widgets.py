@@ -1,0 +1,82 @@
+"""The widget panel in plain pytest: set values, click, read what the output area shows."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+
+from trailkit.widgets import InvestigationPanel
+
+KEY = "AKIA3PARTNERSYNC0001"
+
+
+def html_of(panel):
+    return "".join(o["data"].get("text/html", "") for o in panel.out.outputs)
+
+
+def images_of(panel):
+    return [o["data"]["image/png"] for o in panel.out.outputs if "image/png" in o["data"]]
+
+
+def test_investigate_shows_sections_table_and_charts(sample, records):
+    panel = InvestigationPanel(logs=str(sample))
+    panel.key.value = KEY
+    panel.allowed.value = "203.0.113.0/24"
+    panel.button.click()
+    text = html_of(panel)
+    for ip in ("203.0.113.10", "203.0.113.11", "198.51.100.77"):
+        assert f"<td>{ip}</td>" in text
+    assert "<td>unexpected</td>" in text and "ASIA3OPSADMINTMP0001" in text
+    assert len(images_of(panel)) == 3
+    expected = sum(1 for r in records(sample) if (r.get("userIdentity") or {}).get("accessKeyId") == KEY)
+    assert f"{expected:,} events from 3 IPs" in panel.status.value
+    assert panel.findings is not None and len(panel.findings.events) == expected
+    assert not panel.button.disabled
+
+
+def test_dates_narrow_the_window(sample):
+    import datetime as dt
+
+    panel = InvestigationPanel(key=KEY, logs=str(sample))
+    panel.start.value = dt.date(2026, 10, 24)
+    panel.end.value = dt.date(2026, 10, 24)
+    panel.button.click()
+    days = set(panel.findings.events["eventtime"].dt.strftime("%Y-%m-%d"))
+    assert days == {"2026-10-24"}
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"key": "AKIA123"}, "is not an access key id"),
+    ({"key": "  "}, "no access key given"),
+    ({"allowed": "10.0.0.0/99"}, "CIDR"),
+    ({"logs": "/nonexistent/folder"}, "does not exist"),
+])
+def test_bad_input_shows_a_message_not_a_traceback(sample, change, needle):
+    panel = InvestigationPanel(key=KEY, logs=str(sample))
+    for name, value in change.items():
+        getattr(panel, name).value = value
+    panel.button.click()
+    assert needle in panel.status.value
+    assert needle in html_of(panel) and "Traceback" not in html_of(panel)
+    assert not images_of(panel)
+
+
+def test_engine_choice_switches_the_settings_shown(sample):
+    panel = InvestigationPanel(key=KEY, logs=str(sample))
+    assert panel._athena_box.layout.display == "none" and panel._local_box.layout.display is None
+    panel.engine.value = "athena"
+    assert panel._athena_box.layout.display is None and panel._local_box.layout.display == "none"
+
+
+def test_athena_from_the_panel_shows_scanned_and_cost(moto):
+    panel = InvestigationPanel(key=KEY, engine="athena",
+                               athena={"database": "security", "output_location": "s3://trailkit-results/w/"})
+    for columns in (["eventtime", "sourceipaddress", "errorcode", "eventsource", "eventname", "eventid"],
+                    ["sourceipaddress", "events", "first_seen", "last_seen"], ["principalarn"], ["mintedkeyid"]):
+        moto.seed([(c, "varchar") for c in columns], [])
+    panel.button.click()
+    assert "0 events from 0 IPs" in panel.status.value
+    assert "4 Athena queries" in panel.status.value and "USD" in panel.status.value
+    assert all('"security"."cloudtrail"' in sql for sql in moto.sent())
