@@ -109,7 +109,8 @@ CSS = """<style>
 .tk-table {border-collapse: collapse; font-size: 12px}
 .tk-table td, .tk-table th {border-bottom: 1px solid #ddd; padding: 2px 8px; text-align: left !important; white-space: nowrap}
 .tk-unexpected {color: #B03000; font-weight: bold}
-.tk-sql {background: #f6f6f6; padding: 8px; font-size: 12px; overflow-x: auto}
+.tk-sql {background: #f6f6f6 !important; padding: 8px !important; font-size: 12px;
+          font-family: ui-monospace, Menlo, Consolas, monospace !important; overflow-x: auto}
 </style>"""
 
 
@@ -120,7 +121,8 @@ def table_html(df: pd.DataFrame, max_rows: int | None = None) -> str:
     for col in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[col]):
             out[col] = out[col].dt.strftime("%Y-%m-%d %H:%M:%S")
-    text = out.to_html(index=False, escape=True, na_rep="", classes="tk-table", border=0)
+    out = out.astype("object").where(out.notna(), "")  # to_html prints pd.NA as <NA> whatever na_rep says
+    text = out.to_html(index=False, escape=True, classes="tk-table", border=0)
     if max_rows and len(df) > max_rows:
         text += f"<p>First {max_rows} of {len(df):,} rows; the full frame is <code>findings.events</code>.</p>"
     return text
