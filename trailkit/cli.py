@@ -51,42 +51,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"trailkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("usage", help="the key's events, newest first")
-    p.add_argument("key", help="access key id (AKIA... or ASIA...)")
-    _window_options(p)
-    p.add_argument("--limit", type=int, metavar="N", help="at most N events")
-    p.add_argument("--fragment", action="store_true", help="KEY is part of a key: match keys containing it")
-    _engine_options(p)
-    _output_options(p)
+    def key_command(name: str, help: str):
+        """A question about one key: KEY, a window, --fragment, the engine and output options."""
+        p = sub.add_parser(name, help=help)
+        p.add_argument("key", help="access key id (AKIA... or ASIA...)")
+        _window_options(p)
+        p.add_argument("--fragment", action="store_true", help="KEY is part of a key: match keys containing it")
+        _engine_options(p)
+        _output_options(p)
+        return p
+
+    key_command("usage", "the key's events, newest first").add_argument(
+        "--limit", type=int, metavar="N", help="at most N events")
+    key_command("ips", "the key's distinct source IPs: events, first and last seen, APIs, errors").add_argument(
+        "--allow", metavar="CIDRS",
+        help="expected networks (comma-separated); adds a category column: allowed, unexpected or aws service")
+    key_command("owner", "who the key belongs to, as CloudTrail recorded its caller")
+    key_command("minted", "temporary keys obtained from STS with the key")
 
     p = sub.add_parser("window", help="all events in a time window, oldest first")
     _window_options(p, required=True)
     p.add_argument("--key", help="only this access key's events")
     p.add_argument("--limit", type=int, metavar="N", help="at most N events")
     p.add_argument("--fragment", action="store_true", help="--key is part of a key")
-    _engine_options(p)
-    _output_options(p)
-
-    p = sub.add_parser("ips", help="the key's distinct source IPs: events, first and last seen, APIs, errors")
-    p.add_argument("key", help="access key id")
-    _window_options(p)
-    p.add_argument("--fragment", action="store_true", help="KEY is part of a key")
-    p.add_argument("--allow", metavar="CIDRS", help="expected networks (comma-separated); adds a category column: "
-                                                   "allowed, unexpected or aws service")
-    _engine_options(p)
-    _output_options(p)
-
-    p = sub.add_parser("owner", help="who the key belongs to, as CloudTrail recorded its caller")
-    p.add_argument("key", help="access key id")
-    _window_options(p)
-    p.add_argument("--fragment", action="store_true", help="KEY is part of a key")
-    _engine_options(p)
-    _output_options(p)
-
-    p = sub.add_parser("minted", help="temporary keys obtained from STS with the key")
-    p.add_argument("key", help="access key id")
-    _window_options(p)
-    p.add_argument("--fragment", action="store_true", help="KEY is part of a key")
     _engine_options(p)
     _output_options(p)
 
