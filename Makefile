@@ -6,7 +6,7 @@ KEY := AKIA3PARTNERSYNC0001
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test sample lab clean
+.PHONY: demo test bench sample lab clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ lab: $(STAMP)
 
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# Not part of `make test`: builds corpora of 0.5, 1 and 2 million records under .bench/ (reused), times every
+# approach and writes BENCHMARKS.md. Needs jq for the jq row (apt-get install jq), ~10 minutes.
+bench: $(DEV_STAMP)
+	@command -v jq >/dev/null || (apt-get install -y -qq jq >/dev/null 2>&1 || echo "jq not installed: its row is skipped")
+	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
 sample: $(STAMP)
 	$(BIN)/trailkit sample --out data/sample

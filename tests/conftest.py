@@ -36,6 +36,12 @@ def read_records(folder: Path) -> list[dict]:
     return out
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Caches go to a folder of this test run, never the user's."""
+    os.environ["TRAILKIT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def sample() -> Path:
     return SAMPLE

@@ -15,8 +15,12 @@ from trailkit.sample import write_sample
 from .conftest import ROOT, SAMPLE
 
 
+CONDA_NAMES = {"python-isal": "isal"}  # conda-forge's name -> PyPI's
+
+
 def _names(requirements):
-    return {re.split(r"[<>=\[ ]", r.strip())[0].lower().replace("_", "-") for r in requirements}
+    names = {re.split(r"[<>=\[ ]", r.strip())[0].lower().replace("_", "-") for r in requirements}
+    return {CONDA_NAMES.get(n, n) for n in names}
 
 
 def test_environment_yml_agrees_with_pyproject():
@@ -28,7 +32,7 @@ def test_environment_yml_agrees_with_pyproject():
     assert "-e ." in pip
     pins = {re.split(r"[<>=\[ ]", r)[0].lower(): r.split(">=")[-1] for r in project["dependencies"]}
     for d in conda:
-        name = re.split(r"[<>= ]", d)[0]
+        name = CONDA_NAMES.get(re.split(r"[<>= ]", d)[0], re.split(r"[<>= ]", d)[0])
         if name in pins:
             assert d.endswith(">=" + pins[name]), d
 

@@ -49,15 +49,16 @@ def as_ips(df):
     }
 
 
-@pytest.fixture(scope="module")
-def sample_trail(sample):
-    with Trail.local(sample) as trail:
+# Every question runs through the cache (filled by earlier questions of the module) and without it.
+@pytest.fixture(scope="module", params=["cached", "uncached"])
+def sample_trail(sample, request):
+    with Trail.local(sample, cache=request.param == "cached") as trail:
         yield trail
 
 
-@pytest.fixture(scope="module")
-def invictus_trail(invictus):
-    with Trail.local(invictus) as trail:
+@pytest.fixture(scope="module", params=["cached", "uncached"])
+def invictus_trail(invictus, request):
+    with Trail.local(invictus, cache=request.param == "cached") as trail:
         yield trail
 
 
@@ -123,11 +124,19 @@ def test_window_on_key_usage_and_limit(sample_trail, records, sample):
     assert len(sample_trail.key_usage(PARTNER, limit=7)) == 7
 
 
-def test_window_reads_only_the_days_it_needs(sample_trail):
-    sample_trail.key_usage(PARTNER, start="2026-10-10", end="2026-10-10")
-    one_day = sample_trail.last.files
-    sample_trail.key_usage(PARTNER)
-    assert 0 < one_day < sample_trail.last.files / 10
+@pytest.mark.parametrize("question", ["key_usage", "time_window"])
+def test_window_reads_only_the_days_it_needs(sample, question):
+    with Trail.local(sample, cache=False) as trail:
+        if question == "key_usage":
+            trail.key_usage(PARTNER, start="2026-10-10", end="2026-10-10")
+        else:
+            trail.time_window("2026-10-10", "2026-10-10")
+        one_day = trail.last.files
+        trail.key_usage(PARTNER)
+        everything = trail.last.files
+    days = {f.day for f in __import__("trailkit.engines.local", fromlist=["discover"]).discover(sample)}
+    assert one_day and everything == sum(1 for f in sample.rglob("*.json.gz") if "Digest" not in str(f))
+    assert one_day < everything * 2.5 / len(days)  # the day and the day after, not the month
 
 
 def test_events_delivered_after_midnight_are_found(tmp_path, records, sample):

@@ -18,6 +18,7 @@ FORMATS = ("table", "csv", "json")
 def _engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine (local files by default)")
     g.add_argument("--logs", metavar="DIR", help="folder of CloudTrail files (default: $TRAILKIT_LOGS or ./data/sample)")
+    g.add_argument("--no-cache", action="store_true", help="local: read the log files, bypassing the folder's cache")
     g.add_argument("--athena", action="store_true", help="query Athena instead of local files")
     g.add_argument("--database", help="Athena database (default: $TRAILKIT_DATABASE or default)")
     g.add_argument("--table", help="Athena table (default: $TRAILKIT_TABLE or cloudtrail)")
@@ -97,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", default="cloudtrail")
     p.add_argument("--not-partitioned", action="store_true", help="no partition projection (scans everything)")
 
+    p = sub.add_parser("cache", help="show or clear the local engine's cache of a log folder")
+    p.add_argument("--logs", metavar="DIR", help="the log folder (default: $TRAILKIT_LOGS or ./data/sample)")
+    p.add_argument("--clear", action="store_true", help="delete the folder's cache")
+    p.add_argument("--all", action="store_true", help="with --clear: delete every trailkit cache")
+
     p = sub.add_parser("sample", help="regenerate the bundled synthetic sample logs (byte-identical)")
     p.add_argument("--out", default="data/sample", help="folder to write (default: data/sample)")
     return parser
@@ -119,7 +125,7 @@ def _trail(args):
     _trail_settings_check(args)
     if args.athena:
         return Trail.athena(**_athena_settings(args))
-    return Trail.local(args.logs)
+    return Trail.local(args.logs, cache=not args.no_cache)
 
 
 def _params(pairs: list[str]) -> dict:
@@ -179,6 +185,34 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
+def _cache_command(args) -> int:
+    from .engines import cache
+    from .investigate import DEFAULT_LOGS
+
+    if args.clear and args.all:
+        removed = cache.clear(None)
+        print(f"removed {len(removed)} cache file(s) from {cache.default_dir()}")
+        return 0
+    logs = args.logs or os.environ.get("TRAILKIT_LOGS") or DEFAULT_LOGS
+    if args.clear:
+        removed = cache.clear(logs)
+        print(f"removed {len(removed)} cache file(s) of {logs}" if removed else f"no cache of {logs}")
+        return 0
+    path = cache.cache_path(logs)
+    if not path.exists():
+        print(f"no cache of {logs} yet (it would be {path}); the first question fills it")
+        return 0
+    from .engines.local import LocalEngine
+
+    with LocalEngine(logs) as engine:
+        info = engine.cache.summary(engine.con)
+    print(f"cache of {os.path.realpath(logs)}\n  file: {info['path']} ({info['bytes'] / 1024 ** 2:.1f} MB)")
+    print(f"  records of {info['record_files']} log files ({info['records']:,} records) for window questions")
+    for key, files in info["keys"].items():
+        print(f"  key {key}: {files} log files scanned")
+    return 0
+
+
 def _run(args) -> int:
     if args.command == "ddl":
         from .schema import athena_ddl
@@ -186,6 +220,8 @@ def _run(args) -> int:
         sys.stdout.write(athena_ddl(args.location, database=args.database, table=args.table,
                                     partitioned=not args.not_partitioned))
         return 0
+    if args.command == "cache":
+        return _cache_command(args)
     if args.command == "sample":
         from .sample import write_sample
 

@@ -130,11 +130,15 @@ class Trail:
         self.engine = engine
 
     @classmethod
-    def local(cls, path: str | os.PathLike | None = None) -> "Trail":
-        """The embedded engine over a folder (default ``TRAILKIT_LOGS`` or ``data/sample``)."""
+    def local(cls, path: str | os.PathLike | None = None, *, cache: bool = True) -> "Trail":
+        """The embedded engine over a folder (default ``TRAILKIT_LOGS`` or ``data/sample``).
+
+        ``cache=False`` reads the log files for every question instead of keeping what it read in the
+        folder's cache (see ``trailkit cache``).
+        """
         from .engines.local import LocalEngine
 
-        return cls(LocalEngine(path or os.environ.get("TRAILKIT_LOGS") or DEFAULT_LOGS))
+        return cls(LocalEngine(path or os.environ.get("TRAILKIT_LOGS") or DEFAULT_LOGS, cache=cache))
 
     @classmethod
     def athena(cls, **config) -> "Trail":

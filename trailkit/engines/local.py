@@ -13,7 +13,7 @@ import os
 import re
 import time
 import warnings
-from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +28,7 @@ from .base import Engine, QueryStats, ScanHints
 log = logging.getLogger(__name__)
 
 LOG_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
-_DATE_RE = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/[^/]+$")
+_DAY_DIR_RE = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})$")
 # Real delivered files can exceed DuckDB's 16 MB default object size.
 _MAX_OBJECT = 1 << 30
 
@@ -37,47 +37,44 @@ class SkippedFile(UserWarning):
     """A log file could not be read and was left out of the answer (its path is in the message)."""
 
 
-@dataclass(frozen=True)
-class LogFile:
+class LogFile(NamedTuple):
     path: str
     day: date | None  # delivery date from the path, None outside the delivered layout
     size: int
     mtime_ns: int
 
 
-def is_digest(rel: str) -> bool:
-    return "CloudTrail-Digest" in rel
-
-
 def discover(root: str | os.PathLike) -> list[LogFile]:
     """Every CloudTrail event file under ``root`` (digest files excluded), sorted by path."""
-    root = Path(root)
-    if not root.exists():
-        raise InvalidInput(f"log folder {str(root)!r} does not exist; pass --logs DIR or set TRAILKIT_LOGS")
-    if root.is_file():
-        entries = [(root, root.name)]
-    else:
-        entries = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d != "CloudTrail-Digest" and not d.startswith("."))
-            for name in filenames:
-                if name.endswith(LOG_SUFFIXES):
-                    full = os.path.join(dirpath, name)
-                    entries.append((Path(full), os.path.relpath(full, root).replace(os.sep, "/")))
-    files = []
-    for path, rel in sorted(entries, key=lambda e: e[1]):
-        if is_digest(rel):
-            continue
-        st = path.stat()
-        m = _DATE_RE.search(rel)
-        day = None
-        if m:
-            try:
-                day = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-            except ValueError:
-                day = None
-        files.append(LogFile(str(path), day, st.st_size, st.st_mtime_ns))
+    root = os.fspath(root)
+    if not os.path.exists(root):
+        raise InvalidInput(f"log folder {root!r} does not exist; pass --logs DIR or set TRAILKIT_LOGS")
+    if os.path.isfile(root):
+        st = os.stat(root)
+        return [LogFile(root, None, st.st_size, st.st_mtime_ns)]
+    files: list[LogFile] = []
+    _walk(root, "", files)
     return files
+
+
+def _walk(path: str, rel: str, out: list[LogFile]) -> None:
+    # One scandir per folder and the folder's date parsed once: a month of logs is ~10,000 files.
+    m = _DAY_DIR_RE.search(rel)
+    day = None
+    if m:
+        try:
+            day = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            day = None
+    with os.scandir(path) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        if entry.is_dir():
+            if entry.name != "CloudTrail-Digest" and not entry.name.startswith("."):
+                _walk(entry.path, f"{rel}/{entry.name}" if rel else entry.name, out)
+        elif entry.name.endswith(LOG_SUFFIXES) and "CloudTrail-Digest" not in entry.name:
+            st = entry.stat()
+            out.append(LogFile(entry.path, day, st.st_size, st.st_mtime_ns))
 
 
 def prune(files: list[LogFile], window: Window) -> list[LogFile]:
@@ -105,22 +102,28 @@ def transpile(sql: str) -> str:
     return sqlglot.transpile(sql, read="athena", write="duckdb", pretty=True)[0]
 
 
-def _records_sql(source: str) -> str:
+def _records_sql(source: str, keep: str | None = None) -> str:
+    """Records of ``source`` (rows with a ``json`` column: whole files or single records) as Athena columns.
+
+    ``keep`` names one more column of ``source`` to carry through, first (the cache keeps ``filename``).
+    """
     shape = schema.duckdb_shape().replace("'", "''")
+    carry = f"{keep}, " if keep else ""
     return (
-        "SELECT\n  " + schema.duckdb_select("r") + "\nFROM (\n"
-        "  SELECT unnest(CASE WHEN (json -> 'Records') IS NOT NULL\n"
+        f"SELECT\n  {carry}" + schema.duckdb_select("r") + "\nFROM (\n"
+        f"  SELECT {carry}unnest(CASE WHEN (json -> 'Records') IS NOT NULL\n"
         f"    THEN json_transform(json -> 'Records', '[{shape}]')\n"
         f"    ELSE [json_transform(json, '{shape}')] END) AS r\n"
         f"  FROM {source}\n)"
     )
 
 
-def _source(paths: list[str]) -> str:
+def _source(paths: list[str], filename: bool = False) -> str:
     from sqlglot import exp
 
     listing = exp.convert(list(paths)).sql(dialect="duckdb")
-    return f"read_json_objects({listing}, format='auto', maximum_object_size={_MAX_OBJECT})"
+    extra = ", filename=true" if filename else ""
+    return f"read_json_objects({listing}, format='auto', maximum_object_size={_MAX_OBJECT}{extra})"
 
 
 class LocalEngine(Engine):
@@ -134,12 +137,26 @@ class LocalEngine(Engine):
     name = "local"
     dialect = "duckdb"
 
-    def __init__(self, path: str | os.PathLike, *, threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None, cache: bool = True,
+                 cache_dir: str | os.PathLike | None = None, fast_scan: bool = True):
+        """
+        Args:
+            path: the folder (or one file) of CloudTrail logs.
+            threads: DuckDB's and the scanner's threads (default: all cores).
+            cache: keep what questions read in the folder's cache (see ``trailkit.engines.cache``).
+            cache_dir: where caches live (default ``$TRAILKIT_CACHE`` or ``~/.cache/trailkit``).
+            fast_scan: answer questions about one key by scanning for its bytes first; False reads every
+                record with DuckDB (the plain engine, kept for comparison).
+        """
         super().__init__()
+        self.fast_scan = fast_scan
         self.path = Path(path)
         self.threads = threads
         self._con = None
         self.skipped: list[str] = []
+        self._cache = None
+        self._use_cache = cache
+        self._cache_dir = cache_dir
         files = discover(self.path)
         if not files:
             raise InvalidInput(
@@ -164,14 +181,84 @@ class LocalEngine(Engine):
 
     def files(self, hints: ScanHints | None = None) -> list[LogFile]:
         """The files a question with ``hints`` reads (readable ones, pruned by the window)."""
-        files = discover(self.path)
+        return self._needed(discover(self.path), hints)
+
+    def _needed(self, files: list[LogFile], hints: ScanHints | None) -> list[LogFile]:
         window = hints.window if hints else Window()
         return [f for f in prune(files, window) if f.path not in self.skipped]
 
-    def _bind_view(self, files: list[LogFile]) -> None:
-        # A view cannot take parameters, so the path list goes in as a literal quoted by sqlglot.
-        source = _source([f.path for f in files]) if files else "(SELECT '{}'::JSON AS json WHERE false)"
-        self.con.execute("CREATE OR REPLACE TEMP VIEW cloudtrail AS " + _records_sql(source))
+    @property
+    def cache(self):
+        """The folder's cache (attached on first use), or None with ``cache=False``."""
+        if self._use_cache and self._cache is None:
+            from .cache import Cache
+
+            cache = Cache(self.path, self._cache_dir)
+            try:
+                cache.attach(self.con)
+            except Exception as e:  # held by another trailkit process: answer without it
+                warnings.warn(f"cache {cache.path} is in use ({str(e).splitlines()[0]}); answering without it",
+                              SkippedFile, stacklevel=3)
+                self._use_cache = False
+                return None
+            self._cache = cache
+        return self._cache
+
+    def _skip(self, bad: list[tuple[str, str]]) -> None:
+        for path, reason in bad:
+            if path not in self.skipped:
+                self.skipped.append(path)
+                warnings.warn(f"skipped unreadable file {path}: {reason}", SkippedFile, stacklevel=4)
+
+    def _bind_view(self, hints: ScanHints | None) -> int:
+        """Point the view ``cloudtrail`` at what the question needs; returns how many log files were read.
+
+        With a key: the records mentioning it (from the cache, or a fast scan). Otherwise: every record of the
+        files in the window (from the cache, or read directly).
+        """
+        everything = discover(self.path)
+        needed = self._needed(everything, hints)
+        key = hints.key if hints and self.fast_scan else None
+        present = {f.path for f in everything}
+        cache = self.cache
+        if cache is not None and key:
+            source, read = cache.key_source(key, needed, present, lambda fs: self._scan(fs, key))
+            self._skip(cache.unreadable)
+            view = _records_sql(source)
+        elif cache is not None:
+            source, read = cache.records_source(needed, present, self._unreadable)
+            self._skip(cache.unreadable)
+            view = f"SELECT * FROM {source}"
+        elif key:
+            view, read = self._scan_view(needed, key), len(needed)
+        else:
+            # A view cannot take parameters, so the path list goes in as a literal quoted by sqlglot.
+            source = _source([f.path for f in needed]) if needed else "(SELECT '{}'::JSON AS json WHERE false)"
+            view, read = _records_sql(source), len(needed)
+        self.con.execute("CREATE OR REPLACE TEMP VIEW cloudtrail AS " + view)
+        return read
+
+    def _scan(self, files: list[LogFile], key: str):
+        from .scan import scan
+
+        result = scan(files, key, self.threads)
+        if result.whole_files:  # read the ordinary way: make sure DuckDB can, or name them
+            bad = self._unreadable(result.whole_files)
+            result.unreadable += bad
+            names = {p for p, _ in bad}
+            result.whole_files = [f for f in result.whole_files if f.path not in names]
+        return result
+
+    def _scan_view(self, files: list[LogFile], key: str) -> str:
+        import pandas as pd
+
+        result = self._scan(files, key)
+        self._skip(result.unreadable)
+        self.con.register("tk_hits", pd.DataFrame({"json": pd.Series([d for _, d in result.documents], dtype=object)}))
+        parts = [_records_sql("(SELECT json::JSON AS json FROM tk_hits)")]
+        if result.whole_files:
+            parts.append(_records_sql(_source([f.path for f in result.whole_files])))
+        return "\nUNION ALL\n".join(parts)
 
     def explain(self, sql: str, params: dict, hints: ScanHints | None = None) -> str:
         import sqlglot
@@ -190,26 +277,24 @@ class LocalEngine(Engine):
         duck_sql = transpile(sql)
         started = time.perf_counter()
         while True:
-            files = self.files(hints)
-            self._bind_view(files)
+            read = self._bind_view(hints)
             try:
                 result = self.con.execute(duck_sql, params)
                 huge = [d[0] for d in result.description if str(d[1]) in ("HUGEINT", "UHUGEINT")]
                 df = result.df()
                 break
             except Exception as e:  # duckdb.Error; the module is imported lazily
-                bad = self._unreadable(files) if files else []
+                direct = self.cache is None and not (hints and hints.key and self.fast_scan)
+                bad = self._unreadable(self.files(hints)) if direct else []
                 if not bad:
                     raise QueryFailed(f"local query failed: {str(e).splitlines()[0]}", engine=self.name,
                                       sql=duck_sql) from e
-                for path, reason in bad:
-                    self.skipped.append(path)
-                    warnings.warn(f"skipped unreadable file {path}: {reason}", SkippedFile, stacklevel=2)
+                self._skip(bad)
         # count_if and sum are HUGEINT in DuckDB, which pandas receives as float: counts stay whole numbers.
         for col in huge:
             df[col] = df[col].astype("Int64")
         self._record(QueryStats(self.name, duck_sql, dict(params), time.perf_counter() - started, len(df),
-                                files=len(files)))
+                                files=read))
         return df
 
     def _unreadable(self, files: list[LogFile]) -> list[tuple[str, str]]:

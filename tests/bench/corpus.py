@@ -1,0 +1,134 @@
+"""A benchmark corpus in the delivered layout, with a planted key whose answers are known.
+
+30 days x 2 accounts x 2 regions, one file per 15 minutes per account and region (11,520 files). Records are
+real CloudTrail records from ../shared/datasets/invictus-aws with new times, ids, keys and IPs, so sizes and
+shapes are real. The planted key's events and the truth about them are written to ``truth.json``.
+
+    python -m tests.bench.corpus OUT --records 2000000
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import sys
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT.parent / "shared" / "datasets" / "invictus-aws"
+ACCOUNTS = ("111122223333", "444455556666")
+REGIONS = ("us-east-1", "eu-west-1")
+DAYS = 30
+START = datetime(2026, 9, 1, tzinfo=timezone.utc)
+SLOTS_PER_DAY = 96
+PLANTED = "AKIAPLANTEDBENCH0001"
+PLANTED_IPS = ("203.0.113.10", "203.0.113.11")
+PLANTED_BAD_IP = "198.51.100.77"
+PLANTED_PER_FILE = 0.12  # expected planted events per file: ~1,400 over the corpus, in ~11% of files
+WINDOW_DAY = 14  # the one-day window asked in the benchmark: START + 14 days
+
+
+def _templates() -> list[dict]:
+    recs = []
+    for path in sorted(TEMPLATES.rglob("*.json.gz")):
+        recs.extend(json.loads(gzip.decompress(path.read_bytes()))["Records"])
+    return recs
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _file(args):
+    out, account, region, day, slot, n, seed = args
+    rng = random.Random(seed)
+    templates = _TEMPLATES
+    delivered = START + timedelta(days=day, minutes=15 * slot + 15) + timedelta(minutes=rng.randint(1, 9))
+    keys = [f"AKIA{rng.getrandbits(64):016X}"[:20] for _ in range(4)] + [f"ASIA{i:016d}" for i in range(8)]
+    records, planted = [], []
+    n_planted = sum(1 for _ in range(3) if rng.random() < PLANTED_PER_FILE / 3)
+    for i in range(n + n_planted):
+        r = json.loads(json.dumps(rng.choice(templates)))
+        t = delivered - timedelta(seconds=rng.randint(60, 20 * 60))
+        r["eventTime"] = _iso(t)
+        r["eventID"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        r["awsRegion"] = region
+        r["recipientAccountId"] = account
+        ident = r.setdefault("userIdentity", {})
+        if i < n_planted:
+            ident.update({"type": "IAMUser", "accessKeyId": PLANTED, "userName": "bench-partner",
+                          "arn": f"arn:aws:iam::{account}:user/bench-partner", "accountId": account})
+            ip = PLANTED_BAD_IP if day == 21 and rng.random() < 0.3 else rng.choice(PLANTED_IPS)
+            r["sourceIPAddress"] = ip
+            r.pop("errorCode", None)
+            planted.append((ip, r["eventTime"], bool(r.get("errorCode"))))
+        else:
+            if "accessKeyId" in ident:
+                ident["accessKeyId"] = rng.choice(keys)
+            if r.get("sourceIPAddress", "").count(".") == 3 and r["sourceIPAddress"][0].isdigit():
+                r["sourceIPAddress"] = f"198.18.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        records.append(r)
+    records.sort(key=lambda r: r["eventTime"])
+    rel = (f"AWSLogs/{account}/CloudTrail/{region}/{delivered:%Y/%m/%d}/"
+           f"{account}_CloudTrail_{region}_{delivered:%Y%m%dT%H%MZ}_{rng.getrandbits(64):016x}.json.gz")
+    path = Path(out) / "logs" / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(json.dumps({"Records": records}, separators=(",", ":")).encode(), 6, mtime=0))
+    day_start = _iso(START + timedelta(days=WINDOW_DAY))
+    day_end = _iso(START + timedelta(days=WINDOW_DAY + 1))
+    in_day = sum(1 for r in records if day_start <= r["eventTime"] < day_end)
+    return len(records), planted, in_day, path.stat().st_size
+
+
+def _init():
+    global _TEMPLATES
+    _TEMPLATES = _templates()
+
+
+def build(out: Path, records: int, workers: int = 2) -> dict:
+    """Write the corpus's logs under ``out/logs`` and the planted truth in ``out/truth.json``; reuse a corpus of
+    that size if one is there."""
+    out = Path(out)
+    truth_path = out / "truth.json"
+    if truth_path.exists():
+        truth = json.loads(truth_path.read_text())
+        if truth["records_requested"] == records:
+            return truth
+    files = len(ACCOUNTS) * len(REGIONS) * DAYS * SLOTS_PER_DAY
+    per_file = records / files
+    rng = random.Random(records)
+    jobs = []
+    for account in ACCOUNTS:
+        for region in REGIONS:
+            for day in range(DAYS):
+                for slot in range(SLOTS_PER_DAY):
+                    n = max(1, int(rng.gauss(per_file, per_file * 0.2)))
+                    jobs.append((str(out), account, region, day, slot, n, rng.getrandbits(32)))
+    total, planted, in_day, gz = 0, [], 0, 0
+    with ProcessPoolExecutor(workers, initializer=_init) as pool:
+        for n, p, d, size in pool.map(_file, jobs, chunksize=64):
+            total, in_day, gz = total + n, in_day + d, gz + size
+            planted.extend(p)
+    per_ip = {}
+    for ip, t, err in planted:
+        row = per_ip.setdefault(ip, {"events": 0, "first_seen": t, "last_seen": t})
+        row["events"] += 1
+        row["first_seen"], row["last_seen"] = min(row["first_seen"], t), max(row["last_seen"], t)
+    truth = {"records_requested": records, "records": total, "files": len(jobs), "gzip_bytes": gz,
+             "key": PLANTED, "ips": per_ip, "planted_events": len(planted),
+             "window_day": _iso(START + timedelta(days=WINDOW_DAY))[:10], "window_day_events": in_day}
+    truth_path.write_text(json.dumps(truth, indent=1))
+    return truth
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--records", type=int, default=500_000)
+    args = parser.parse_args()
+    print(json.dumps(build(Path(args.out), args.records), indent=1))

@@ -1,0 +1,25 @@
+"""Warm questions inside one process (what a notebook sees): median milliseconds over 5 runs each."""
+import json
+import statistics
+import sys
+import time
+
+from trailkit import Trail
+
+logs, key, day = sys.argv[1:4]
+trail = Trail.local(logs)
+questions = {
+    "key usage": lambda: trail.key_usage(key),
+    "distinct IPs": lambda: trail.distinct_ips(key),
+    "one-day window": lambda: trail.time_window(day, day),
+}
+out = {}
+for name, ask in questions.items():
+    ask()  # fill the cache if a previous run did not
+    runs = []
+    for _ in range(5):
+        start = time.perf_counter()
+        ask()
+        runs.append((time.perf_counter() - start) * 1000)
+    out[name] = statistics.median(runs)
+print(json.dumps(out))

@@ -1,0 +1,189 @@
+"""`make bench`: trailkit against what investigators use today, as whole processes, on one machine, in one run.
+
+Builds (or reuses) corpora of real-shaped CloudTrail in the delivered layout with a planted key (see corpus.py),
+then times each approach for "one key's source IPs with count, first and last seen", checks every answer
+against the planted truth, and writes BENCHMARKS.md.
+
+    python -m tests.bench.run [--sizes 500000,1000000,2000000] [--repeat 3] [--dir .bench]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import corpus
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PY = sys.executable
+
+
+def measure(cmd: str, repeat: int, env: dict | None = None, setup: str | None = None) -> dict:
+    """Median wall time and peak RSS of ``cmd`` (a shell line) over ``repeat`` runs; stdout of the last."""
+    times, rss, out = [], [], ""
+    for _ in range(repeat):
+        if setup:
+            subprocess.run(setup, shell=True, check=True, env=env)
+        with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as so:
+            start = time.perf_counter()
+            proc = subprocess.Popen(["bash", "-c", cmd], stdout=so, stderr=err, env=env)
+            _, status, usage = os.wait4(proc.pid, 0)
+            times.append(time.perf_counter() - start)
+            so.seek(0)
+            out = so.read().decode()
+            if os.waitstatus_to_exitcode(status) != 0:
+                err.seek(0)
+                raise SystemExit(f"failed: {cmd}\n{err.read().decode()[-2000:]}")
+        rss.append(usage.ru_maxrss / 1024)  # KB -> MB; includes the children it waited for
+    return {"seconds": statistics.median(times), "rss_mb": max(rss), "out": out, "runs": times}
+
+
+def ips_from(text: str, header: bool) -> dict:
+    rows = list(csv.reader(io.StringIO(text.strip())))
+    if header:
+        rows = rows[1:]
+    return {r[0]: (int(r[1]), r[2], r[3]) for r in rows if r}
+
+
+def truth_ips(truth: dict) -> dict:
+    return {ip: (v["events"], v["first_seen"], v["last_seen"]) for ip, v in truth["ips"].items()}
+
+
+def jq_ips(text: str) -> dict:
+    out = {}
+    for line in text.strip().splitlines():
+        count, ip = line.split()
+        out[ip.strip('"')] = int(count)
+    return out
+
+
+def bench_size(records: int, base: Path, repeat: int, pandas_max: int) -> dict:
+    target = base / f"corpus-{records}"
+    print(f"\n== corpus of {records:,} records in {target}", flush=True)
+    truth = corpus.build(target, records)
+    logs, key = target / "logs", truth["key"]
+    want = truth_ips(truth)
+    day = truth["window_day"]
+    cache_dir = base / f"cache-{records}"
+    env = {**os.environ, "TRAILKIT_CACHE": str(cache_dir)}
+    clear = f"rm -rf {cache_dir}"
+    tk = f"{BIN / 'trailkit'}"
+    results = {}
+
+    def run(name, cmd, check, n=repeat, setup=None):
+        r = measure(cmd, n, env, setup)
+        r["correct"] = check(r["out"])
+        results[name] = r
+        print(f"  {name:<44} {r['seconds']:7.2f} s  {r['rss_mb']:7.0f} MB  {'ok' if r['correct'] else 'WRONG'}",
+              flush=True)
+
+    files0 = f"find {logs} -name '*.json.gz' -print0"
+    run("FLOOR: ISA-L inflate, 2 threads", f"{PY} {Path(__file__).parent / 'floor.py'} {logs} 2",
+        lambda out: int(out) > 0)
+    run("two parallel zcat > /dev/null", f"{files0} | xargs -0 -P2 -n {max(1, truth['files'] // 2 + 1)} zcat > /dev/null",
+        lambda out: True)
+    run("DuckDB expert (read_json_objects + json_transform)",
+        f"{PY} {Path(__file__).parent / 'duckdb_expert.py'} {logs} {key}",
+        lambda out: ips_from(out, False) == want)
+    if shutil.which("jq"):
+        run("zcat | jq select | sort | uniq -c",
+            f"{files0} | xargs -0 zcat | jq -c '.Records[] | select(.userIdentity.accessKeyId == \"{key}\") | .sourceIPAddress' | sort | uniq -c",
+            lambda out: jq_ips(out) == {ip: v[0] for ip, v in want.items()}, n=1)
+    if records <= pandas_max:
+        run("pandas: json.load + json_normalize + groupby",
+            f"{PY} {Path(__file__).parent / 'pandas_habit.py'} {logs} {key}",
+            lambda out: ips_from(out, False) == want, n=1)
+    run("trailkit ips, cold (--no-cache)", f"{tk} ips {key} --logs {logs} --no-cache --format csv",
+        lambda out: ips_from(out, True) == want)
+    run("trailkit ips, building the cache", f"{tk} ips {key} --logs {logs} --format csv",
+        lambda out: ips_from(out, True) == want, setup=clear)
+    run("trailkit ips, warm (cached), whole process", f"{tk} ips {key} --logs {logs} --format csv",
+        lambda out: ips_from(out, True) == want)
+    window = f"{tk} sql \"SELECT count(*) AS n FROM cloudtrail WHERE from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp(:s) AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp(:e)\" --param s={day}T00:00:00Z --param e={day}T23:59:59.999Z --logs {logs} --format csv"
+    run(f"one-day window count ({day}), cold", f"{tk} window --start {day} --end {day} --logs {logs} --no-cache --format csv | tail -n +2 | wc -l",
+        lambda out: int(out) == truth["window_day_events"])
+    run(f"one-day window ({day}), warm", f"{tk} window --start {day} --end {day} --logs {logs} --format csv | tail -n +2 | wc -l",
+        lambda out: int(out) == truth["window_day_events"], setup=f"{tk} window --start {day} --end {day} --logs {logs} --format csv > /dev/null")
+    inproc = measure(f"{PY} -m tests.bench.inprocess {logs} {key} {day}", 1, env)
+    results["in-process warm"] = {"ms": json.loads(inproc["out"])}
+    print(f"  in-process, warm (median ms): {results['in-process warm']['ms']}", flush=True)
+    return {"truth": {k: v for k, v in truth.items() if k != "ips"}, "results": results}
+
+
+def machine() -> str:
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next((int(l.split()[1]) // 1024 // 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+    return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
+
+
+def write_report(all_results: dict, path: Path) -> None:
+    from trailkit import __version__
+
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Made by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, trailkit {__version__}.",
+        f"Machine: {machine()}.",
+        "",
+        "Question: one key's source IPs with event count, first and last seen. Whole processes, median of the",
+        "runs; × FLOOR is the ratio to inflating every file with ISA-L on 2 threads and nothing else. Every",
+        "answer is checked against the planted truth (the corpus generator knows it).",
+    ]
+    for records, res in all_results.items():
+        t = res["truth"]
+        floor = res["results"]["FLOOR: ISA-L inflate, 2 threads"]["seconds"]
+        lines += ["", f"## {t['records']:,} records, {t['files']:,} files, {t['gzip_bytes'] / 1e6:,.0f} MB gzip", "",
+                  "| approach | time | × FLOOR | peak RSS | answer |", "|---|---|---|---|---|"]
+        for name, r in res["results"].items():
+            if "seconds" not in r:
+                continue
+            lines.append(f"| {name} | {r['seconds']:.2f} s | {r['seconds'] / floor:.2f}× | {r['rss_mb']:.0f} MB | "
+                         f"{'correct' if r['correct'] else '**wrong**'} |")
+        ms = res["results"]["in-process warm"]["ms"]
+        lines += ["", "In-process, warm cache (median of 5, ms): " +
+                  ", ".join(f"{k} {v:.1f}" for k, v in ms.items()) + "."]
+    sizes = sorted(all_results)
+    if len(sizes) > 1:
+        lines += ["", "## Scaling: trailkit cold (--no-cache)", "", "| records | gzip MB | time | s per 100 MB gzip | peak RSS |",
+                  "|---|---|---|---|---|"]
+        for n in sizes:
+            t, r = all_results[n]["truth"], all_results[n]["results"]["trailkit ips, cold (--no-cache)"]
+            lines.append(f"| {t['records']:,} | {t['gzip_bytes'] / 1e6:,.0f} | {r['seconds']:.2f} s | "
+                         f"{r['seconds'] / (t['gzip_bytes'] / 1e8):.2f} s | {r['rss_mb']:.0f} MB |")
+    path.write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="500000,1000000,2000000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dir", default=os.environ.get("TRAILKIT_BENCH_DIR", str(ROOT / ".bench")))
+    parser.add_argument("--pandas-max", type=int, default=500_000, help="largest corpus the pandas habit is run on")
+    parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    args = parser.parse_args()
+    base = Path(args.dir)
+    base.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for n in sorted(int(s) for s in args.sizes.split(",")):
+        results[n] = bench_size(n, base, args.repeat, args.pandas_max)
+    write_report(results, Path(args.out))
+    wrong = [(n, name) for n, res in results.items() for name, r in res["results"].items() if r.get("correct") is False]
+    if wrong:
+        raise SystemExit(f"wrong answers: {wrong}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The local engine's cache and fast scan give exactly the plain engine's answers, and follow the files."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import warnings
+
+import pandas as pd
+import pytest
+
+from trailkit import Trail
+from trailkit.cli import main
+from trailkit.engines.cache import cache_path
+from trailkit.engines.local import LocalEngine
+
+KEY = "AKIA3PARTNERSYNC0001"
+QUESTIONS = {
+    "key_usage": lambda t: t.key_usage(KEY),
+    "key_usage_window": lambda t: t.key_usage(KEY, start="2026-10-24", end="2026-10-24"),
+    "distinct_ips": lambda t: t.distinct_ips(KEY),
+    "key_owner": lambda t: t.key_owner(KEY),
+    "minted_keys": lambda t: t.minted_keys(KEY),
+    "time_window": lambda t: t.time_window("2026-10-23", "2026-10-24"),
+    "time_window_key": lambda t: t.time_window("2026-10-23", "2026-10-24", key="ASIA3OPSADMINTMP0001"),
+}
+
+
+def trail(folder, cache_dir=None, **kw) -> Trail:
+    return Trail(LocalEngine(folder, cache_dir=cache_dir, **kw))
+
+
+@pytest.mark.parametrize("question", sorted(QUESTIONS))
+def test_cold_warm_uncached_and_plain_engine_agree(sample, tmp_path, question):
+    ask = QUESTIONS[question]
+    with trail(sample, cache=False, fast_scan=False) as plain:
+        want = ask(plain)
+    with trail(sample, cache=False) as scanned:
+        pd.testing.assert_frame_equal(ask(scanned), want)
+    with trail(sample, tmp_path) as cached:
+        pd.testing.assert_frame_equal(ask(cached), want)  # builds
+        pd.testing.assert_frame_equal(ask(cached), want)  # warm
+        assert cached.last.files == 0
+    with trail(sample, tmp_path) as again:  # a new process, same cache
+        pd.testing.assert_frame_equal(ask(again), want)
+        assert again.last.files == 0
+    assert len(want) > 0
+
+
+def _partner_records(folder):
+    out = []
+    for path in sorted(folder.rglob("*.json.gz")):
+        if "Digest" in str(path):
+            continue
+        out += [r for r in json.loads(gzip.decompress(path.read_bytes()))["Records"]
+                if r["userIdentity"].get("accessKeyId") == KEY]
+    return out
+
+
+def test_new_changed_and_removed_files_are_followed(logs_copy, tmp_path):
+    day = logs_copy / "AWSLogs" / "111122223333" / "CloudTrail" / "us-east-1" / "2026" / "10" / "30"
+    with trail(logs_copy, tmp_path) as t:
+        before = t.distinct_ips(KEY)
+        window_before = len(t.time_window("2026-10-29", "2026-10-30"))
+        # a new file with two new events from a new IP
+        template = _partner_records(logs_copy)[0]
+        new = [dict(template, eventID=f"new-{i}", eventTime=f"2026-10-30T01:0{i}:00Z", sourceIPAddress="192.0.2.99")
+               for i in range(2)]
+        day.mkdir(parents=True)
+        (day / "late.json.gz").write_bytes(gzip.compress(json.dumps({"Records": new}).encode()))
+        after = t.distinct_ips(KEY)
+        assert dict(zip(after.sourceipaddress, after.events))["192.0.2.99"] == 2
+        assert t.last.files == 1  # only the new file was read
+        assert len(t.time_window("2026-10-29", "2026-10-30")) == window_before + 2
+        # the same file changed: now three events
+        new.append(dict(template, eventID="new-9", eventTime="2026-10-30T02:00:00Z", sourceIPAddress="192.0.2.99"))
+        (day / "late.json.gz").write_bytes(gzip.compress(json.dumps({"Records": new}).encode()))
+        os.utime(day / "late.json.gz", ns=(1, 1))
+        assert dict(zip(*[t.distinct_ips(KEY)[c] for c in ("sourceipaddress", "events")]))["192.0.2.99"] == 3
+        # removed again: back to the start
+        shutil.rmtree(day)
+        pd.testing.assert_frame_equal(t.distinct_ips(KEY), before)
+        assert len(t.time_window("2026-10-29", "2026-10-30")) == window_before
+
+
+def test_corrupted_cache_is_rebuilt_not_trusted(sample, tmp_path):
+    with trail(sample, tmp_path) as t:
+        want = t.distinct_ips(KEY)
+    path = cache_path(sample, tmp_path)
+    path.write_bytes(b"this is not a database" * 100)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with trail(sample, tmp_path) as t:
+            pd.testing.assert_frame_equal(t.distinct_ips(KEY), want)
+            assert t.last.files > 0  # rebuilt from the logs
+    assert any("rebuilding" in str(w.message) for w in caught)
+
+
+def test_cache_command_shows_and_clears(capsys, sample, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAILKIT_CACHE", str(tmp_path))
+    assert main(["cache", "--logs", str(sample)]) == 0
+    assert "no cache" in capsys.readouterr().out
+    assert main(["ips", KEY, "--logs", str(sample), "--format", "csv"]) == 0
+    capsys.readouterr()
+    assert main(["cache", "--logs", str(sample)]) == 0
+    out = capsys.readouterr().out
+    assert f"key {KEY}: " in out and str(tmp_path) in out
+    assert main(["ips", KEY, "--logs", str(sample), "--no-cache", "--format", "csv"]) == 0
+    assert main(["cache", "--clear", "--logs", str(sample)]) == 0
+    assert "removed 1" in capsys.readouterr().out.splitlines()[-1]
+    assert not cache_path(sample, tmp_path).exists()
+
+
+def test_no_cache_writes_nothing(sample, tmp_path):
+    with trail(sample, tmp_path, cache=False) as t:
+        t.distinct_ips(KEY)
+        t.time_window("2026-10-23", "2026-10-24")
+    assert not any(tmp_path.iterdir())
+
+
+def test_scan_finds_records_in_jsonl_and_unusual_files(tmp_path, sample):
+    recs = _partner_records(sample)[:6]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs[:3]))
+    # records whose first key is not eventVersion: the scan falls back to the whole file
+    odd = [{k: r[k] for k in reversed(list(r))} for r in recs[3:]]
+    (tmp_path / "b.json").write_text(json.dumps({"Records": odd}))
+    with trail(tmp_path, cache=False) as t:
+        got = t.key_usage(KEY)
+    assert sorted(got["eventid"]) == sorted(r["eventID"] for r in recs)

@@ -1,0 +1,143 @@
+"""The fast path for a question about one key: inflate, look for the key's bytes, parse only what matches.
+
+An access key id is a literal 20-byte string. A file whose inflated bytes do not contain it holds none of the
+key's events and needs no JSON parsing at all; in a file that does, only the records around each occurrence are
+cut out (CloudTrail writes each record starting with ``{"eventVersion"``; JSON-lines files hold one per line)
+and checked to parse. Anything unusual falls back to handing the whole file to DuckDB, so the answer never
+depends on the shortcut. Inflating runs on worker threads with a decompressor that releases the GIL.
+"""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .local import LogFile
+
+_RECORD = b'{"eventVersion"'
+
+
+def _inflater():
+    """gunzip(raw) -> bytes with the fastest inflate at hand (ISA-L, then zlib-ng, then zlib).
+
+    All three release the GIL while inflating. The output size is taken from the gzip trailer as a buffer hint
+    (only a hint: it is the size modulo 4 GiB), which saves the repeated re-allocations that cost a third of
+    the time on small files.
+    """
+    for module in ("isal.isal_zlib", "zlib_ng.zlib_ng", "zlib"):
+        try:
+            decompress = __import__(module, fromlist=["decompress"]).decompress
+            break
+        except ImportError:
+            continue
+
+    def gunzip(raw: bytes) -> bytes:
+        hint = int.from_bytes(raw[-4:], "little") + 1 if len(raw) >= 18 else 16384
+        return decompress(raw, 47, min(hint, 1 << 30))
+
+    return gunzip
+
+
+@dataclass
+class ScanResult:
+    documents: list = field(default_factory=list)   # (path, JSON text of one record)
+    whole_files: list = field(default_factory=list)  # files to read the ordinary way (odd layouts)
+    unreadable: list = field(default_factory=list)   # (path, reason)
+    files_scanned: int = 0
+    files_matched: int = 0
+    bytes_inflated: int = 0
+
+
+def _records_around(data: bytes, key: bytes) -> list[bytes] | None:
+    """The records of a ``{"Records":[...]}`` document that contain ``key``, or None if the layout is unusual."""
+    out, seen = [], set()
+    end_of_array = data.rfind(b"]")
+    pos = data.find(key)
+    while pos != -1:
+        start = data.rfind(_RECORD, 0, pos)
+        if start == -1:
+            return None
+        if start not in seen:
+            seen.add(start)
+            nxt = data.find(b"," + _RECORD, pos)
+            end = nxt if nxt != -1 else end_of_array
+            if end <= pos:
+                return None
+            out.append(data[start:end])
+        pos = data.find(key, pos + len(key))
+    return out
+
+
+def _lines_around(data: bytes, key: bytes) -> list[bytes]:
+    out, seen = [], set()
+    pos = data.find(key)
+    while pos != -1:
+        start = data.rfind(b"\n", 0, pos) + 1
+        if start not in seen:
+            seen.add(start)
+            end = data.find(b"\n", pos)
+            out.append(data[start:end if end != -1 else len(data)])
+        pos = data.find(key, pos + len(key))
+    return out
+
+
+def _valid(pieces: list[bytes]) -> bool:
+    try:
+        return all(isinstance(json.loads(p), dict) for p in pieces)
+    except ValueError:
+        return False
+
+
+def _scan_one(f: LogFile, key: bytes, inflate):
+    """(status, payload, inflated bytes) for one file; status is skip, docs, whole or bad."""
+    try:
+        with open(f.path, "rb") as fh:
+            raw = fh.read()
+        data = inflate(raw) if f.path.endswith(".gz") else raw
+    except Exception as e:  # unreadable: named by the caller
+        return "bad", f"{type(e).__name__}: {e}", 0
+    size = len(data)
+    if key not in data:
+        return "skip", None, size
+    head = data[:64].lstrip()
+    if head.startswith(b'{"Records"'):
+        pieces = _records_around(data, key)
+    elif head.startswith(b"{") and b"\n" in data.rstrip():
+        pieces = _lines_around(data, key)
+    else:
+        pieces = None
+    if pieces is None or not _valid(pieces):
+        return "whole", None, size
+    return "docs", pieces, size
+
+
+def scan(files: list[LogFile], key: str, threads: int | None = None) -> ScanResult:
+    """Find every record that contains ``key`` in ``files``; see the module docstring."""
+    needle = key.encode()
+    inflate = _inflater()
+    result = ScanResult()
+    workers = threads or min(8, os.cpu_count() or 2)
+    # Batches keep the pool's per-task cost small against ~10,000 files of a few KB; results hold only the
+    # matching records, so memory stays flat however large the corpus.
+    batches = [files[i:i + 32] for i in range(0, len(files), 32)]
+
+    def run(batch):
+        return [(f, *_scan_one(f, needle, inflate)) for f in batch]
+
+    with ThreadPoolExecutor(workers) as pool:
+        for done in pool.map(run, batches):
+            for f, status, payload, size in done:
+                result.files_scanned += 1
+                result.bytes_inflated += size
+                if status == "skip":
+                    continue
+                if status == "bad":
+                    result.unreadable.append((f.path, payload))
+                    continue
+                result.files_matched += 1
+                if status == "whole":
+                    result.whole_files.append(f)
+                else:
+                    result.documents.extend((f.path, p.decode("utf-8", "replace")) for p in payload)
+    return result
