@@ -9,13 +9,16 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from . import queries
 from .engines.base import Engine, QueryStats, ScanHints
 from .errors import InvalidInput
 from .inputs import Window, access_key, identifier, iso_param, key_fragment, networks, positive_int
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 DEFAULT_LOGS = "data/sample"
 
@@ -102,6 +105,8 @@ def classify_ips(ips: pd.DataFrame, allowed=None) -> pd.DataFrame:
     """Add ``category`` to a distinct-IP frame: ``allowed`` (inside the allowlist), ``aws service`` (a service
     name or ``AWS Internal`` instead of an address), or ``unexpected``; with no allowlist at all, addresses are
     ``unchecked`` rather than called unexpected."""
+    import pandas as pd
+
     nets = networks(allowed)
 
     def category(value) -> str:

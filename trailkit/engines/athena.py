@@ -12,12 +12,15 @@ import re
 import time
 from dataclasses import dataclass, fields, replace
 from datetime import timedelta
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput, QueryFailed, require
 from ..inputs import Window, identifier, quote_identifier
 from .base import Engine, QueryStats, ScanHints, athena_cost_usd
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 ENV = {
     "database": "TRAILKIT_DATABASE",

@@ -4,10 +4,13 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..inputs import Window
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,9 @@ One DuckDB database file per log folder, under the user's cache directory (``$TR
 ``$XDG_CACHE_HOME/trailkit``, else ``~/.cache/trailkit``). Two kinds of entries, both keyed by each source
 file's path, size and modification time, so new or changed files are read again and removed files dropped:
 
-- ``key_docs``: for one access key, the records that mention it (what the fast scan found), and the list of
-  files scanned for it. A second question about the same key reads no log file at all.
+- ``key_records``: for one access key, the records that mention it (what the fast scan found), already in the
+  Athena table's columns, and the list of files scanned for it. A second question about the same key reads
+  no log file at all.
 - ``records``: every record of the files a question without a key needed (e.g. a one-day window), already
   in the Athena table's columns.
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from .local import LogFile, SkippedFile, _records_sql, _source
 
-VERSION = 1
+VERSION = 2
 
 
 def default_dir() -> Path:
@@ -50,6 +51,8 @@ class Cache:
         self.root = os.fspath(root)
         self.path = cache_path(root, directory)
         self._con = None
+        # What each entry covers, as last read or written by this process (the file is ours while attached).
+        self._known: dict[tuple, dict] = {}
 
     # -- opening
 
@@ -82,7 +85,9 @@ class Cache:
             con.execute("CREATE TABLE tk_cache.meta (version INTEGER, root VARCHAR)")
             con.execute("INSERT INTO tk_cache.meta VALUES (?, ?)", [VERSION, os.path.realpath(self.root)])
             con.execute("CREATE TABLE tk_cache.key_files (key VARCHAR, path VARCHAR, size BIGINT, mtime BIGINT)")
-            con.execute("CREATE TABLE tk_cache.key_docs (key VARCHAR, path VARCHAR, json VARCHAR)")
+            con.execute("CREATE TABLE tk_cache.key_records AS SELECT ''::VARCHAR AS key, * FROM (" +
+                        _records_sql("(SELECT '{}'::JSON AS json, ''::VARCHAR AS filename WHERE false)",
+                                     keep="filename") + ")")
             con.execute("CREATE TABLE tk_cache.rec_files (path VARCHAR, size BIGINT, mtime BIGINT)")
             con.execute("CREATE TABLE tk_cache.records AS " +
                         _records_sql("(SELECT '{}'::JSON AS json, ''::VARCHAR AS filename WHERE false)",
@@ -98,11 +103,19 @@ class Cache:
     # -- bookkeeping
 
     def _stale(self, table: str, where: str, needed: list[LogFile], present: set[str]):
-        known = {p: (s, m) for p, s, m in self._con.execute(
-            f"SELECT path, size, mtime FROM tk_cache.{table} WHERE {where}").fetchall()}
+        known = self._known.get((table, where))
+        if known is None:
+            known = self._known[(table, where)] = {p: (s, m) for p, s, m in self._con.execute(
+                f"SELECT path, size, mtime FROM tk_cache.{table} WHERE {where}").fetchall()}
         gone = [p for p in known if p not in present]
         stale = [f for f in needed if known.get(f.path) != (f.size, f.mtime_ns)]
         return gone, stale
+
+    def _covered(self, table: str, where: str, gone: list[str], files: list[LogFile]) -> None:
+        known = self._known[(table, where)]
+        for path in gone:
+            known.pop(path, None)
+        known.update({f.path: (f.size, f.mtime_ns) for f in files})
 
     def _forget(self, tables: dict[str, str], where: str, paths: list[str]) -> None:
         """Delete the rows of ``paths`` from each table (name -> its path column) that match ``where``."""
@@ -115,39 +128,42 @@ class Cache:
     # -- the two entries
 
     def key_source(self, key: str, needed: list[LogFile], present: set[str], scan) -> tuple[str, int]:
-        """SQL source (a ``json`` column) of the records mentioning ``key`` in ``needed``, refreshed first.
+        """SELECT of the records mentioning ``key`` in ``needed`` (Athena columns), refreshed first.
 
-        ``scan(files)`` is the engine's fast scan. Returns the source and how many files had to be read.
+        ``scan(files)`` is the engine's fast scan. Returns the SELECT and how many files had to be read.
         """
         where = f"key = {_literal(key)}"
         gone, stale = self._stale("key_files", where, needed, present)
+        self.unreadable = []
         if gone or stale:
             result = scan(stale)
             bad = {p for p, _ in result.unreadable}
+            scanned = [f for f in stale if f.path not in bad]  # unreadable ones are tried (and named) again
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
-                self._forget({"key_docs": "path", "key_files": "path"}, where, gone + [f.path for f in stale])
-                scanned = [f for f in stale if f.path not in bad]  # unreadable ones are tried (and named) again
+                self._forget({"key_records": "filename", "key_files": "path"}, where, gone + [f.path for f in stale])
                 if scanned:
                     self._insert_frame("key_files", {"key": [key] * len(scanned), "path": [f.path for f in scanned],
                                                      "size": [f.size for f in scanned],
                                                      "mtime": [f.mtime_ns for f in scanned]})
+                insert = f"INSERT INTO tk_cache.key_records SELECT {_literal(key)}, * FROM "
                 if result.documents:
-                    self._insert_frame("key_docs", {"key": [key] * len(result.documents),
-                                                    "path": [p for p, _ in result.documents],
-                                                    "json": [d for _, d in result.documents]})
+                    self._insert_frame(None, {"filename": [p for p, _ in result.documents],
+                                              "json": [d for _, d in result.documents]},
+                                       insert + "(" + _records_sql(
+                                           "(SELECT json::JSON AS json, filename FROM tk_frame)", keep="filename") + ")")
                 if result.whole_files:
-                    con.execute("INSERT INTO tk_cache.key_docs SELECT " + _literal(key) + ", filename, json::VARCHAR "
-                                "FROM " + _source([f.path for f in result.whole_files], filename=True))
+                    con.execute(insert + "(" + _records_sql(
+                        _source([f.path for f in result.whole_files], filename=True), keep="filename") + ")")
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")
+                self._known.pop(("key_files", where), None)
                 raise
+            self._covered("key_files", where, gone, scanned)
             self.unreadable = result.unreadable
-        else:
-            self.unreadable = []
-        return f"(SELECT json::JSON AS json FROM tk_cache.key_docs WHERE {where})", len(stale)
+        return f"SELECT * EXCLUDE (key, filename) FROM tk_cache.key_records WHERE {where}", len(stale)
 
     def records_source(self, needed: list[LogFile], present: set[str], find_unreadable) -> tuple[str, int]:
         """SQL source of every record of ``needed`` (Athena columns), refreshed first."""
@@ -167,24 +183,26 @@ class Cache:
                                                          "size": [f.size for f in todo],
                                                          "mtime": [f.mtime_ns for f in todo]})
                     con.execute("COMMIT")
+                    self._covered("rec_files", "TRUE", gone, todo)
                     break
                 except Exception:
                     con.execute("ROLLBACK")
+                    self._known.pop(("rec_files", "TRUE"), None)
                     bad = find_unreadable(todo)
                     if not bad:
                         raise
                     self.unreadable += bad
                     names = {p for p, _ in bad}
                     todo = [f for f in todo if f.path not in names]
-        return "(SELECT * EXCLUDE (filename) FROM tk_cache.records)", len(stale)
+        return "SELECT * EXCLUDE (filename) FROM tk_cache.records", len(stale)
 
-    def _insert_frame(self, table: str, columns: dict) -> None:
+    def _insert_frame(self, table: str | None, columns: dict, sql: str | None = None) -> None:
+        """Insert ``columns`` (name -> list) into ``table``, or run ``sql`` reading them as ``tk_frame``."""
         import pandas as pd
 
-        frame = pd.DataFrame(columns)
-        self._con.register("tk_frame", frame)
+        self._con.register("tk_frame", pd.DataFrame(columns))
         try:
-            self._con.execute(f"INSERT INTO tk_cache.{table} SELECT * FROM tk_frame")
+            self._con.execute(sql or f"INSERT INTO tk_cache.{table} SELECT * FROM tk_frame")
         finally:
             self._con.unregister("tk_frame")
 

@@ -39,6 +39,21 @@ def _inflater():
     return gunzip
 
 
+def _finder():
+    """contains(data, needle) -> bool without holding the GIL: libc's memmem through ctypes (which releases
+    the GIL for the call) where there is one, else Python's ``in``, which holds it."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        memmem = ctypes.CDLL(ctypes.util.find_library("c") or None).memmem
+        memmem.restype = ctypes.c_void_p
+        memmem.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
+    except (OSError, AttributeError):  # pragma: no cover - no libc memmem (not glibc/musl)
+        return lambda data, needle: needle in data
+    return lambda data, needle: memmem(data, len(data), needle, len(needle)) is not None
+
+
 @dataclass
 class ScanResult:
     documents: list = field(default_factory=list)   # (path, JSON text of one record)
@@ -89,7 +104,7 @@ def _valid(pieces: list[bytes]) -> bool:
         return False
 
 
-def _scan_one(f: LogFile, key: bytes, inflate):
+def _scan_one(f: LogFile, key: bytes, inflate, contains):
     """(status, payload, inflated bytes) for one file; status is skip, docs, whole or bad."""
     try:
         with open(f.path, "rb") as fh:
@@ -98,7 +113,7 @@ def _scan_one(f: LogFile, key: bytes, inflate):
     except Exception as e:  # unreadable: named by the caller
         return "bad", f"{type(e).__name__}: {e}", 0
     size = len(data)
-    if key not in data:
+    if not contains(data, key):
         return "skip", None, size
     head = data[:64].lstrip()
     if head.startswith(b'{"Records"'):
@@ -115,7 +130,7 @@ def _scan_one(f: LogFile, key: bytes, inflate):
 def scan(files: list[LogFile], key: str, threads: int | None = None) -> ScanResult:
     """Find every record that contains ``key`` in ``files``; see the module docstring."""
     needle = key.encode()
-    inflate = _inflater()
+    inflate, contains = _inflater(), _finder()
     result = ScanResult()
     workers = threads or min(8, os.cpu_count() or 2)
     # Batches keep the pool's per-task cost small against ~10,000 files of a few KB; results hold only the
@@ -123,7 +138,7 @@ def scan(files: list[LogFile], key: str, threads: int | None = None) -> ScanResu
     batches = [files[i:i + 32] for i in range(0, len(files), 32)]
 
     def run(batch):
-        return [(f, *_scan_one(f, needle, inflate)) for f in batch]
+        return [(f, *_scan_one(f, needle, inflate, contains)) for f in batch]
 
     with ThreadPoolExecutor(workers) as pool:
         for done in pool.map(run, batches):

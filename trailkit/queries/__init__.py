@@ -12,10 +12,13 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..errors import TrailkitError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 _TAG_RE = re.compile(r"\s*--\s*if:\s*(\w+)\s*$")
 _KINDS = ("time", "int", "string")
@@ -60,6 +63,8 @@ class Query:
 
 def conform(df: pd.DataFrame, columns: dict) -> pd.DataFrame:
     """Give ``df`` exactly ``columns`` (name → kind) with one dtype per kind, whichever engine made it."""
+    import pandas as pd
+
     out = {}
     for name, kind in columns.items():
         values = df[name] if name in df.columns else pd.Series([None] * len(df), index=df.index, dtype="object")
@@ -68,6 +73,8 @@ def conform(df: pd.DataFrame, columns: dict) -> pd.DataFrame:
 
 
 def _convert(values: pd.Series, kind: str) -> pd.Series:
+    import pandas as pd
+
     values = values.reset_index(drop=True)
     if kind == "time":
         if isinstance(values.dtype, pd.DatetimeTZDtype):
