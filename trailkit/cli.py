@@ -205,7 +205,7 @@ def _cache_command(args) -> int:
     from .engines.local import LocalEngine
 
     with LocalEngine(logs) as engine:
-        info = engine.cache.summary(engine.con)
+        info = engine.cache.summary()
     print(f"cache of {os.path.realpath(logs)}\n  file: {info['path']} ({info['bytes'] / 1024 ** 2:.1f} MB)")
     print(f"  records of {info['record_files']} log files ({info['records']:,} records) for window questions")
     for key, files in info["keys"].items():

@@ -149,7 +149,7 @@ def write_report(all_results: dict, path: Path) -> None:
         for name, r in res["results"].items():
             if "seconds" not in r:
                 continue
-            lines.append(f"| {name} | {r['seconds']:.2f} s | {r['seconds'] / floor:.2f}× | {r['rss_mb']:.0f} MB | "
+            lines.append(f"| {name.replace('|', chr(92) + '|')} | {r['seconds']:.2f} s | {r['seconds'] / floor:.2f}× | {r['rss_mb']:.0f} MB | "
                          f"{'correct' if r['correct'] else '**wrong**'} |")
         ms = res["results"]["in-process warm"]["ms"]
         lines += ["", "In-process, warm cache (median of 5, ms): " +
@@ -169,7 +169,7 @@ def write_report(all_results: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="500000,1000000,2000000")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--dir", default=os.environ.get("TRAILKIT_BENCH_DIR", str(ROOT / ".bench")))
     parser.add_argument("--pandas-max", type=int, default=500_000, help="largest corpus the pandas habit is run on")
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))

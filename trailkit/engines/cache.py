@@ -1,14 +1,15 @@
 """The incremental columnar cache of the local engine: instant repeats on the same files.
 
 One DuckDB database file per log folder, under the user's cache directory (``$TRAILKIT_CACHE``, else
-``$XDG_CACHE_HOME/trailkit``, else ``~/.cache/trailkit``). Two kinds of entries, both keyed by each source
-file's path, size and modification time, so new or changed files are read again and removed files dropped:
+``$XDG_CACHE_HOME/trailkit``, else ``~/.cache/trailkit``); the engine's connection is to that file. Two kinds of
+entries, both keyed by each source file's path, size and modification time, so new or changed files are read
+again and removed files dropped:
 
 - ``key_records``: for one access key, the records that mention it (what the fast scan found), already in the
-  Athena table's columns, and the list of files scanned for it. A second question about the same key reads
-  no log file at all.
-- ``records``: every record of the files a question without a key needed (e.g. a one-day window), already
-  in the Athena table's columns.
+  Athena table's columns, and the list of files scanned for it (``key_files``). A second question about the
+  same key reads no log file at all.
+- ``records``: every record of the files a question without a key needed (e.g. a one-day window), in the same
+  columns, and the files they came from (``rec_files``).
 
 Entries are filled lazily by the questions that need them, for the files those questions read. A cache that
 cannot be opened or has another layout is deleted and rebuilt, never trusted.
@@ -16,13 +17,15 @@ cannot be opened or has another layout is deleted and rebuilt, never trusted.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import warnings
 from pathlib import Path
 
 from .local import LogFile, SkippedFile, _records_sql, _source
 
-VERSION = 2
+VERSION = 3
+_EMPTY = "(SELECT '{}'::JSON AS json, ''::VARCHAR AS filename WHERE false)"
 
 
 def default_dir() -> Path:
@@ -38,180 +41,210 @@ def cache_path(root: str | os.PathLike, directory: str | os.PathLike | None = No
     return Path(directory or default_dir()) / f"{Path(real).name or 'root'}-{digest}.duckdb"
 
 
-def _literal(value) -> str:
-    from sqlglot import exp
+class _Transpiled(dict):
+    """Athena→DuckDB translations on disk (a small JSON file), written through on every addition."""
 
-    return exp.convert(value).sql(dialect="duckdb")
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            super().__init__(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            super().__init__()
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self))
+            tmp.replace(self.path)  # atomic: a reader sees the old file or the new one
+        except OSError:  # a read-only cache directory costs speed, not answers
+            pass
+
+
+_TRANSPILED: dict = {}
+
+
+def transpiled() -> dict:
+    """The on-disk store of transpiled SQL for the installed sqlglot (its output may change between versions)."""
+    from importlib.metadata import version
+
+    name = f"transpiled-sqlglot-{version('sqlglot')}.json"
+    if name not in _TRANSPILED:
+        _TRANSPILED[name] = _Transpiled(default_dir() / name)
+    return _TRANSPILED[name]
 
 
 class Cache:
-    """The cache of one log folder, attached to a DuckDB connection as ``tk_cache``."""
+    """The cache of one log folder. ``open()`` returns the DuckDB connection the engine then uses for all."""
 
     def __init__(self, root: str | os.PathLike, directory: str | os.PathLike | None = None):
         self.root = os.fspath(root)
         self.path = cache_path(root, directory)
-        self._con = None
-        # What each entry covers, as last read or written by this process (the file is ours while attached).
+        self.con = None
+        self.unreadable: list[tuple[str, str]] = []
+        # What each entry covers, as last read or written here (the file is ours: DuckDB locks it).
         self._known: dict[tuple, dict] = {}
 
     # -- opening
 
-    def attach(self, con) -> None:
+    def open(self):
+        """Connect to the cache file, creating or rebuilding it; raises if another process holds it."""
+        import duckdb
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._attach(con)
-        except Exception as e:  # a torn or foreign file: never trusted, rebuilt
+            self.con = self._open(duckdb)
+        except duckdb.IOException as e:
             if "lock" in str(e).lower():
                 raise
-            warnings.warn(f"cache {self.path} was unreadable ({str(e).splitlines()[0]}); rebuilding it",
-                          SkippedFile, stacklevel=3)
-            self._detach(con)
-            for p in (self.path, Path(str(self.path) + ".wal")):
-                p.unlink(missing_ok=True)
-            self._attach(con)
-        self._con = con
+            self.con = self._rebuild(duckdb, e)
+        except Exception as e:  # a torn or foreign file: never trusted, rebuilt
+            self.con = self._rebuild(duckdb, e)
+        return self.con
 
-    def _attach(self, con) -> None:
-        con.execute(f"ATTACH {_literal(str(self.path))} AS tk_cache")
-        tables = {r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'tk_cache'").fetchall()}
-        if tables and ("meta" not in tables or
-                       con.execute("SELECT max(version) FROM tk_cache.meta").fetchone()[0] != VERSION):
-            raise ValueError(f"cache layout is not version {VERSION}")
-        # A schema check: reading one row of each table proves the file is whole enough to use.
-        for table in tables:
-            con.execute(f"SELECT * FROM tk_cache.{table} LIMIT 1").fetchall()
-        if not tables:
-            con.execute("CREATE TABLE tk_cache.meta (version INTEGER, root VARCHAR)")
-            con.execute("INSERT INTO tk_cache.meta VALUES (?, ?)", [VERSION, os.path.realpath(self.root)])
-            con.execute("CREATE TABLE tk_cache.key_files (key VARCHAR, path VARCHAR, size BIGINT, mtime BIGINT)")
-            con.execute("CREATE TABLE tk_cache.key_records AS SELECT ''::VARCHAR AS key, * FROM (" +
-                        _records_sql("(SELECT '{}'::JSON AS json, ''::VARCHAR AS filename WHERE false)",
-                                     keep="filename") + ")")
-            con.execute("CREATE TABLE tk_cache.rec_files (path VARCHAR, size BIGINT, mtime BIGINT)")
-            con.execute("CREATE TABLE tk_cache.records AS " +
-                        _records_sql("(SELECT '{}'::JSON AS json, ''::VARCHAR AS filename WHERE false)",
-                                     keep="filename"))
+    def _rebuild(self, duckdb, error):
+        warnings.warn(f"cache {self.path} was unreadable ({str(error).splitlines()[0]}); rebuilding it",
+                      SkippedFile, stacklevel=4)
+        for p in (self.path, Path(str(self.path) + ".wal")):
+            p.unlink(missing_ok=True)
+        return self._open(duckdb)
 
-    @staticmethod
-    def _detach(con) -> None:
+    def _open(self, duckdb):
+        con = duckdb.connect(str(self.path))
         try:
-            con.execute("DETACH tk_cache")
+            tables = {r[0] for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()}
+            if tables and ("meta" not in tables or
+                           con.execute("SELECT max(version) FROM meta").fetchone()[0] != VERSION):
+                raise ValueError(f"cache layout is not version {VERSION}")
+            for table in tables:  # reading a row of each table proves the file is whole enough to use
+                con.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
+            if not tables:
+                con.execute("CREATE TABLE meta (version INTEGER, root VARCHAR)")
+                con.execute("INSERT INTO meta VALUES (?, ?)", [VERSION, os.path.realpath(self.root)])
+                con.execute("CREATE TABLE key_files (key VARCHAR, path VARCHAR, size BIGINT, mtime BIGINT)")
+                con.execute("CREATE TABLE key_records AS SELECT ''::VARCHAR AS key, * FROM ("
+                            + _records_sql(_EMPTY, keep="filename") + ")")
+                con.execute("CREATE TABLE rec_files (path VARCHAR, size BIGINT, mtime BIGINT)")
+                con.execute("CREATE TABLE records AS " + _records_sql(_EMPTY, keep="filename"))
         except Exception:
-            pass
+            con.close()
+            raise
+        return con
 
     # -- bookkeeping
 
-    def _stale(self, table: str, where: str, needed: list[LogFile], present: set[str]):
-        known = self._known.get((table, where))
+    def _stale(self, files_table: str, key: str | None, needed: list[LogFile], present: set[str]):
+        known = self._known.get((files_table, key))
         if known is None:
-            known = self._known[(table, where)] = {p: (s, m) for p, s, m in self._con.execute(
-                f"SELECT path, size, mtime FROM tk_cache.{table} WHERE {where}").fetchall()}
+            rows = self.con.execute(f"SELECT path, size, mtime FROM {files_table} WHERE key = $k",
+                                    {"k": key}).fetchall() if key else \
+                self.con.execute(f"SELECT path, size, mtime FROM {files_table}").fetchall()
+            known = self._known[(files_table, key)] = {p: (s, m) for p, s, m in rows}
         gone = [p for p in known if p not in present]
         stale = [f for f in needed if known.get(f.path) != (f.size, f.mtime_ns)]
         return gone, stale
 
-    def _covered(self, table: str, where: str, gone: list[str], files: list[LogFile]) -> None:
-        known = self._known[(table, where)]
+    def _covered(self, files_table: str, key: str | None, gone: list[str], files: list[LogFile]) -> None:
+        known = self._known[(files_table, key)]
         for path in gone:
             known.pop(path, None)
         known.update({f.path: (f.size, f.mtime_ns) for f in files})
 
-    def _forget(self, tables: dict[str, str], where: str, paths: list[str]) -> None:
-        """Delete the rows of ``paths`` from each table (name -> its path column) that match ``where``."""
+    def _forget(self, tables: dict[str, str], key: str | None, paths: list[str]) -> None:
+        """Delete the rows of ``paths`` (and of ``key``, if given) from each table (name -> its path column)."""
         if not paths:
             return
-        self._con.execute("CREATE OR REPLACE TEMP TABLE tk_forget AS SELECT unnest($p) AS path", {"p": paths})
+        self.con.execute("CREATE OR REPLACE TEMP TABLE tk_forget AS SELECT unnest($p) AS path", {"p": paths})
         for table, column in tables.items():
-            self._con.execute(f"DELETE FROM tk_cache.{table} WHERE {where} AND {column} IN (SELECT path FROM tk_forget)")
+            self.con.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT path FROM tk_forget)"
+                             + (" AND key = $k" if key else ""), {"k": key} if key else {})
+
+    def _add_files(self, table: str, key: str | None, files: list[LogFile]) -> None:
+        if not files:
+            return
+        cols = "unnest($path), unnest($size), unnest($mtime)"
+        params = {"path": [f.path for f in files], "size": [f.size for f in files],
+                  "mtime": [f.mtime_ns for f in files]}
+        if key:
+            cols, params["k"] = "$k, " + cols, key
+        self.con.execute(f"INSERT INTO {table} SELECT {cols}", params)
+
+    def _transaction(self, work, undo_known) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            work()
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            self._known.pop(undo_known, None)
+            raise
 
     # -- the two entries
 
-    def key_source(self, key: str, needed: list[LogFile], present: set[str], scan) -> tuple[str, int]:
-        """SELECT of the records mentioning ``key`` in ``needed`` (Athena columns), refreshed first.
+    def key_source(self, key: str, needed: list[LogFile], present: set[str], scan) -> tuple[str, dict, int]:
+        """SELECT (and its parameters) of the records mentioning ``key`` in ``needed``, refreshed first.
 
-        ``scan(files)`` is the engine's fast scan. Returns the SELECT and how many files had to be read.
+        ``scan(files)`` is the engine's fast scan. Also returns how many log files had to be read.
         """
-        where = f"key = {_literal(key)}"
-        gone, stale = self._stale("key_files", where, needed, present)
+        gone, stale = self._stale("key_files", key, needed, present)
         self.unreadable = []
         if gone or stale:
             result = scan(stale)
             bad = {p for p, _ in result.unreadable}
             scanned = [f for f in stale if f.path not in bad]  # unreadable ones are tried (and named) again
-            con = self._con
-            con.execute("BEGIN TRANSACTION")
-            try:
-                self._forget({"key_records": "filename", "key_files": "path"}, where, gone + [f.path for f in stale])
-                if scanned:
-                    self._insert_frame("key_files", {"key": [key] * len(scanned), "path": [f.path for f in scanned],
-                                                     "size": [f.size for f in scanned],
-                                                     "mtime": [f.mtime_ns for f in scanned]})
-                insert = f"INSERT INTO tk_cache.key_records SELECT {_literal(key)}, * FROM "
+
+            def work():
+                self._forget({"key_records": "filename", "key_files": "path"}, key, gone + [f.path for f in stale])
+                self._add_files("key_files", key, scanned)
+                insert = "INSERT INTO key_records SELECT $k, * FROM "
                 if result.documents:
-                    self._insert_frame(None, {"filename": [p for p, _ in result.documents],
-                                              "json": [d for _, d in result.documents]},
-                                       insert + "(" + _records_sql(
-                                           "(SELECT json::JSON AS json, filename FROM tk_frame)", keep="filename") + ")")
+                    docs = "(SELECT unnest($docs)::JSON AS json, unnest($paths) AS filename)"
+                    self.con.execute(insert + "(" + _records_sql(docs, keep="filename") + ")",
+                                     {"k": key, "docs": [d for _, d in result.documents],
+                                      "paths": [p for p, _ in result.documents]})
                 if result.whole_files:
-                    con.execute(insert + "(" + _records_sql(
-                        _source([f.path for f in result.whole_files], filename=True), keep="filename") + ")")
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                self._known.pop(("key_files", where), None)
-                raise
-            self._covered("key_files", where, gone, scanned)
+                    self.con.execute(insert + "(" + _records_sql(
+                        _source([f.path for f in result.whole_files], filename=True), keep="filename") + ")", {"k": key})
+
+            self._transaction(work, ("key_files", key))
+            self._covered("key_files", key, gone, scanned)
             self.unreadable = result.unreadable
-        return f"SELECT * EXCLUDE (key, filename) FROM tk_cache.key_records WHERE {where}", len(stale)
+        return "SELECT * EXCLUDE (key, filename) FROM key_records WHERE key = $k", {"k": key}, len(stale)
 
-    def records_source(self, needed: list[LogFile], present: set[str], find_unreadable) -> tuple[str, int]:
-        """SQL source of every record of ``needed`` (Athena columns), refreshed first."""
-        gone, stale = self._stale("rec_files", "TRUE", needed, present)
+    def records_source(self, needed: list[LogFile], present: set[str], find_unreadable) -> tuple[str, dict, int]:
+        """SELECT of every record of ``needed`` (Athena columns), refreshed first."""
+        gone, stale = self._stale("rec_files", None, needed, present)
         self.unreadable = []
-        if gone or stale:
-            todo = list(stale)
-            con = self._con
-            while True:
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    self._forget({"records": "filename", "rec_files": "path"}, "TRUE", gone + [f.path for f in stale])
-                    if todo:
-                        con.execute("INSERT INTO tk_cache.records " +
-                                    _records_sql(_source([f.path for f in todo], filename=True), keep="filename"))
-                        self._insert_frame("rec_files", {"path": [f.path for f in todo],
-                                                         "size": [f.size for f in todo],
-                                                         "mtime": [f.mtime_ns for f in todo]})
-                    con.execute("COMMIT")
-                    self._covered("rec_files", "TRUE", gone, todo)
-                    break
-                except Exception:
-                    con.execute("ROLLBACK")
-                    self._known.pop(("rec_files", "TRUE"), None)
-                    bad = find_unreadable(todo)
-                    if not bad:
-                        raise
-                    self.unreadable += bad
-                    names = {p for p, _ in bad}
-                    todo = [f for f in todo if f.path not in names]
-        return "SELECT * EXCLUDE (filename) FROM tk_cache.records", len(stale)
-
-    def _insert_frame(self, table: str | None, columns: dict, sql: str | None = None) -> None:
-        """Insert ``columns`` (name -> list) into ``table``, or run ``sql`` reading them as ``tk_frame``."""
-        import pandas as pd
-
-        self._con.register("tk_frame", pd.DataFrame(columns))
-        try:
-            self._con.execute(sql or f"INSERT INTO tk_cache.{table} SELECT * FROM tk_frame")
-        finally:
-            self._con.unregister("tk_frame")
+        todo = list(stale)
+        while gone or todo:
+            def work():
+                self._forget({"records": "filename", "rec_files": "path"}, None, gone + [f.path for f in stale])
+                if todo:
+                    self.con.execute("INSERT INTO records " +
+                                     _records_sql(_source([f.path for f in todo], filename=True), keep="filename"))
+                    self._add_files("rec_files", None, todo)
+            try:
+                self._transaction(work, ("rec_files", None))
+            except Exception:
+                bad = find_unreadable(todo)
+                if not bad:
+                    raise
+                self.unreadable += bad
+                names = {p for p, _ in bad}
+                todo = [f for f in todo if f.path not in names]
+                continue
+            self._covered("rec_files", None, gone, todo)
+            break
+        return "SELECT * EXCLUDE (filename) FROM records", {}, len(stale)
 
     # -- showing and clearing
 
-    def summary(self, con) -> dict:
-        keys = con.execute("SELECT key, count(*) FROM tk_cache.key_files GROUP BY key ORDER BY key").fetchall()
-        files = con.execute("SELECT count(*) FROM tk_cache.rec_files").fetchone()[0]
-        records = con.execute("SELECT count(*) FROM tk_cache.records").fetchone()[0]
+    def summary(self) -> dict:
+        keys = self.con.execute("SELECT key, count(*) FROM key_files GROUP BY key ORDER BY key").fetchall()
+        files = self.con.execute("SELECT count(*) FROM rec_files").fetchone()[0]
+        records = self.con.execute("SELECT count(*) FROM records").fetchone()[0]
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
         return {"path": str(self.path), "bytes": size, "keys": dict(keys), "record_files": files, "records": records}
 
@@ -223,7 +256,7 @@ def clear(root: str | os.PathLike | None = None, directory: str | os.PathLike | 
         targets = [p for p in base.parent.glob(base.name + "*") if p.is_file()]
     else:
         d = Path(directory or default_dir())
-        targets = [p for p in d.glob("*.duckdb*")] if d.exists() else []
+        targets = list(d.glob("*.duckdb*")) if d.exists() else []
     for p in targets:
         p.unlink()
     return targets

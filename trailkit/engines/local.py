@@ -8,6 +8,7 @@ transpiled to DuckDB by sqlglot. Everything Athena-vs-DuckDB lives in this modul
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -47,7 +48,7 @@ class LogFile(NamedTuple):
 
 
 def discover(root: str | os.PathLike) -> list[LogFile]:
-    """Every CloudTrail event file under ``root`` (digest files excluded), sorted by path."""
+    """Every CloudTrail event file under ``root`` (digest files excluded)."""
     root = os.fspath(root)
     if not os.path.exists(root):
         raise InvalidInput(f"log folder {root!r} does not exist; pass --logs DIR or set TRAILKIT_LOGS")
@@ -69,7 +70,7 @@ def _walk(path: str, rel: str, out: list[LogFile]) -> None:
         except ValueError:
             day = None
     with os.scandir(path) as it:
-        entries = sorted(it, key=lambda e: e.name)
+        entries = list(it)  # listing order: answers never depend on the order files are read in
     for entry in entries:
         if entry.is_dir():
             if entry.name != "CloudTrail-Digest" and not entry.name.startswith("."):
@@ -98,10 +99,20 @@ def prune(files: list[LogFile], window: Window) -> list[LogFile]:
 
 @lru_cache(maxsize=256)
 def transpile(sql: str) -> str:
-    """Athena (Trino) SQL → DuckDB SQL. Placeholders ``:name`` become ``$name``."""
-    import sqlglot
+    """Athena (Trino) SQL → DuckDB SQL. Placeholders ``:name`` become ``$name``.
 
-    return sqlglot.transpile(sql, read="athena", write="duckdb", pretty=True)[0]
+    Results are also kept on disk beside the caches, per sqlglot version: importing sqlglot and transpiling
+    costs a third of a second, which a repeated question should not pay.
+    """
+    from .cache import transpiled
+
+    store = transpiled()
+    digest = hashlib.sha256(sql.encode()).hexdigest()
+    if digest not in store:
+        import sqlglot
+
+        store[digest] = sqlglot.transpile(sql, read="athena", write="duckdb", pretty=True)[0]
+    return store[digest]
 
 
 def _records_sql(source: str, keep: str | None = None) -> str:
@@ -175,7 +186,7 @@ class LocalEngine(Engine):
         self.threads = threads
         self._con = None
         self.skipped: list[str] = []
-        self._cache = None
+        self._cache = None  # a Cache once the connection is open, with cache=True
         self._use_cache = cache
         self._cache_dir = cache_dir
         files = self._fresh = discover(self.path)
@@ -190,10 +201,22 @@ class LocalEngine(Engine):
 
     @property
     def con(self):
+        """The DuckDB connection: to the folder's cache file when caching, else in memory."""
         if self._con is None:
             import duckdb
 
-            self._con = duckdb.connect()
+            if self._use_cache:
+                from .cache import Cache
+
+                cache = Cache(self.path, self._cache_dir)
+                try:
+                    self._con, self._cache = cache.open(), cache
+                except duckdb.Error as e:  # held by another trailkit process: answer without it
+                    warnings.warn(f"cache {cache.path} is in use ({str(e).splitlines()[0]}); answering without it",
+                                  SkippedFile, stacklevel=3)
+                    self._use_cache = False
+            if self._con is None:
+                self._con = duckdb.connect()
             # date_trunc and casts on TIMESTAMPTZ follow the session zone: investigations are in UTC, always.
             self._con.execute("SET TimeZone = 'UTC'")
             if self.threads:
@@ -215,19 +238,8 @@ class LocalEngine(Engine):
 
     @property
     def cache(self):
-        """The folder's cache (attached on first use), or None with ``cache=False``."""
-        if self._use_cache and self._cache is None:
-            from .cache import Cache
-
-            cache = Cache(self.path, self._cache_dir)
-            try:
-                cache.attach(self.con)
-            except Exception as e:  # held by another trailkit process: answer without it
-                warnings.warn(f"cache {cache.path} is in use ({str(e).splitlines()[0]}); answering without it",
-                              SkippedFile, stacklevel=3)
-                self._use_cache = False
-                return None
-            self._cache = cache
+        """The folder's cache (opened with the connection), or None with ``cache=False``."""
+        self.con  # noqa: B018 - opening the connection opens the cache
         return self._cache
 
     def _skip(self, bad: list[tuple[str, str]]) -> None:
@@ -248,10 +260,14 @@ class LocalEngine(Engine):
         present = {f.path for f in everything}
         cache = self.cache
         if cache is not None and key:
-            view, read = cache.key_source(key, needed, present, lambda fs: self._checked(self._scan(fs, key)))
+            select, params, read = cache.key_source(key, needed, present,
+                                                    lambda fs: self._checked(self._scan(fs, key)))
             self._skip(cache.unreadable)
+            # A view cannot take parameters: the key's rows go to a temporary table first (a few thousand rows).
+            self.con.execute("CREATE OR REPLACE TEMP TABLE tk_rows AS " + select, params)
+            view = "SELECT * FROM tk_rows"
         elif cache is not None:
-            view, read = cache.records_source(needed, present, self._unreadable)
+            view, _, read = cache.records_source(needed, present, self._unreadable)
             self._skip(cache.unreadable)
         elif key:
             view, read = self._scan_view(self._checked(self._scan(needed, key))), len(needed)
@@ -277,11 +293,10 @@ class LocalEngine(Engine):
         return result
 
     def _scan_view(self, result) -> str:
-        import pandas as pd
-
         self._skip(result.unreadable)
-        self.con.register("tk_hits", pd.DataFrame({"json": pd.Series([d for _, d in result.documents], dtype=object)}))
-        parts = [_records_sql("(SELECT json::JSON AS json FROM tk_hits)")]
+        self.con.execute("CREATE OR REPLACE TEMP TABLE tk_hits AS SELECT unnest($docs)::JSON AS json",
+                         {"docs": [d for _, d in result.documents]})
+        parts = [_records_sql("(SELECT json FROM tk_hits)")]
         if result.whole_files:
             parts.append(_records_sql(_source([f.path for f in result.whole_files])))
         return "\nUNION ALL\n".join(parts)
