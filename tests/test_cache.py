@@ -128,3 +128,16 @@ def test_scan_finds_records_in_jsonl_and_unusual_files(tmp_path, sample):
     with trail(tmp_path, cache=False) as t:
         got = t.key_usage(KEY)
     assert sorted(got["eventid"]) == sorted(r["eventID"] for r in recs)
+
+
+def test_a_window_question_reads_only_its_days_and_keeps_the_rest(sample, tmp_path):
+    with trail(sample, tmp_path) as t:
+        full = t.key_usage(KEY)
+        t.time_window("2026-10-01", "2026-10-28")
+    with trail(sample, tmp_path) as t:
+        t.key_usage(KEY, start="2026-10-24", end="2026-10-24")
+        assert t.last.files == 0
+        t.time_window("2026-10-24", "2026-10-24")
+        assert t.last.files == 0
+        pd.testing.assert_frame_equal(t.key_usage(KEY), full)  # nothing outside the window was dropped
+        assert t.last.files == 0

@@ -11,7 +11,8 @@ trail = Trail.local(logs)
 questions = {
     "key usage": lambda: trail.key_usage(key),
     "distinct IPs": lambda: trail.distinct_ips(key),
-    "one-day window": lambda: trail.time_window(day, day),
+    "key usage, one day": lambda: trail.key_usage(key, start=day, end=day),
+    "one-day window (every event)": lambda: trail.time_window(day, day),
 }
 out = {}
 for name, ask in questions.items():

@@ -22,7 +22,7 @@ import os
 import warnings
 from pathlib import Path
 
-from .local import LogFile, SkippedFile, _records_sql, _source
+from .local import Listing, LogFile, SkippedFile, _records_sql, _source
 
 VERSION = 3
 _EMPTY = "(SELECT '{}'::JSON AS json, ''::VARCHAR AS filename WHERE false)"
@@ -135,14 +135,15 @@ class Cache:
 
     # -- bookkeeping
 
-    def _stale(self, files_table: str, key: str | None, needed: list[LogFile], present: set[str]):
+    def _stale(self, files_table: str, key: str | None, needed: list[LogFile], found: Listing):
         known = self._known.get((files_table, key))
         if known is None:
             rows = self.con.execute(f"SELECT path, size, mtime FROM {files_table} WHERE key = $k",
                                     {"k": key}).fetchall() if key else \
                 self.con.execute(f"SELECT path, size, mtime FROM {files_table}").fetchall()
             known = self._known[(files_table, key)] = {p: (s, m) for p, s, m in rows}
-        gone = [p for p in known if p not in present]
+        present = {f.path for f in found.files}
+        gone = [p for p in known if p not in present and found.covers(p)]
         stale = [f for f in needed if known.get(f.path) != (f.size, f.mtime_ns)]
         return gone, stale
 
@@ -183,12 +184,12 @@ class Cache:
 
     # -- the two entries
 
-    def key_source(self, key: str, needed: list[LogFile], present: set[str], scan) -> tuple[str, dict, int]:
+    def key_source(self, key: str, needed: list[LogFile], found: Listing, scan) -> tuple[str, dict, int]:
         """SELECT (and its parameters) of the records mentioning ``key`` in ``needed``, refreshed first.
 
         ``scan(files)`` is the engine's fast scan. Also returns how many log files had to be read.
         """
-        gone, stale = self._stale("key_files", key, needed, present)
+        gone, stale = self._stale("key_files", key, needed, found)
         self.unreadable = []
         if gone or stale:
             result = scan(stale)
@@ -213,9 +214,9 @@ class Cache:
             self.unreadable = result.unreadable
         return "SELECT * EXCLUDE (key, filename) FROM key_records WHERE key = $k", {"k": key}, len(stale)
 
-    def records_source(self, needed: list[LogFile], present: set[str], find_unreadable) -> tuple[str, dict, int]:
+    def records_source(self, needed: list[LogFile], found: Listing, find_unreadable) -> tuple[str, dict, int]:
         """SELECT of every record of ``needed`` (Athena columns), refreshed first."""
-        gone, stale = self._stale("rec_files", None, needed, present)
+        gone, stale = self._stale("rec_files", None, needed, found)
         self.unreadable = []
         todo = list(stale)
         while gone or todo:

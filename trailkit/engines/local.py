@@ -47,20 +47,37 @@ class LogFile(NamedTuple):
     mtime_ns: int
 
 
-def discover(root: str | os.PathLike) -> list[LogFile]:
-    """Every CloudTrail event file under ``root`` (digest files excluded)."""
+class Listing(NamedTuple):
+    """The log files found, and the dated folders deliberately not listed (outside a window)."""
+
+    files: list[LogFile]
+    unlisted: set[str]
+
+    def covers(self, path: str) -> bool:
+        """Whether ``path`` would have been listed if it existed (so its absence means it is gone)."""
+        return os.path.dirname(path) not in self.unlisted
+
+
+def discover(root: str | os.PathLike, window: Window | None = None) -> list[LogFile]:
+    """Every CloudTrail event file under ``root`` (digest files excluded); see ``listing``."""
+    return listing(root, window).files
+
+
+def listing(root: str | os.PathLike, window: Window | None = None) -> Listing:
+    """The event files under ``root``. With a ``window``, dated folders outside it (see ``prune``) are not
+    listed at all: a one-day question over a month of logs looks at two days of files."""
     root = os.fspath(root)
     if not os.path.exists(root):
         raise InvalidInput(f"log folder {root!r} does not exist; pass --logs DIR or set TRAILKIT_LOGS")
     if os.path.isfile(root):
         st = os.stat(root)
-        return [LogFile(root, None, st.st_size, st.st_mtime_ns)]
-    files: list[LogFile] = []
-    _walk(root, "", files)
-    return files
+        return Listing([LogFile(root, None, st.st_size, st.st_mtime_ns)], set())
+    out = Listing([], set())
+    _walk(root, "", out, *_day_range(window or Window()))
+    return out
 
 
-def _walk(path: str, rel: str, out: list[LogFile]) -> None:
+def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | None) -> None:
     # One scandir per folder and the folder's date parsed once: a month of logs is ~10,000 files.
     m = _DAY_DIR_RE.search(rel)
     day = None
@@ -69,32 +86,39 @@ def _walk(path: str, rel: str, out: list[LogFile]) -> None:
             day = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
         except ValueError:
             day = None
+    if day is not None and not _in_range(day, first, last):
+        out.unlisted.add(path)
+        return
     with os.scandir(path) as it:
         entries = list(it)  # listing order: answers never depend on the order files are read in
     for entry in entries:
         if entry.is_dir():
             if entry.name != "CloudTrail-Digest" and not entry.name.startswith("."):
-                _walk(entry.path, f"{rel}/{entry.name}" if rel else entry.name, out)
+                _walk(entry.path, f"{rel}/{entry.name}" if rel else entry.name, out, first, last)
         elif entry.name.endswith(LOG_SUFFIXES) and "CloudTrail-Digest" not in entry.name:
             st = entry.stat()
-            out.append(LogFile(entry.path, day, st.st_size, st.st_mtime_ns))
+            out.files.append(LogFile(entry.path, day, st.st_size, st.st_mtime_ns))
 
 
-def prune(files: list[LogFile], window: Window) -> list[LogFile]:
-    """Files that can hold events inside ``window``, by their delivery date.
+def _day_range(window: Window) -> tuple[date | None, date | None]:
+    """The delivery days that can hold events inside ``window``.
 
     A file is delivered after the events it holds, so nothing delivered before the window's first day can be
     in it; delivery lags by minutes, so files up to a day after the window's last day are kept as well.
-    Files outside the dated layout are always kept.
     """
-    if not window.bounded:
-        return list(files)
     first = window.start.date() if window.start else None
     last = ((window.end - timedelta(microseconds=1)).date() + timedelta(days=1)) if window.end else None
-    return [
-        f for f in files
-        if f.day is None or ((first is None or f.day >= first) and (last is None or f.day <= last))
-    ]
+    return first, last
+
+
+def _in_range(day: date, first: date | None, last: date | None) -> bool:
+    return (first is None or day >= first) and (last is None or day <= last)
+
+
+def prune(files: list[LogFile], window: Window) -> list[LogFile]:
+    """Files that can hold events inside ``window``, by their delivery date (undated files always)."""
+    first, last = _day_range(window)
+    return [f for f in files if f.day is None or _in_range(f.day, first, last)]
 
 
 @lru_cache(maxsize=256)
@@ -189,8 +213,8 @@ class LocalEngine(Engine):
         self._cache = None  # a Cache once the connection is open, with cache=True
         self._use_cache = cache
         self._cache_dir = cache_dir
-        files = self._fresh = discover(self.path)
-        if not files:
+        self._fresh = listing(self.path)
+        if not self._fresh.files:
             raise InvalidInput(
                 f"no CloudTrail files (.json, .json.gz, .jsonl) under {str(self.path)!r}; "
                 "point --logs at the folder holding AWSLogs/ or your exported logs"
@@ -223,14 +247,15 @@ class LocalEngine(Engine):
                 self._con.execute(f"SET threads = {int(self.threads)}")
         return self._con
 
-    def _discover(self) -> list[LogFile]:
-        # The listing made by __init__ serves the first question (a CLI run asks one); later ones look again.
-        files, self._fresh = (self._fresh, None) if self._fresh is not None else (discover(self.path), None)
-        return files
+    def _listing(self, hints: ScanHints | None) -> Listing:
+        # The listing made by __init__ serves the first question (a CLI run asks one); later ones look again,
+        # at the window's days only.
+        found, self._fresh = self._fresh, None
+        return found if found is not None else listing(self.path, hints.window if hints else None)
 
     def files(self, hints: ScanHints | None = None) -> list[LogFile]:
         """The files a question with ``hints`` reads (readable ones, pruned by the window)."""
-        return self._needed(self._discover(), hints)
+        return self._needed(self._listing(hints).files, hints)
 
     def _needed(self, files: list[LogFile], hints: ScanHints | None) -> list[LogFile]:
         window = hints.window if hints else Window()
@@ -254,20 +279,19 @@ class LocalEngine(Engine):
         With a key: the records mentioning it (from the cache, or a fast scan). Otherwise: every record of the
         files in the window (from the cache, or read directly).
         """
-        everything = self._discover()
-        needed = self._needed(everything, hints)
+        found = self._listing(hints)
+        needed = self._needed(found.files, hints)
         key = hints.key if hints and self.fast_scan else None
-        present = {f.path for f in everything}
         cache = self.cache
         if cache is not None and key:
-            select, params, read = cache.key_source(key, needed, present,
+            select, params, read = cache.key_source(key, needed, found,
                                                     lambda fs: self._checked(self._scan(fs, key)))
             self._skip(cache.unreadable)
             # A view cannot take parameters: the key's rows go to a temporary table first (a few thousand rows).
             self.con.execute("CREATE OR REPLACE TEMP TABLE tk_rows AS " + select, params)
             view = "SELECT * FROM tk_rows"
         elif cache is not None:
-            view, _, read = cache.records_source(needed, present, self._unreadable)
+            view, _, read = cache.records_source(needed, found, self._unreadable)
             self._skip(cache.unreadable)
         elif key:
             view, read = self._scan_view(self._checked(self._scan(needed, key))), len(needed)
