@@ -76,7 +76,7 @@ def _free_port() -> int:
 def jupyterlab(tmp_path):
     """JupyterLab on 127.0.0.1 over a copy of the notebooks and sample (the repo's files stay untouched)."""
     work = tmp_path / "lab"
-    shutil.copytree(ROOT / "notebooks", work / "notebooks")
+    shutil.copytree(ROOT / "notebooks", work / "notebooks", ignore=shutil.ignore_patterns("*.png", ".ipynb_*"))
     shutil.copytree(ROOT / "data" / "sample", work / "data" / "sample")
     port = _free_port()
     log = open(tmp_path / "jupyterlab.log", "w")

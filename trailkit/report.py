@@ -47,7 +47,7 @@ def write_report(key: str, out: str | os.PathLike, *, start=None, end=None, engi
         try:
             papermill.execute_notebook(str(NOTEBOOK), str(executed), parameters=params, cwd=str(NOTEBOOKS),
                                        kernel_name=kernel, progress_bar=False, log_output=False,
-                                       config=_kernel_config())
+                                       config=_kernel_config(Path(tmp)))
         except papermill.PapermillExecutionError as e:
             raise QueryFailed(f"the report notebook failed: {e.ename}: {e.evalue}", engine=engine, sql="") from e
         nb = nbformat.read(executed, as_version=4)
@@ -57,11 +57,12 @@ def write_report(key: str, out: str | os.PathLike, *, start=None, end=None, engi
     return out
 
 
-def _kernel_config():
-    # The kernel talks to us over local sockets rather than TCP: nothing listens on the network.
+def _kernel_config(sockets: Path):
+    # The kernel talks to us over local sockets (in our temporary folder) rather than TCP: nothing listens
+    # on the network, and nothing is left beside the notebook.
     from traitlets.config import Config
 
-    return Config({"KernelManager": {"transport": "ipc"}})
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}})
 
 
 def _text(value):
