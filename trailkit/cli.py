@@ -156,33 +156,48 @@ TABLE_HIDDEN = ("requestparameters", "errormessage", "principalarn", "accountid"
                 "eventtype", "eventid", "regions", "useragents")
 
 
-def format_frame(df, fmt: str) -> str:
-    """Render a result: ``table`` for people, ``csv`` and ``json`` (lines) for programs; times as ...Z."""
+def format_result(table, fmt: str, extra: dict | None = None) -> str:
+    """Render an Arrow result: ``table`` for people, ``csv`` and ``json`` (lines) for programs; times as ...Z.
+
+    Works on the contract-conformed Arrow table, so printing needs no pandas (half a second to import);
+    ``extra`` adds columns given as Python lists (the IP category).
+    """
+    import csv
+    import io
     import json
 
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    out = df.copy()
-    for col in out.columns:
-        if pd.api.types.is_datetime64_any_dtype(out[col]):
-            stamps = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-            out[col] = stamps.astype("object").where(out[col].notna(), None)
+    names = table.column_names + list(extra or {})
+    columns = []
+    for col in table.columns:
+        if pa.types.is_timestamp(col.type):
+            seconds = pc.floor_temporal(col, unit="second").cast(pa.timestamp("s", tz=col.type.tz))
+            col = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%SZ")
+        columns.append(col.to_pylist())
+    columns += list((extra or {}).values())
+    rows = list(zip(*columns)) if columns else []
     if fmt == "csv":
-        return out.to_csv(index=False)
-    plain = out.astype("object").where(out.notna(), None)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(["" if v is None else v for v in row] for row in rows)
+        return out.getvalue()
     if fmt == "json":
-        return "".join(json.dumps({k: _plain(v) for k, v in row.items()}, ensure_ascii=False) + "\n"
-                       for row in plain.to_dict(orient="records"))
-    if out.empty:
-        return "(no rows) columns: " + ", ".join(df.columns) + "\n"
-    shown = plain[[c for c in plain.columns if c not in TABLE_HIDDEN or len(plain.columns) <= 8]].fillna("")
-    for col in shown.columns:
-        shown[col] = [v if len(str(v)) <= 48 else str(v)[:47] + "…" for v in shown[col]]
-    return shown.to_string(index=False) + f"\n({len(df)} rows)\n"
+        return "".join(json.dumps(dict(zip(names, row)), ensure_ascii=False, default=str) + "\n" for row in rows)
+    if not rows:
+        return "(no rows) columns: " + ", ".join(names) + "\n"
+    keep = [i for i, n in enumerate(names) if n not in TABLE_HIDDEN or len(names) <= 8]
+    cells = [[names[i] for i in keep]] + [[_cell(row[i]) for i in keep] for row in rows]
+    widths = [max(len(line[j]) for line in cells) for j in range(len(keep))]
+    text = "\n".join(" ".join(v.rjust(w) for v, w in zip(line, widths)) for line in cells)
+    return text + f"\n({len(rows)} rows)\n"
 
 
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
+def _cell(value) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= 48 else text[:47] + "…"
 
 
 def _cache_command(args) -> int:
@@ -243,12 +258,13 @@ def _run(args) -> int:
         if args.dry_run:
             sys.stdout.write(trail.explain(request))
             return 0
-        df = trail.ask(request)
+        table = trail.ask_table(request)
+        extra = {}
         if args.command == "ips" and args.allow:
-            from .investigate import classify_ips
+            from .investigate import ip_categories
 
-            df = classify_ips(df, args.allow)
-        sys.stdout.write(format_frame(df, args.format))
+            extra["category"] = ip_categories(table.column("sourceipaddress").to_pylist(), args.allow)
+        sys.stdout.write(format_result(table, args.format, extra))
         if trail.last is not None and trail.engine.reports_cost:
             print(trail.last.summary(), file=sys.stderr)
     return 0

@@ -18,6 +18,7 @@ from .inputs import Window, access_key, identifier, iso_param, key_fragment, net
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 
 DEFAULT_LOGS = "data/sample"
@@ -101,12 +102,10 @@ def _strip_literals(sql: str) -> str:
     return re.sub(r"'(?:[^']|'')*'", "''", sql)
 
 
-def classify_ips(ips: pd.DataFrame, allowed=None) -> pd.DataFrame:
-    """Add ``category`` to a distinct-IP frame: ``allowed`` (inside the allowlist), ``aws service`` (a service
-    name or ``AWS Internal`` instead of an address), or ``unexpected``; with no allowlist at all, addresses are
+def ip_categories(addresses, allowed=None) -> list[str]:
+    """For each source address: ``allowed`` (inside the allowlist), ``aws service`` (a service name or
+    ``AWS Internal`` instead of an address), or ``unexpected``; with no allowlist at all, addresses are
     ``unchecked`` rather than called unexpected."""
-    import pandas as pd
-
     nets = networks(allowed)
 
     def category(value) -> str:
@@ -118,8 +117,15 @@ def classify_ips(ips: pd.DataFrame, allowed=None) -> pd.DataFrame:
             return "unchecked"
         return "allowed" if any(address in net for net in nets) else "unexpected"
 
+    return [category(v) for v in addresses]
+
+
+def classify_ips(ips: pd.DataFrame, allowed=None) -> pd.DataFrame:
+    """A distinct-IP frame with a ``category`` column (see ``ip_categories``)."""
+    import pandas as pd
+
     out = ips.copy()
-    out["category"] = pd.array([category(v) for v in out["sourceipaddress"]], dtype="string")
+    out["category"] = pd.array(ip_categories(out["sourceipaddress"], allowed), dtype="string")
     return out
 
 
@@ -156,10 +162,14 @@ class Trail:
     # -- running
 
     def ask(self, request: Request) -> pd.DataFrame:
-        """Run a request and apply its column contract."""
+        """Run a request; its rows as a DataFrame with the question's column contract."""
+        return queries.to_frame(self.ask_table(request))
+
+    def ask_table(self, request: Request) -> pa.Table:
+        """Run a request; its rows as an Arrow table with the question's column contract (no pandas needed)."""
         sql, params = self._render(request)
-        df = self.engine.run(sql, params, request.hints)
-        return request.query.conform(df) if request.query.columns else df
+        table = self.engine.run(sql, params, request.hints)
+        return request.query.conform(table) if request.query.columns else table
 
     def explain(self, request: Request) -> str:
         """The exact SQL the engine would run for ``request``, values in place; runs nothing."""

@@ -19,7 +19,7 @@ from ..inputs import Window, identifier, quote_identifier
 from .base import Engine, QueryStats, ScanHints, athena_cost_usd
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
 
 
 ENV = {
@@ -167,7 +167,7 @@ class AthenaEngine(Engine):
         text = self.athena_sql(sql, params)
         return DefaultParameterFormatter().format(text, params or None) + ";\n"
 
-    def run(self, sql: str, params: dict, hints: ScanHints | None = None) -> pd.DataFrame:
+    def run(self, sql: str, params: dict, hints: ScanHints | None = None) -> pa.Table:
         require("pyathena.pandas.cursor", "pyathena[pandas]")
         from pyathena.error import Error as AthenaError
         from pyathena.pandas.cursor import PandasCursor
@@ -189,7 +189,9 @@ class AthenaEngine(Engine):
                 engine=self.name, sql=text, query_id=stats.query_id, state=stats.state,
             ) from e
         self._record(self._stats(cursor, text, params, started, len(df)))
-        return df
+        import pyarrow as pa
+
+        return pa.Table.from_pandas(df, preserve_index=False)
 
     def _stats(self, cursor, text, params, started, rows) -> QueryStats:
         scanned = getattr(cursor, "data_scanned_in_bytes", None)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..inputs import Window
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
 
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class QueryStats:
 
 
 class Engine(ABC):
-    """Runs authored Athena SQL (against a table called ``cloudtrail``) and returns a DataFrame."""
+    """Runs authored Athena SQL (against a table called ``cloudtrail``) and returns an Arrow table."""
 
     name: str = "engine"
     #: the sqlglot dialect the engine executes
@@ -75,8 +75,8 @@ class Engine(ABC):
         self.history: list[QueryStats] = []
 
     @abstractmethod
-    def run(self, sql: str, params: dict, hints: ScanHints | None = None) -> pd.DataFrame:
-        """Execute ``sql`` with bound ``params`` and return its rows."""
+    def run(self, sql: str, params: dict, hints: ScanHints | None = None) -> pa.Table:
+        """Execute ``sql`` with bound ``params`` and return its rows (as Arrow: the contract is applied on it)."""
 
     @abstractmethod
     def explain(self, sql: str, params: dict, hints: ScanHints | None = None) -> str:

@@ -18,6 +18,7 @@ from ..errors import TrailkitError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 
 _TAG_RE = re.compile(r"\s*--\s*if:\s*(\w+)\s*$")
@@ -56,35 +57,54 @@ class Query:
         used = {k: v for k, v in given.items() if re.search(rf":{k}\b", sql)}
         return sql, used
 
-    def conform(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Apply the column contract: declared order, UTC datetimes, nullable ints, string dtype."""
-        return conform(df, self.columns)
+    def conform(self, table: pa.Table) -> pa.Table:
+        """Apply the column contract: declared order, UTC timestamps, integers, text with '' as NULL."""
+        return conform(table, self.columns)
 
 
-def conform(df: pd.DataFrame, columns: dict) -> pd.DataFrame:
-    """Give ``df`` exactly ``columns`` (name → kind) with one dtype per kind, whichever engine made it."""
-    import pandas as pd
+_TYPES = {"time": "timestamp[us, tz=UTC]", "int": "int64", "string": "string"}
 
-    out = {}
+
+def conform(table: pa.Table, columns: dict) -> pa.Table:
+    """Give ``table`` exactly ``columns`` (name → kind) with one Arrow type per kind, whichever engine made it.
+
+    This is the one place the contract is applied: the API turns the result into pandas with ``to_frame``,
+    the CLI prints it as it is.
+    """
+    import pyarrow as pa
+
+    arrays = []
     for name, kind in columns.items():
-        values = df[name] if name in df.columns else pd.Series([None] * len(df), index=df.index, dtype="object")
-        out[name] = _convert(values, kind)
-    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+        values = table.column(name) if name in table.column_names else pa.nulls(table.num_rows)
+        arrays.append(_convert(values, kind))
+    return pa.Table.from_arrays(arrays, names=list(columns))  # (pa.table() would import pandas to sniff)
 
 
-def _convert(values: pd.Series, kind: str) -> pd.Series:
-    import pandas as pd
+def _convert(values, kind: str):
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    values = values.reset_index(drop=True)
     if kind == "time":
-        if isinstance(values.dtype, pd.DatetimeTZDtype):
-            return values.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-        return pd.to_datetime(values.astype("string"), utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+        if pa.types.is_timestamp(values.type):
+            return values.cast(pa.timestamp("us", tz="UTC"))
+        return values.cast(pa.string()).cast(pa.timestamp("us", tz="UTC"))  # ISO 8601, offsets honoured
     if kind == "int":
-        return pd.to_numeric(values).astype("Int64")
-    text = values.astype("string")
+        return values.cast(pa.int64())  # whole numbers only: a fraction is an error, not a rounding
+    text = values.cast(pa.string())
     # Athena's CSV results cannot tell NULL from '', and neither is worth telling apart to an investigator.
-    return text.mask(text == "", pd.NA)
+    # (Built from arrays only: turning a Python value into an Arrow scalar makes pyarrow import pandas.)
+    empty = pc.invert(pc.cast(pc.utf8_length(text), pa.bool_()))
+    return pc.if_else(empty, pa.nulls(len(text), pa.string()), text)
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """A result as pandas: timestamps as datetime64[us, UTC], integers as Int64, text as the string dtype."""
+    import pandas as pd
+    import pyarrow as pa
+
+    mapping = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype(), pa.int64(): pd.Int64Dtype(),
+               pa.int32(): pd.Int64Dtype()}
+    return table.to_pandas(types_mapper=mapping.get)
 
 
 def _parse(name: str, text: str) -> Query:
