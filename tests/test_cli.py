@@ -68,6 +68,11 @@ def test_window_and_ips_and_sql(capsys, sample):
     assert code == 0 and out.splitlines() == ["n", "16"]
 
 
+def test_owner_table_shows_the_arn(capsys, sample):
+    code, out, _ = run(capsys, "owner", KEY, "--logs", str(sample))
+    assert code == 0 and "arn:aws:iam::111122223333:user/partner-sync" in out and "(1 rows)" in out
+
+
 def test_owner_and_minted(capsys, sample):
     code, out, _ = run(capsys, "owner", KEY, "--logs", str(sample), "--format", "json")
     assert code == 0 and json.loads(out.splitlines()[0])["principalarn"].endswith(":user/partner-sync")

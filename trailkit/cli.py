@@ -151,7 +151,7 @@ def _request(args):
     return inv.sql_request(args.query, _params(args.param))
 
 
-# Columns a person reads first; the rest stay in csv/json (and in the DataFrame).
+# Columns left out of wide (event) tables for people; csv, json and the DataFrame keep everything.
 TABLE_HIDDEN = ("requestparameters", "errormessage", "principalarn", "accountid", "identitytype", "readonly",
                 "eventtype", "eventid", "regions", "useragents")
 
@@ -188,7 +188,7 @@ def format_result(table, fmt: str, extra: dict | None = None) -> str:
         return "".join(json.dumps(dict(zip(names, row)), ensure_ascii=False, default=str) + "\n" for row in rows)
     if not rows:
         return "(no rows) columns: " + ", ".join(names) + "\n"
-    keep = [i for i, n in enumerate(names) if n not in TABLE_HIDDEN or len(names) <= 8]
+    keep = [i for i, n in enumerate(names) if n not in TABLE_HIDDEN or len(names) <= 12]
     cells = [[names[i] for i in keep]] + [[_cell(row[i]) for i in keep] for row in rows]
     widths = [max(len(line[j]) for line in cells) for j in range(len(keep))]
     text = "\n".join(" ".join(v.rjust(w) for v, w in zip(line, widths)) for line in cells)
