@@ -11,7 +11,6 @@ import pytest
 
 from trailkit.report import NOTEBOOKS, write_report
 
-from .conftest import INVICTUS
 
 KEY = "AKIA3PARTNERSYNC0001"
 

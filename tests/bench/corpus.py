@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import random
-import sys
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta, timezone

@@ -220,14 +220,9 @@ class Cache:
         self.unreadable = []
         todo = list(stale)
         while gone or todo:
-            def work():
-                self._forget({"records": "filename", "rec_files": "path"}, None, gone + [f.path for f in stale])
-                if todo:
-                    self.con.execute("INSERT INTO records " +
-                                     _records_sql(_source([f.path for f in todo], filename=True), keep="filename"))
-                    self._add_files("rec_files", None, todo)
             try:
-                self._transaction(work, ("rec_files", None))
+                self._transaction(lambda files=todo: self._write_records(gone + [f.path for f in stale], files),
+                                  ("rec_files", None))
             except Exception:
                 bad = find_unreadable(todo)
                 if not bad:
@@ -239,6 +234,13 @@ class Cache:
             self._covered("rec_files", None, gone, todo)
             break
         return "SELECT * EXCLUDE (filename) FROM records", {}, len(stale)
+
+    def _write_records(self, forget: list[str], files: list[LogFile]) -> None:
+        self._forget({"records": "filename", "rec_files": "path"}, None, forget)
+        if files:
+            self.con.execute("INSERT INTO records " +
+                             _records_sql(_source([f.path for f in files], filename=True), keep="filename"))
+            self._add_files("rec_files", None, files)
 
     # -- showing and clearing
 
