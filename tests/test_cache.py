@@ -120,10 +120,13 @@ def test_no_cache_writes_nothing(sample, tmp_path):
 
 
 def test_scan_finds_records_in_jsonl_and_unusual_files(tmp_path, sample):
-    recs = _partner_records(sample)[:6]
+    recs = _partner_records(sample)[:9]
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs[:3]))
+    # one JSON-lines file in two gzip members, as Firehose writes them: the second member must not be missed
+    members = [gzip.compress("".join(json.dumps(r) + "\n" for r in part).encode()) for part in (recs[6:8], recs[8:])]
+    (tmp_path / "firehose.jsonl.gz").write_bytes(b"".join(members))
     # records whose first key is not eventVersion: the scan falls back to the whole file
-    odd = [{k: r[k] for k in reversed(list(r))} for r in recs[3:]]
+    odd = [{k: r[k] for k in reversed(list(r))} for r in recs[3:6]]
     (tmp_path / "b.json").write_text(json.dumps({"Records": odd}))
     with trail(tmp_path, cache=False) as t:
         got = t.key_usage(KEY)

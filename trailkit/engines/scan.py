@@ -33,8 +33,15 @@ def _inflater():
             continue
 
     def gunzip(raw: bytes) -> bytes:
-        hint = int.from_bytes(raw[-4:], "little") + 1 if len(raw) >= 18 else 16384
-        return decompress(raw, 47, min(hint, 1 << 30))
+        size = int.from_bytes(raw[-4:], "little") if len(raw) >= 18 else None
+        data = decompress(raw, 47, min((size or 16383) + 1, 1 << 30))
+        if size is None or len(data) & 0xFFFFFFFF != size:
+            # decompress() stops after the first gzip member; files of several members (Firehose writes them)
+            # end with the last member's size, which then does not match: read every member.
+            import gzip
+
+            data = gzip.decompress(raw)
+        return data
 
     return gunzip
 
