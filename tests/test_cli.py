@@ -170,3 +170,15 @@ def test_every_command_has_help(capsys):
             main([command, "--help"])
         assert e.value.code == 0
         assert "usage: trailkit " + command in capsys.readouterr().out
+
+
+def test_times_are_printed_in_utc_whatever_zone_the_engine_returned():
+    import pyarrow as pa
+
+    from trailkit.cli import format_result
+
+    # 2023-07-10T13:54:33+02:00 is 11:54:33Z; an engine may hand back zoned or naive (UTC) timestamps
+    zoned = pa.array([1688990073], pa.timestamp("s", tz="UTC")).cast(pa.timestamp("us", tz="Europe/Berlin"))
+    table = pa.Table.from_arrays([zoned, pa.array([1688990073], pa.timestamp("s"))], names=["a", "b"])
+    assert format_result(table, "csv").splitlines()[1] == "2023-07-10T11:54:33Z,2023-07-10T11:54:33Z"
+    assert '"a": "2023-07-10T11:54:33Z"' in format_result(table, "json")

@@ -173,7 +173,8 @@ def format_result(table, fmt: str, extra: dict | None = None) -> str:
     columns = []
     for col in table.columns:
         if pa.types.is_timestamp(col.type):
-            seconds = pc.floor_temporal(col, unit="second").cast(pa.timestamp("s", tz=col.type.tz))
+            # to UTC first: the Z written after it must be true whatever zone the engine returned
+            seconds = pc.floor_temporal(col, unit="second").cast(pa.timestamp("s", tz="UTC"))
             col = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%SZ")
         columns.append(col.to_pylist())
     columns += list((extra or {}).values())
