@@ -135,8 +135,10 @@ def test_jupyterlab_run_all_type_a_key_and_investigate(browser, jupyterlab, samp
     expect(output.locator("td:text-is('198.51.100.77')").first).to_be_visible()
     expect(output.locator("td:text-is('unexpected')").first).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)
-    news = page.locator(".jp-toast-container button:text-is('No')")
+    news = page.get_by_role("button", name="No", exact=True)  # JupyterLab's "notify me about news?" toast
     if news.count():
         news.first.click()
-    output.locator("img").first.scroll_into_view_if_needed()
+        news.first.wait_for(state="detached")
+    # the panel at the top of the view, its answer below it
+    page.locator(".widget-toggle-buttons").first.evaluate("e => e.scrollIntoView({block: 'start'})")
     page.screenshot(path=str(ARTIFACTS / "jupyterlab.png"))
