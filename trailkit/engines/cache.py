@@ -41,6 +41,11 @@ def cache_path(root: str | os.PathLike, directory: str | os.PathLike | None = No
     return Path(directory or default_dir()) / f"{Path(real).name or 'root'}-{digest}.duckdb"
 
 
+def _files_of(path: Path) -> list[Path]:
+    """The database file of a cache and its write-ahead log, those that exist."""
+    return [p for p in (path, Path(str(path) + ".wal")) if p.is_file()]
+
+
 class _Transpiled(dict):
     """Athena→DuckDB translations on disk (a small JSON file), written through on every addition."""
 
@@ -106,7 +111,7 @@ class Cache:
     def _rebuild(self, duckdb, error):
         warnings.warn(f"cache {self.path} was unreadable ({str(error).splitlines()[0]}); rebuilding it",
                       SkippedFile, stacklevel=4)
-        for p in (self.path, Path(str(self.path) + ".wal")):
+        for p in _files_of(self.path):
             p.unlink(missing_ok=True)
         return self._open(duckdb)
 
@@ -248,15 +253,14 @@ class Cache:
         keys = self.con.execute("SELECT key, count(*) FROM key_files GROUP BY key ORDER BY key").fetchall()
         files = self.con.execute("SELECT count(*) FROM rec_files").fetchone()[0]
         records = self.con.execute("SELECT count(*) FROM records").fetchone()[0]
-        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        size = sum(p.stat().st_size for p in _files_of(self.path))
         return {"path": str(self.path), "bytes": size, "keys": dict(keys), "record_files": files, "records": records}
 
 
 def clear(root: str | os.PathLike | None = None, directory: str | os.PathLike | None = None) -> list[Path]:
     """Delete the cache of ``root``, or every trailkit cache when ``root`` is None. Returns what was removed."""
     if root is not None:
-        base = cache_path(root, directory)
-        targets = [p for p in base.parent.glob(base.name + "*") if p.is_file()]
+        targets = _files_of(cache_path(root, directory))
     else:
         d = Path(directory or default_dir())
         targets = list(d.glob("*.duckdb*")) if d.exists() else []
