@@ -219,7 +219,7 @@ class Cache:
             self.unreadable = result.unreadable
         return "SELECT * EXCLUDE (key, filename) FROM key_records WHERE key = $k", {"k": key}, len(stale)
 
-    def records_source(self, needed: list[LogFile], found: Listing, find_unreadable) -> tuple[str, dict, int]:
+    def records_source(self, needed: list[LogFile], found: Listing, find_unreadable) -> tuple[str, int]:
         """SELECT of every record of ``needed`` (Athena columns), refreshed first."""
         gone, stale = self._stale("rec_files", None, needed, found)
         self.unreadable = []
@@ -238,7 +238,7 @@ class Cache:
                 continue
             self._covered("rec_files", None, gone, todo)
             break
-        return "SELECT * EXCLUDE (filename) FROM records", {}, len(stale)
+        return "SELECT * EXCLUDE (filename) FROM records", len(stale)
 
     def _write_records(self, forget: list[str], files: list[LogFile]) -> None:
         self._forget({"records": "filename", "rec_files": "path"}, None, forget)

@@ -58,11 +58,6 @@ class Listing(NamedTuple):
         return os.path.dirname(path) not in self.unlisted
 
 
-def discover(root: str | os.PathLike, window: Window | None = None) -> list[LogFile]:
-    """Every CloudTrail event file under ``root`` (digest files excluded); see ``listing``."""
-    return listing(root, window).files
-
-
 def listing(root: str | os.PathLike, window: Window | None = None) -> Listing:
     """The event files under ``root``. With a ``window``, dated folders outside it (see ``prune``) are not
     listed at all: a one-day question over a month of logs looks at two days of files."""
@@ -285,7 +280,7 @@ class LocalEngine(Engine):
             self.con.execute("CREATE OR REPLACE TEMP TABLE tk_rows AS " + select, params)
             view = "SELECT * FROM tk_rows"
         elif cache is not None:
-            view, _, read = cache.records_source(needed, found, self._unreadable)
+            view, read = cache.records_source(needed, found, self._unreadable)
             self._skip(cache.unreadable)
         elif key:
             view, read = self._scan_view(self._checked(self._scan(needed, key))), len(needed)
