@@ -218,10 +218,18 @@ def _cache_command(args) -> int:
     if not path.exists():
         print(f"no cache of {logs} yet (it would be {path}); the first question fills it")
         return 0
-    from .engines.local import LocalEngine
+    import duckdb
 
-    with LocalEngine(logs) as engine:
-        info = engine.cache.summary()
+    store = cache.Cache(logs)  # the cache alone: no need to list the log folder to describe it
+    try:
+        store.open()
+    except duckdb.Error as e:
+        raise TrailkitError(f"cache {path} cannot be opened now ({str(e).splitlines()[0]}); "
+                            "another trailkit may be using it") from e
+    try:
+        info = store.summary()
+    finally:
+        store.con.close()
     print(f"cache of {os.path.realpath(logs)}\n  file: {info['path']} ({info['bytes'] / 1024 ** 2:.1f} MB)")
     print(f"  records of {info['record_files']} log files ({info['records']:,} records) for window questions")
     for key, files in info["keys"].items():
