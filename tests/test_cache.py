@@ -144,3 +144,17 @@ def test_a_window_question_reads_only_its_days_and_keeps_the_rest(sample, tmp_pa
         assert t.last.files == 0
         pd.testing.assert_frame_equal(t.key_usage(KEY), full)  # nothing outside the window was dropped
         assert t.last.files == 0
+
+
+@pytest.mark.parametrize("simd", [True, False], ids=["stringzilla", "libc memmem"])
+def test_the_key_search_finds_the_key_anywhere(monkeypatch, simd):
+    from trailkit.engines import scan
+
+    if not simd:
+        monkeypatch.setitem(__import__("sys").modules, "stringzilla", None)  # import fails: the fallback
+    contains = scan._finder()
+    key = KEY.encode()
+    filler = b'{"eventVersion":"1.08","x":"AKIA3PARTNERSYNC000"}' * 20_000  # a near miss, ~1 MB
+    for data, expected in [(key + filler, True), (filler + key, True), (filler[:5000] + key + filler, True),
+                           (filler, False), (b"", False), (key[:-1], False)]:
+        assert contains(data, key) is expected
