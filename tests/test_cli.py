@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -176,9 +177,39 @@ def test_times_are_printed_in_utc_whatever_zone_the_engine_returned():
     import pyarrow as pa
 
     from trailkit.cli import format_result
+    from trailkit.queries import conform_rows, printable
 
     # 2023-07-10T13:54:33+02:00 is 11:54:33Z; an engine may hand back zoned or naive (UTC) timestamps
     zoned = pa.array([1688990073], pa.timestamp("s", tz="UTC")).cast(pa.timestamp("us", tz="Europe/Berlin"))
     table = pa.Table.from_arrays([zoned, pa.array([1688990073], pa.timestamp("s"))], names=["a", "b"])
-    assert format_result(table, "csv").splitlines()[1] == "2023-07-10T11:54:33Z,2023-07-10T11:54:33Z"
-    assert '"a": "2023-07-10T11:54:33Z"' in format_result(table, "json")
+    assert format_result(["a", "b"], printable(table), "csv").splitlines()[1] == "2023-07-10T11:54:33Z,2023-07-10T11:54:33Z"
+    assert '"a": "2023-07-10T11:54:33Z"' in format_result(["a", "b"], printable(table), "json")
+    # the same from plain rows (the local engine's path): datetimes in any zone, naive ones, ISO text
+    berlin = datetime(2023, 7, 10, 13, 54, 33, 900000, tzinfo=timezone(timedelta(hours=2)))
+    rows = conform_rows(["a", "b", "c", "n", "s"],
+                        [(berlin, datetime(2023, 7, 10, 11, 54, 33), "2023-07-10T13:54:33+02:00", 3, "")],
+                        {"a": "time", "b": "time", "c": "time", "n": "int", "s": "string", "gone": "string"})
+    assert rows == [("2023-07-10T11:54:33Z",) * 3 + (3, None, None)]
+
+
+@pytest.mark.parametrize("argv", [
+    ["usage", "AKIATFQR7NSC8Q4X20BJ"],
+    ["ips", "AKIATFQR7NSC8Q4X20BJ", "--start", "2023-07-10T12:00:00Z"],
+    ["owner", "AKIATFQR7NSC8Q4X20BJ"],
+    ["minted", "AKIATFQR7NSC8Q4X20BJ"],
+    ["window", "--start", "2023-07-10T12:00:00Z", "--end", "2023-07-10T12:10:00Z"],
+], ids=lambda a: a[0])
+def test_the_cli_prints_what_the_api_returns(capsys, invictus, argv):
+    """The command line takes plain rows from DuckDB (no pyarrow); the API conforms Arrow: same contract."""
+    from trailkit import Trail
+    from trailkit.cli import _request, build_parser
+    from trailkit.queries import printable
+
+    argv = argv + ["--logs", str(invictus), "--format", "json"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    with Trail.local(invictus) as trail:
+        table = trail.ask_table(_request(build_parser().parse_args(argv)))
+    expected = [dict(zip(table.column_names, row)) for row in printable(table)]
+    assert [json.loads(line) for line in out.splitlines()] == expected
+    assert len(expected) > 0

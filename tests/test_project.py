@@ -57,12 +57,12 @@ def test_import_is_light():
     assert out.strip() == "[]"
 
 
-def test_the_cli_answers_without_importing_pandas_or_sqlglot(tmp_path):
+def test_the_cli_answers_without_importing_pandas_pyarrow_or_sqlglot(tmp_path):
     """Start-up is most of a repeated question's time: the CLI's path stays clear of the heavy imports."""
     code = ("import sys; from trailkit.cli import main; "
             "[main(a) for a in (['ips', 'AKIA3PARTNERSYNC0001', '--format', 'csv', '--allow', '203.0.113.0/24'], "
             "['usage', 'AKIA3PARTNERSYNC0001', '--limit', '2'], ['ips', 'AKIA3PARTNERSYNC0001', '--no-cache'])]; "
-            "print([m for m in ('pandas', 'sqlglot') if m in sys.modules], file=sys.stderr)")
+            "print([m for m in ('pandas', 'pyarrow', 'numpy', 'sqlglot') if m in sys.modules], file=sys.stderr)")
     env = {**os.environ, "TRAILKIT_CACHE": str(tmp_path)}
     # a first run may transpile (sqlglot); the question asked again must not need it
     subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=ROOT)

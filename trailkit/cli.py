@@ -156,29 +156,16 @@ TABLE_HIDDEN = ("requestparameters", "errormessage", "principalarn", "accountid"
                 "eventtype", "eventid", "regions", "useragents")
 
 
-def format_result(table, fmt: str, extra: dict | None = None) -> str:
-    """Render an Arrow result: ``table`` for people, ``csv`` and ``json`` (lines) for programs; times as ...Z.
-
-    Works on the contract-conformed Arrow table, so printing needs no pandas (half a second to import);
-    ``extra`` adds columns given as Python lists (the IP category).
-    """
+def format_result(names: list[str], rows: list[tuple], fmt: str, extra: dict | None = None) -> str:
+    """Render printable rows (see ``Trail.ask_rows``): ``table`` for people, ``csv`` and ``json`` (lines) for
+    programs. ``extra`` adds columns given as lists (the IP category)."""
     import csv
     import io
     import json
 
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    names = table.column_names + list(extra or {})
-    columns = []
-    for col in table.columns:
-        if pa.types.is_timestamp(col.type):
-            # to UTC first: the Z written after it must be true whatever zone the engine returned
-            seconds = pc.floor_temporal(col, unit="second").cast(pa.timestamp("s", tz="UTC"))
-            col = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%SZ")
-        columns.append(col.to_pylist())
-    columns += list((extra or {}).values())
-    rows = list(zip(*columns)) if columns else []
+    if extra:
+        names = list(names) + list(extra)
+        rows = [tuple(row) + added for row, added in zip(rows, zip(*extra.values()))]
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -267,13 +254,14 @@ def _run(args) -> int:
         if args.dry_run:
             sys.stdout.write(trail.explain(request))
             return 0
-        table = trail.ask_table(request)
+        names, rows = trail.ask_rows(request)
         extra = {}
         if args.command == "ips" and args.allow:
             from .investigate import ip_categories
 
-            extra["category"] = ip_categories(table.column("sourceipaddress").to_pylist(), args.allow)
-        sys.stdout.write(format_result(table, args.format, extra))
+            ips = names.index("sourceipaddress")
+            extra["category"] = ip_categories([row[ips] for row in rows], args.allow)
+        sys.stdout.write(format_result(names, rows, args.format, extra))
         if trail.last is not None and trail.engine.reports_cost:
             print(trail.last.summary(), file=sys.stderr)
     return 0

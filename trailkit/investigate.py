@@ -171,6 +171,12 @@ class Trail:
         table = self.engine.run(sql, params, request.hints)
         return request.query.conform(table) if request.query.columns else table
 
+    def ask_rows(self, request: Request) -> tuple[list[str], list[tuple]]:
+        """Run a request; column names and printable rows (times as ISO 8601 text with Z), the contract applied:
+        what the command line prints, without importing pyarrow or pandas."""
+        sql, params = self._render(request)
+        return self.engine.rows(sql, params, request.hints, request.query.columns)
+
     def explain(self, request: Request) -> str:
         """The exact SQL the engine would run for ``request``, values in place; runs nothing."""
         sql, params = self._render(request)

@@ -78,6 +78,16 @@ class Engine(ABC):
     def run(self, sql: str, params: dict, hints: ScanHints | None = None) -> pa.Table:
         """Execute ``sql`` with bound ``params`` and return its rows (as Arrow: the contract is applied on it)."""
 
+    def rows(self, sql: str, params: dict, hints: ScanHints | None, columns: dict) -> tuple[list[str], list[tuple]]:
+        """Column names and printable rows (see ``queries.printable``), the contract ``columns`` applied when
+        given; for the command line. Engines that can answer without Arrow override it."""
+        from ..queries import conform, printable
+
+        table = self.run(sql, params, hints)
+        if columns:
+            table = conform(table, columns)
+        return table.column_names, printable(table)
+
     @abstractmethod
     def explain(self, sql: str, params: dict, hints: ScanHints | None = None) -> str:
         """The exact text this engine would execute for ``sql`` and ``params`` (runs nothing)."""

@@ -328,12 +328,28 @@ class LocalEngine(Engine):
                 + tree.sql(dialect="duckdb", pretty=True) + ";\n")
 
     def run(self, sql: str, params: dict, hints: ScanHints | None = None) -> pa.Table:
+        return self._execute(sql, params, hints, _arrow)
+
+    def rows(self, sql: str, params: dict, hints: ScanHints | None, columns: dict) -> tuple[list[str], list[tuple]]:
+        """As ``Engine.rows``, straight from DuckDB's Python rows when there is a contract (no pyarrow import)."""
+        if not columns:  # free SQL: any column type, so through Arrow's general conversions
+            return super().rows(sql, params, hints, columns)
+        from ..queries import conform_rows
+
+        def fetch(result):
+            names = [d[0] for d in result.description]
+            return list(columns), conform_rows(names, result.fetchall(), columns)
+
+        return self._execute(sql, params, hints, fetch)
+
+    def _execute(self, sql: str, params: dict, hints: ScanHints | None, fetch):
+        """Run ``sql`` over the view of what the question needs; ``fetch(result)`` collects the rows."""
         started = time.perf_counter()
         duck_sql = transpile(sql)
         while True:
             read = self._bind_view(hints)
             try:
-                table = _arrow(self.con.execute(duck_sql, params))
+                out = fetch(self.con.execute(duck_sql, params))
                 break
             except Exception as e:  # duckdb.Error; the module is imported lazily
                 direct = self.cache is None and not (hints and hints.key and self.fast_scan)
@@ -342,9 +358,9 @@ class LocalEngine(Engine):
                     raise QueryFailed(f"local query failed: {str(e).splitlines()[0]}", engine=self.name,
                                       sql=duck_sql) from e
                 self._skip(bad)
-        self._record(QueryStats(self.name, duck_sql, dict(params), time.perf_counter() - started, table.num_rows,
-                                files=read))
-        return table
+        rows = out.num_rows if hasattr(out, "num_rows") else len(out[1])
+        self._record(QueryStats(self.name, duck_sql, dict(params), time.perf_counter() - started, rows, files=read))
+        return out
 
     def _unreadable(self, files: list[LogFile]) -> list[tuple[str, str]]:
         """Find the files DuckDB cannot read, one at a time (only after a query over all of them failed)."""
