@@ -158,3 +158,21 @@ def test_the_key_search_finds_the_key_anywhere(monkeypatch, simd):
     for data, expected in [(key + filler, True), (filler + key, True), (filler[:5000] + key + filler, True),
                            (filler, False), (b"", False), (key[:-1], False)]:
         assert contains(data, key) is expected
+
+
+@pytest.mark.parametrize("libdeflate", [True, False], ids=["libdeflate", "ISA-L"])
+def test_the_inflater_reads_every_member_and_refuses_damage(monkeypatch, libdeflate):
+    from trailkit.engines import scan
+
+    if not libdeflate:
+        monkeypatch.setitem(__import__("sys").modules, "deflate", None)
+    gunzip = scan._inflater()
+    one, two = b'{"Records":[]}' * 500, b"\n".join([b'{"eventVersion":"1.08"}'] * 50)
+    assert gunzip(gzip.compress(one)) == one
+    assert gunzip(gzip.compress(one) + gzip.compress(two)) == one + two  # Firehose: several members
+    assert gunzip(gzip.compress(two) + gzip.compress(one)) == two + one
+    damaged = bytearray(gzip.compress(one))
+    damaged[-8] ^= 1  # the CRC no longer matches
+    for bad in (bytes(damaged), gzip.compress(one)[:-6], gzip.compress(one) + b"junk"):
+        with pytest.raises(Exception):
+            gunzip(bad)

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 from .local import Listing, LogFile, SkippedFile, _records_sql, _source
@@ -67,17 +68,23 @@ class _Transpiled(dict):
             pass
 
 
-_TRANSPILED: dict = {}
-
-
+@lru_cache(maxsize=None)
 def transpiled() -> dict:
-    """The on-disk store of transpiled SQL for the installed sqlglot (its output may change between versions)."""
-    from importlib.metadata import version
+    """The on-disk store of transpiled SQL for the installed sqlglot (its output may change between versions).
 
-    name = f"transpiled-sqlglot-{version('sqlglot')}.json"
-    if name not in _TRANSPILED:
-        _TRANSPILED[name] = _Transpiled(default_dir() / name)
-    return _TRANSPILED[name]
+    The installation is told apart by its version file's path, size and time, which an upgrade changes:
+    asking importlib.metadata for the version costs more than the lookup it keys.
+    """
+    from importlib.util import find_spec
+
+    spec = find_spec("sqlglot")
+    origin = os.path.join(os.path.dirname(spec.origin), "_version.py") if spec and spec.origin else ""
+    try:
+        st = os.stat(origin)
+        stamp = f"{origin}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        stamp = origin
+    return _Transpiled(default_dir() / f"transpiled-sqlglot-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}.json")
 
 
 class Cache:
