@@ -133,11 +133,26 @@ def _valid(pieces: list[bytes]) -> bool:
         return False
 
 
+def _read(path: str) -> bytes:
+    """A whole file, in about three system calls (``open().read()`` makes twice as many, and objects)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        size = os.fstat(fd).st_size
+        chunks = []
+        while True:  # to the end, however the file changed since fstat
+            chunk = os.read(fd, size + 1)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def _scan_one(f: LogFile, key: bytes, inflate, contains):
     """(status, payload, inflated bytes) for one file; status is skip, docs, whole or bad."""
     try:
-        with open(f.path, "rb") as fh:
-            raw = fh.read()
+        raw = _read(f.path)
         data = inflate(raw) if f.path.endswith(".gz") else raw
     except Exception as e:  # unreadable: named by the caller
         return "bad", f"{type(e).__name__}: {e}", 0
