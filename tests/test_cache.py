@@ -176,3 +176,57 @@ def test_the_inflater_reads_every_member_and_refuses_damage(monkeypatch, libdefl
     for bad in (bytes(damaged), gzip.compress(one)[:-6], gzip.compress(one) + b"junk"):
         with pytest.raises(Exception):
             gunzip(bad)
+
+
+def _count_walks(monkeypatch) -> list:
+    from trailkit.engines import local
+
+    calls, walk = [], local._walk
+    monkeypatch.setattr(local, "_walk", lambda path, rel, *a: (calls.append(path) if rel == "" else None,
+                                                               walk(path, rel, *a))[1])
+    return calls
+
+
+def test_an_unchanged_watched_folder_is_not_listed_again(monkeypatch, logs_copy, tmp_path):
+    walks = _count_walks(monkeypatch)
+    with trail(logs_copy, tmp_path) as t:
+        first = t.distinct_ips(KEY)
+        window = t.time_window("2026-10-23", "2026-10-24")
+        assert len(walks) == 1  # one listing, kept: nothing changed
+        pd.testing.assert_frame_equal(t.distinct_ips(KEY), first)
+        assert len(walks) == 1 and t.last.files == 0
+        # a new file: the watch reports it, the folder is listed again and the file read
+        day = logs_copy / "AWSLogs" / "111122223333" / "CloudTrail" / "us-east-1" / "2026" / "10" / "23"
+        record = dict(_partner_records(logs_copy)[0], eventID="watched-1", eventTime="2026-10-23T05:00:00Z")
+        (day / "watched.json.gz").write_bytes(gzip.compress(json.dumps({"Records": [record]}).encode()))
+        assert len(t.time_window("2026-10-23", "2026-10-24")) == len(window) + 1
+        assert len(walks) == 2 and t.last.files == 1
+        # touched (same bytes, new time): listed again, read again, same answer
+        os.utime(day / "watched.json.gz", ns=(10**18, 10**18))
+        assert len(t.time_window("2026-10-23", "2026-10-24")) == len(window) + 1
+        assert len(walks) == 3 and t.last.files == 1
+
+
+@pytest.mark.parametrize("why", ["network filesystem", "watch limit reached", "command line"])
+def test_without_a_trustworthy_watch_every_question_lists_again(monkeypatch, logs_copy, tmp_path, why):
+    from trailkit.engines import watch
+
+    if why == "network filesystem":
+        monkeypatch.setattr(watch, "filesystem_type", lambda path: "nfs4")
+    elif why == "watch limit reached":
+        def full(self, directory):
+            self.broken = True  # what add() does when the kernel refuses a watch (ENOSPC)
+        monkeypatch.setattr(watch.FolderWatch, "add", full)
+    walks = _count_walks(monkeypatch)
+    with trail(logs_copy, tmp_path, watch=why != "command line") as t:
+        for _ in range(3):
+            t.distinct_ips(KEY)
+    assert len(walks) == 3
+
+
+def test_the_filesystem_type_is_found_for_any_path(tmp_path):
+    from trailkit.engines.watch import filesystem_type
+
+    assert filesystem_type("/proc/self") == "proc"
+    assert filesystem_type(str(tmp_path / "not" / "yet")) == filesystem_type(str(tmp_path))
+    assert filesystem_type(str(tmp_path)) is not None

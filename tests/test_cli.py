@@ -6,7 +6,6 @@ import io
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -173,23 +172,31 @@ def test_every_command_has_help(capsys):
         assert "usage: trailkit " + command in capsys.readouterr().out
 
 
-def test_times_are_printed_in_utc_whatever_zone_the_engine_returned():
+def test_times_are_printed_in_utc_whatever_zone_the_engine_returned(sample):
     import pyarrow as pa
 
     from trailkit.cli import format_result
-    from trailkit.queries import conform_rows, printable
+    from trailkit.engines.local import LocalEngine
+    from trailkit.queries import printable
 
     # 2023-07-10T13:54:33+02:00 is 11:54:33Z; an engine may hand back zoned or naive (UTC) timestamps
     zoned = pa.array([1688990073], pa.timestamp("s", tz="UTC")).cast(pa.timestamp("us", tz="Europe/Berlin"))
     table = pa.Table.from_arrays([zoned, pa.array([1688990073], pa.timestamp("s"))], names=["a", "b"])
     assert format_result(["a", "b"], printable(table), "csv").splitlines()[1] == "2023-07-10T11:54:33Z,2023-07-10T11:54:33Z"
     assert '"a": "2023-07-10T11:54:33Z"' in format_result(["a", "b"], printable(table), "json")
-    # the same from plain rows (the local engine's path): datetimes in any zone, naive ones, ISO text
-    berlin = datetime(2023, 7, 10, 13, 54, 33, 900000, tzinfo=timezone(timedelta(hours=2)))
-    rows = conform_rows(["a", "b", "c", "n", "s"],
-                        [(berlin, datetime(2023, 7, 10, 11, 54, 33), "2023-07-10T13:54:33+02:00", 3, "")],
-                        {"a": "time", "b": "time", "c": "time", "n": "int", "s": "string", "gone": "string"})
-    assert rows == [("2023-07-10T11:54:33Z",) * 3 + (3, None, None)]
+    # the same contract applied by DuckDB (the command line's path): zoned, naive and ISO text times,
+    # a HUGEINT count, '' as NULL, and the query's own order kept
+    sql = ("SELECT from_iso8601_timestamp('2023-07-10T13:54:33.900+02:00') AS a, "
+           "TIMESTAMP '2023-07-10 11:54:33' AS b, '2023-07-10T13:54:33+02:00' AS c, "
+           "CAST(sum(1) AS DECIMAL(38, 0)) AS n, '' AS s, eventid FROM cloudtrail GROUP BY eventid "
+           "ORDER BY eventid DESC")
+    columns = {"a": "time", "b": "time", "c": "time", "n": "int", "s": "string", "eventid": "string"}
+    with LocalEngine(sample, cache=False) as engine:
+        names, rows = engine.rows(sql, {}, None, columns)
+    assert names == list(columns)
+    assert rows[0][:5] == ("2023-07-10T11:54:33Z",) * 3 + (1, None)
+    ids = [r[5] for r in rows]
+    assert ids == sorted(ids, reverse=True) and len(ids) > 100
 
 
 @pytest.mark.parametrize("argv", [

@@ -125,7 +125,7 @@ def _trail(args):
     _trail_settings_check(args)
     if args.athena:
         return Trail.athena(**_athena_settings(args))
-    return Trail.local(args.logs, cache=not args.no_cache)
+    return Trail.local(args.logs, cache=not args.no_cache, watch=False)  # one question: no listing to keep
 
 
 def _params(pairs: list[str]) -> dict:
@@ -157,30 +157,42 @@ TABLE_HIDDEN = ("requestparameters", "errormessage", "principalarn", "accountid"
 
 
 def format_result(names: list[str], rows: list[tuple], fmt: str, extra: dict | None = None) -> str:
-    """Render printable rows (see ``Trail.ask_rows``): ``table`` for people, ``csv`` and ``json`` (lines) for
-    programs. ``extra`` adds columns given as lists (the IP category)."""
-    import csv
+    """``write_result`` into a string."""
     import io
+
+    out = io.StringIO()
+    write_result(out, names, rows, fmt, extra)
+    return out.getvalue()
+
+
+def write_result(out, names: list[str], rows: list[tuple], fmt: str, extra: dict | None = None) -> None:
+    """Write printable rows (see ``Trail.ask_rows``) to ``out``: ``table`` for people, ``csv`` and ``json``
+    (lines) for programs, row by row so that a large answer is never held twice. ``extra`` adds columns
+    given as lists (the IP category)."""
+    import csv
     import json
 
     if extra:
         names = list(names) + list(extra)
         rows = [tuple(row) + added for row, added in zip(rows, zip(*extra.values()))]
     if fmt == "csv":
-        out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(names)
-        writer.writerows(["" if v is None else v for v in row] for row in rows)
-        return out.getvalue()
+        writer.writerows(rows)  # None is written as an empty field
+        return
     if fmt == "json":
-        return "".join(json.dumps(dict(zip(names, row)), ensure_ascii=False, default=str) + "\n" for row in rows)
+        for row in rows:
+            out.write(json.dumps(dict(zip(names, row)), ensure_ascii=False, default=str) + "\n")
+        return
     if not rows:
-        return "(no rows) columns: " + ", ".join(names) + "\n"
+        out.write("(no rows) columns: " + ", ".join(names) + "\n")
+        return
     keep = [i for i, n in enumerate(names) if n not in TABLE_HIDDEN or len(names) <= 12]
     cells = [[names[i] for i in keep]] + [[_cell(row[i]) for i in keep] for row in rows]
     widths = [max(len(line[j]) for line in cells) for j in range(len(keep))]
-    text = "\n".join(" ".join(v.rjust(w) for v, w in zip(line, widths)) for line in cells)
-    return text + f"\n({len(rows)} rows)\n"
+    for line in cells:
+        out.write(" ".join(v.rjust(w) for v, w in zip(line, widths)) + "\n")
+    out.write(f"({len(rows)} rows)\n")
 
 
 def _cell(value) -> str:
@@ -261,7 +273,7 @@ def _run(args) -> int:
 
             ips = names.index("sourceipaddress")
             extra["category"] = ip_categories([row[ips] for row in rows], args.allow)
-        sys.stdout.write(format_result(names, rows, args.format, extra))
+        write_result(sys.stdout, names, rows, args.format, extra)
         if trail.last is not None and trail.engine.reports_cost:
             print(trail.last.summary(), file=sys.stderr)
     return 0

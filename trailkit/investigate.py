@@ -141,15 +141,16 @@ class Trail:
         self.engine = engine
 
     @classmethod
-    def local(cls, path: str | os.PathLike | None = None, *, cache: bool = True) -> "Trail":
+    def local(cls, path: str | os.PathLike | None = None, *, cache: bool = True, watch: bool = True) -> "Trail":
         """The embedded engine over a folder (default ``TRAILKIT_LOGS`` or ``data/sample``).
 
         ``cache=False`` reads the log files for every question instead of keeping what it read in the
-        folder's cache (see ``trailkit cache``).
+        folder's cache (see ``trailkit cache``). ``watch=False`` lists the folder again for every question
+        instead of keeping the listing while inotify reports no change (for a single question).
         """
         from .engines.local import LocalEngine
 
-        return cls(LocalEngine(path or os.environ.get("TRAILKIT_LOGS") or DEFAULT_LOGS, cache=cache))
+        return cls(LocalEngine(path or os.environ.get("TRAILKIT_LOGS") or DEFAULT_LOGS, cache=cache, watch=watch))
 
     @classmethod
     def athena(cls, **config) -> "Trail":

@@ -97,6 +97,9 @@ class Cache:
         self.unreadable: list[tuple[str, str]] = []
         # What each entry covers, as last read or written here (the file is ours: DuckDB locks it).
         self._known: dict[tuple, dict] = {}
+        # Per entry, the listing it was last brought up to date with and the paths then needed: asked again
+        # with the very same listing (kept while the folder is watched and unchanged), nothing can be stale.
+        self._checked: dict[tuple, tuple[Listing, set]] = {}
 
     # -- opening
 
@@ -148,6 +151,9 @@ class Cache:
     # -- bookkeeping
 
     def _stale(self, files_table: str, key: str | None, needed: list[LogFile], found: Listing):
+        checked = self._checked.get((files_table, key))
+        if checked is not None and checked[0] is found and all(f.path in checked[1] for f in needed):
+            return [], []
         known = self._known.get((files_table, key))
         if known is None:
             rows = self.con.execute(f"SELECT path, size, mtime FROM {files_table} WHERE key = $k",
@@ -164,6 +170,15 @@ class Cache:
         for path in gone:
             known.pop(path, None)
         known.update({f.path: (f.size, f.mtime_ns) for f in files})
+
+    def _up_to_date(self, files_table: str, key: str | None, found: Listing, needed: list[LogFile]) -> None:
+        """Remember that the entry now matches ``found`` for ``needed`` (less the files that could not be read)."""
+        bad = {p for p, _ in self.unreadable}
+        paths = {f.path for f in needed if f.path not in bad}
+        checked = self._checked.get((files_table, key))
+        if checked is not None and checked[0] is found:
+            paths |= checked[1]
+        self._checked[(files_table, key)] = (found, paths)
 
     def _forget(self, tables: dict[str, str], key: str | None, paths: list[str]) -> None:
         """Delete the rows of ``paths`` (and of ``key``, if given) from each table (name -> its path column)."""
@@ -192,6 +207,7 @@ class Cache:
         except Exception:
             self.con.execute("ROLLBACK")
             self._known.pop(undo_known, None)
+            self._checked.pop(undo_known, None)
             raise
 
     # -- the two entries
@@ -224,6 +240,7 @@ class Cache:
             self._transaction(work, ("key_files", key))
             self._covered("key_files", key, gone, scanned)
             self.unreadable = result.unreadable
+        self._up_to_date("key_files", key, found, needed)
         return "SELECT * EXCLUDE (key, filename) FROM key_records WHERE key = $k", {"k": key}, len(stale)
 
     def records_source(self, needed: list[LogFile], found: Listing, find_unreadable) -> tuple[str, int]:
@@ -245,6 +262,7 @@ class Cache:
                 continue
             self._covered("rec_files", None, gone, todo)
             break
+        self._up_to_date("rec_files", None, found, needed)
         return "SELECT * EXCLUDE (filename) FROM records", len(stale)
 
     def _write_records(self, forget: list[str], files: list[LogFile]) -> None:

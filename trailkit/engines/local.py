@@ -58,10 +58,11 @@ class Listing(NamedTuple):
         return os.path.dirname(path) not in self.unlisted
 
 
-def listing(root: str | os.PathLike, window: Window | None = None, stat: bool = True) -> Listing:
+def listing(root: str | os.PathLike, window: Window | None = None, stat: bool = True, watch=None) -> Listing:
     """The event files under ``root``. With a ``window``, dated folders outside it (see ``prune``) are not
     listed at all: a one-day question over a month of logs looks at two days of files. ``stat=False`` leaves
-    out each file's size and modification time (only the cache needs them: ~5 µs a file)."""
+    out each file's size and modification time (only the cache needs them: ~5 µs a file). ``watch`` (a
+    ``FolderWatch``) is given each directory before it is read."""
     root = os.fspath(root)
     if not os.path.exists(root):
         raise InvalidInput(f"log folder {root!r} does not exist; pass --logs DIR or set TRAILKIT_LOGS")
@@ -69,11 +70,25 @@ def listing(root: str | os.PathLike, window: Window | None = None, stat: bool = 
         st = os.stat(root)
         return Listing([LogFile(root, None, st.st_size, st.st_mtime_ns)], set())
     out = Listing([], set())
-    _walk(root, "", out, *_day_range(window or Window()), stat)
+    _walk(root, "", out, *_day_range(window or Window()), stat, watch)
     return out
 
 
-def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | None, stat: bool) -> None:
+def has_log_files(root: str | os.PathLike) -> bool:
+    """Whether there is at least one event file under ``root`` (stops at the first; raises if it is missing)."""
+    root = os.fspath(root)
+    if not os.path.exists(root):
+        raise InvalidInput(f"log folder {root!r} does not exist; pass --logs DIR or set TRAILKIT_LOGS")
+    if os.path.isfile(root):
+        return True
+    for path, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "CloudTrail-Digest" and not d.startswith("."))
+        if any(n.endswith(LOG_SUFFIXES) and "CloudTrail-Digest" not in n for n in names):
+            return True
+    return False
+
+
+def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | None, stat: bool, watch) -> None:
     # One scandir per folder and the folder's date parsed once: a month of logs is ~10,000 files.
     m = _DAY_DIR_RE.search(rel)
     day = None
@@ -85,12 +100,14 @@ def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | No
     if day is not None and not _in_range(day, first, last):
         out.unlisted.add(path)
         return
+    if watch is not None:
+        watch.add(path)
     with os.scandir(path) as it:
         entries = list(it)  # listing order: answers never depend on the order files are read in
     for entry in entries:
         if entry.is_dir():
             if entry.name != "CloudTrail-Digest" and not entry.name.startswith("."):
-                _walk(entry.path, f"{rel}/{entry.name}" if rel else entry.name, out, first, last, stat)
+                _walk(entry.path, f"{rel}/{entry.name}" if rel else entry.name, out, first, last, stat, watch)
         elif entry.name.endswith(LOG_SUFFIXES) and "CloudTrail-Digest" not in entry.name:
             if stat:
                 st = entry.stat()
@@ -162,6 +179,20 @@ def _source(paths: list[str], filename: bool = False) -> str:
     return f"read_json_objects({listing}, format='auto', maximum_object_size={_MAX_OBJECT}{extra})"
 
 
+def _printable_sql(duck_sql: str, columns: dict) -> str:
+    """``duck_sql`` with the column contract applied as ``queries.conform`` then ``queries.printable`` do on
+    Arrow: declared order, times as ISO 8601 UTC text with a Z (whole seconds), BIGINT, text with '' as NULL.
+    An outer SELECT keeps its input's row order in DuckDB, so the query's ORDER BY still holds."""
+    convert = {
+        "time": "strftime(timezone('UTC', CAST({} AS TIMESTAMPTZ)), '%Y-%m-%dT%H:%M:%SZ')",
+        "int": "CAST({} AS BIGINT)",
+        "string": "NULLIF(CAST({} AS VARCHAR), '')",
+    }
+    select = ",\n  ".join(convert[kind].format(f'tk_result."{name}"') + f' AS "{name}"'
+                          for name, kind in columns.items())
+    return f"SELECT\n  {select}\nFROM (\n{duck_sql.rstrip().rstrip(';')}\n) AS tk_result"
+
+
 def _arrow(result) -> "pa.Table":
     """A DuckDB result as an Arrow table; ``count_if`` and ``sum`` (HUGEINT, arriving as decimals) as int64."""
     import pyarrow as pa
@@ -187,7 +218,7 @@ class LocalEngine(Engine):
     dialect = "duckdb"
 
     def __init__(self, path: str | os.PathLike, *, threads: int | None = None, cache: bool = True,
-                 cache_dir: str | os.PathLike | None = None, fast_scan: bool = True):
+                 cache_dir: str | os.PathLike | None = None, fast_scan: bool = True, watch: bool = True):
         """
         Args:
             path: the folder (or one file) of CloudTrail logs.
@@ -196,6 +227,8 @@ class LocalEngine(Engine):
             cache_dir: where caches live (default ``$TRAILKIT_CACHE`` or ``~/.cache/trailkit``).
             fast_scan: answer questions about one key by scanning for its bytes first; False reads every
                 record with DuckDB (the plain engine, kept for comparison).
+            watch: keep the folder's listing between questions while inotify reports no change (see
+                ``trailkit.engines.watch``); the command line, which asks one question, turns it off.
         """
         super().__init__()
         self.fast_scan = fast_scan
@@ -206,8 +239,10 @@ class LocalEngine(Engine):
         self._cache = None  # a Cache once the connection is open, with cache=True
         self._use_cache = cache
         self._cache_dir = cache_dir
-        self._fresh = listing(self.path, stat=cache)
-        if not self._fresh.files:
+        self._watching = watch
+        self._watch = None  # a FolderWatch once the whole folder was listed, False where there can be none
+        self._memo: Listing | None = None  # that listing, exact while the watch reports nothing
+        if not has_log_files(self.path):
             raise InvalidInput(
                 f"no CloudTrail files (.json, .json.gz, .jsonl) under {str(self.path)!r}; "
                 "point --logs at the folder holding AWSLogs/ or your exported logs"
@@ -241,11 +276,19 @@ class LocalEngine(Engine):
         return self._con
 
     def _listing(self, hints: ScanHints | None) -> Listing:
-        # The listing made by __init__ serves the first question (a CLI run asks one); later ones look again,
-        # at the window's days only.
-        found, self._fresh = self._fresh, None
-        return found if found is not None else listing(self.path, hints.window if hints else None,
-                                                       stat=self._use_cache)
+        """The files of the folder: the kept listing while the watch reports no change; else a new one, of
+        the whole folder under a watch where there can be one, or of the window's days only."""
+        if self._memo is not None and not self._watch.changed():
+            return self._memo
+        self._memo = None
+        if self._watching and self._watch is None:
+            from .watch import FolderWatch
+
+            self._watch = FolderWatch.open(self.path) or False
+        if self._watch:
+            self._memo = listing(self.path, stat=self._use_cache, watch=self._watch)
+            return self._memo
+        return listing(self.path, hints.window if hints else None, stat=self._use_cache)
 
     def files(self, hints: ScanHints | None = None) -> list[LogFile]:
         """The files a question with ``hints`` reads (readable ones, pruned by the window)."""
@@ -336,21 +379,20 @@ class LocalEngine(Engine):
         return self._execute(sql, params, hints, _arrow)
 
     def rows(self, sql: str, params: dict, hints: ScanHints | None, columns: dict) -> tuple[list[str], list[tuple]]:
-        """As ``Engine.rows``, straight from DuckDB's Python rows when there is a contract (no pyarrow import)."""
+        """As ``Engine.rows``, with the contract applied by DuckDB (``_printable_sql``) and its rows fetched as
+        they are: no pyarrow import, and no Python work per value however many rows there are."""
         if not columns:  # free SQL: any column type, so through Arrow's general conversions
             return super().rows(sql, params, hints, columns)
-        from ..queries import conform_rows
+        return list(columns), self._execute(sql, params, hints, lambda result: result.fetchall(),
+                                            wrap=lambda duck_sql: _printable_sql(duck_sql, columns))
 
-        def fetch(result):
-            names = [d[0] for d in result.description]
-            return list(columns), conform_rows(names, result.fetchall(), columns)
-
-        return self._execute(sql, params, hints, fetch)
-
-    def _execute(self, sql: str, params: dict, hints: ScanHints | None, fetch):
-        """Run ``sql`` over the view of what the question needs; ``fetch(result)`` collects the rows."""
+    def _execute(self, sql: str, params: dict, hints: ScanHints | None, fetch, wrap=None):
+        """Run ``sql`` (transpiled, then passed through ``wrap``) over the view of what the question needs;
+        ``fetch(result)`` collects the rows."""
         started = time.perf_counter()
         duck_sql = transpile(sql)
+        if wrap is not None:
+            duck_sql = wrap(duck_sql)
         while True:
             read = self._bind_view(hints)
             try:
@@ -363,7 +405,7 @@ class LocalEngine(Engine):
                     raise QueryFailed(f"local query failed: {str(e).splitlines()[0]}", engine=self.name,
                                       sql=duck_sql) from e
                 self._skip(bad)
-        rows = out.num_rows if hasattr(out, "num_rows") else len(out[1])
+        rows = out.num_rows if hasattr(out, "num_rows") else len(out)
         self._record(QueryStats(self.name, duck_sql, dict(params), time.perf_counter() - started, rows, files=read))
         return out
 
@@ -378,6 +420,9 @@ class LocalEngine(Engine):
         return bad
 
     def close(self) -> None:
+        if self._watch:
+            self._watch.close()
+            self._watch, self._memo = None, None
         if self._con is not None:
             self._con.close()
             self._con = None

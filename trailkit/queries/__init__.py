@@ -113,36 +113,6 @@ def printable(table: pa.Table) -> list[tuple]:
     return list(zip(*columns)) if columns else []
 
 
-def conform_rows(names: list[str], rows: list[tuple], columns: dict) -> list[tuple]:
-    """``conform`` then ``printable`` for rows of plain Python values (a DuckDB ``fetchall()``), so a command
-    line answer needs neither pyarrow nor pandas (a fifth of a second to import). Same contract: declared
-    order, times as ISO 8601 UTC text with a Z, integers, text with '' as NULL."""
-    where = {n: i for i, n in enumerate(names)}
-    convert = [(where.get(name), _ROW_CONVERTERS[kind]) for name, kind in columns.items()]
-    return [tuple(None if i is None or row[i] is None else f(row[i]) for i, f in convert) for row in rows]
-
-
-def _time_text(value) -> str:
-    from datetime import datetime, timezone
-
-    if not isinstance(value, datetime):
-        text = str(value).strip()
-        value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-    if value.tzinfo is None:  # naive timestamps are UTC throughout trailkit
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _int(value) -> int:
-    number = int(value)
-    if number != value:  # whole numbers only: a fraction is an error, not a rounding
-        raise TrailkitError(f"expected a whole number, got {value!r}")
-    return number
-
-
-_ROW_CONVERTERS = {"time": _time_text, "int": _int, "string": lambda v: str(v) or None}
-
-
 def to_frame(table: pa.Table) -> pd.DataFrame:
     """A result as pandas: timestamps as datetime64[us, UTC], integers as Int64, text as the string dtype."""
     import pandas as pd
