@@ -230,3 +230,65 @@ def test_the_filesystem_type_is_found_for_any_path(tmp_path):
     assert filesystem_type("/proc/self") == "proc"
     assert filesystem_type(str(tmp_path / "not" / "yet")) == filesystem_type(str(tmp_path))
     assert filesystem_type(str(tmp_path)) is not None
+
+
+# Run in a fresh interpreter: pytest's own process has threads, where forking is (rightly) refused.
+_FORKED = r"""
+import gzip, json, sys
+from trailkit.engines.local import listing
+from trailkit.engines.scan import ForkedScan, scan
+from trailkit.inputs import Window
+
+root, key, child_root = sys.argv[1], sys.argv[2], sys.argv[3]
+# the child scans from 2026-10-24 on; the engine wants every file but one the child scanned
+child = ForkedScan.start(child_root, Window.parse("2026-10-24", None), key)
+files = listing(root).files
+late = [f for f in files if f.day and f.day.isoformat() >= "2026-10-24"
+        and key.encode() in gzip.decompress(open(f.path, "rb").read())]
+wanted = [f for f in files if f != late[0]]
+got = child.result(wanted, key) if child else None
+plain = scan(wanted, key)
+docs = lambda r: sorted(json.loads(d)["eventID"] for _, d in r.documents)
+print(json.dumps({"forked": child is not None, "result": got is not None,
+                  "same": got is not None and docs(got) == docs(plain) and got.files_matched == plain.files_matched,
+                  "events": len(docs(plain)), "early": any(f.day.isoformat() < "2026-10-24" for f in wanted if f.day)}))
+"""
+
+
+def test_a_forked_scan_gives_the_scan_s_answer_and_a_failed_one_gives_way(sample, tmp_path):
+    import subprocess
+    import sys
+
+    def run(child_root):
+        proc = subprocess.run([sys.executable, "-c", _FORKED, str(sample), KEY, str(child_root)], capture_output=True,
+                              text=True, check=True, env={**os.environ, "TRAILKIT_CACHE": str(tmp_path)})
+        return json.loads(proc.stdout)
+
+    got = run(sample)  # files before the child's window are scanned by result(), the unwanted one dropped
+    assert got == {"forked": True, "result": True, "same": True, "events": got["events"], "early": True}
+    assert 0 < got["events"] <= len(_partner_records(sample))
+    # the child fails (its folder is missing): no result, and the engine scans itself
+    assert run(tmp_path / "missing")["result"] is False
+
+
+def test_the_command_line_answers_the_same_with_its_forked_scan(capsys, sample, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("TRAILKIT_CACHE", str(tmp_path))
+    # a fresh interpreter, as from the shell; it says on stderr whether its scan ran in a child
+    code = ("import sys; from trailkit.engines import scan; start = scan.ForkedScan.start; forked = []\n"
+            "scan.ForkedScan.start = lambda *a: forked.append(start(*a)) or forked[-1]\n"
+            "from trailkit.cli import main; main(sys.argv[1:]); print(bool(forked and forked[0]), file=sys.stderr)")
+
+    def cli(*args):
+        argv = ["ips", KEY, "--logs", str(sample), "--format", "csv", *args]
+        proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
+        return proc.stdout, proc.stderr.split()[-1]
+
+    assert main(["ips", KEY, "--logs", str(sample), "--format", "csv", "--no-cache"]) == 0
+    in_process = capsys.readouterr().out
+    assert cli("--no-cache") == (in_process, "True")
+    assert cli() == (in_process, "True")  # no cache yet: forked, and the cache is built from its records
+    assert cli() == (in_process, "False")  # the cache answers alone
+    assert "203.0.113." in in_process

@@ -266,6 +266,8 @@ def _run(args) -> int:
         if args.dry_run:
             sys.stdout.write(trail.explain(request))
             return 0
+        if not args.athena:
+            trail.engine.prefetch(request.hints)  # the key's scan overlaps importing DuckDB
         names, rows = trail.ask_rows(request)
         extra = {}
         if args.command == "ips" and args.allow:

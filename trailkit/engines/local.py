@@ -242,6 +242,7 @@ class LocalEngine(Engine):
         self._watching = watch
         self._watch = None  # a FolderWatch once the whole folder was listed, False where there can be none
         self._memo: Listing | None = None  # that listing, exact while the watch reports nothing
+        self._prefetched = None  # a ForkedScan started by prefetch()
         if not has_log_files(self.path):
             raise InvalidInput(
                 f"no CloudTrail files (.json, .json.gz, .jsonl) under {str(self.path)!r}; "
@@ -339,9 +340,30 @@ class LocalEngine(Engine):
         self.con.execute("CREATE OR REPLACE TEMP VIEW cloudtrail AS " + view)
         return read
 
+    def prefetch(self, hints: ScanHints | None) -> None:
+        """Start the key scan the question with ``hints`` will need in a child process now (see
+        ``scan.ForkedScan``), when nothing cached can spare it: for the command line, which then imports
+        DuckDB and opens the cache while the child inflates."""
+        key = hints.key if hints and self.fast_scan else None
+        if not key or self._prefetched is not None:
+            return
+        if self._use_cache:
+            from .cache import cache_path
+
+            if cache_path(self.path, self._cache_dir).exists():  # perhaps warm: do not compete with it
+                return
+        from .scan import ForkedScan
+
+        self._prefetched = ForkedScan.start(os.fspath(self.path), hints.window, key, self.threads)
+
     def _scan(self, files: list[LogFile], key: str):
         from .scan import scan
 
+        pending, self._prefetched = self._prefetched, None
+        if pending is not None:
+            result = pending.result(files, key, self.threads)
+            if result is not None:
+                return result
         return scan(files, key, self.threads)
 
     def _checked(self, result):
@@ -420,6 +442,9 @@ class LocalEngine(Engine):
         return bad
 
     def close(self) -> None:
+        if self._prefetched is not None:
+            self._prefetched.cancel()
+            self._prefetched = None
         if self._watch:
             self._watch.close()
             self._watch, self._memo = None, None
