@@ -242,6 +242,9 @@ from trailkit.inputs import Window
 root, key, child_root = sys.argv[1], sys.argv[2], sys.argv[3]
 # the child scans from 2026-10-24 on; the engine wants every file but one the child scanned
 child = ForkedScan.start(child_root, Window.parse("2026-10-24", None), key)
+if len(sys.argv) > 4:  # the child dies before answering
+    import os, signal
+    os.kill(child.pid, signal.SIGKILL)
 files = listing(root).files
 late = [f for f in files if f.day and f.day.isoformat() >= "2026-10-24"
         and key.encode() in gzip.decompress(open(f.path, "rb").read())]
@@ -259,16 +262,18 @@ def test_a_forked_scan_gives_the_scan_s_answer_and_a_failed_one_gives_way(sample
     import subprocess
     import sys
 
-    def run(child_root):
-        proc = subprocess.run([sys.executable, "-c", _FORKED, str(sample), KEY, str(child_root)], capture_output=True,
-                              text=True, check=True, env={**os.environ, "TRAILKIT_CACHE": str(tmp_path)})
+    def run(child_root, *kill):
+        proc = subprocess.run([sys.executable, "-c", _FORKED, str(sample), KEY, str(child_root), *kill],
+                              capture_output=True, text=True, check=True,
+                              env={**os.environ, "TRAILKIT_CACHE": str(tmp_path)})
         return json.loads(proc.stdout)
 
     got = run(sample)  # files before the child's window are scanned by result(), the unwanted one dropped
     assert got == {"forked": True, "result": True, "same": True, "events": got["events"], "early": True}
     assert 0 < got["events"] <= len(_partner_records(sample))
-    # the child fails (its folder is missing): no result, and the engine scans itself
+    # the child fails (its folder is missing) or dies: no result, and the engine scans itself
     assert run(tmp_path / "missing")["result"] is False
+    assert run(sample, "kill")["result"] is False
 
 
 def test_the_command_line_answers_the_same_with_its_forked_scan(capsys, sample, tmp_path, monkeypatch):

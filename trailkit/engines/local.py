@@ -427,8 +427,8 @@ class LocalEngine(Engine):
                     raise QueryFailed(f"local query failed: {str(e).splitlines()[0]}", engine=self.name,
                                       sql=duck_sql) from e
                 self._skip(bad)
-        rows = out.num_rows if hasattr(out, "num_rows") else len(out)
-        self._record(QueryStats(self.name, duck_sql, dict(params), time.perf_counter() - started, rows, files=read))
+        self._record(QueryStats(self.name, duck_sql, dict(params), time.perf_counter() - started, len(out),
+                                files=read))
         return out
 
     def _unreadable(self, files: list[LogFile]) -> list[tuple[str, str]]:

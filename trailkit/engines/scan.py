@@ -251,13 +251,16 @@ class ForkedScan:
         """The scan of ``files`` for ``key``, or None if the child failed (the caller then scans)."""
         import pickle
 
+        fd, self.fd = self.fd, None  # the file object owns it from here, and closes it
         try:
-            with os.fdopen(self.fd, "rb") as src:
+            with os.fdopen(fd, "rb") as src:
                 status, scanned, found = pickle.load(src)
-        except (EOFError, pickle.UnpicklingError, OSError):
-            status = "error"
-        finally:
             os.waitpid(self.pid, 0)
+        except BaseException as e:  # a torn answer, or Ctrl-C: the child may still be running, stop it first
+            self.cancel()
+            if not isinstance(e, Exception):
+                raise
+            status = "error"
         if status != "ok" or key != self.key:
             return None
         wanted = {f.path for f in files}
@@ -279,7 +282,6 @@ class ForkedScan:
             os.waitpid(self.pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
-        try:
+        if self.fd is not None:
             os.close(self.fd)
-        except OSError:
-            pass
+            self.fd = None
