@@ -5,6 +5,8 @@ import gzip
 import json
 import os
 import shutil
+import subprocess
+import sys
 import warnings
 
 import pandas as pd
@@ -151,7 +153,7 @@ def test_the_key_search_finds_the_key_anywhere(monkeypatch, simd):
     from trailkit.engines import scan
 
     if not simd:
-        monkeypatch.setitem(__import__("sys").modules, "stringzilla", None)  # import fails: the fallback
+        monkeypatch.setitem(sys.modules, "stringzilla", None)  # import fails: the fallback
     contains = scan._finder()
     key = KEY.encode()
     filler = b'{"eventVersion":"1.08","x":"AKIA3PARTNERSYNC000"}' * 20_000  # a near miss, ~1 MB
@@ -165,7 +167,7 @@ def test_the_inflater_reads_every_member_and_refuses_damage(monkeypatch, libdefl
     from trailkit.engines import scan
 
     if not libdeflate:
-        monkeypatch.setitem(__import__("sys").modules, "deflate", None)
+        monkeypatch.setitem(sys.modules, "deflate", None)
     gunzip = scan._inflater()
     one, two = b'{"Records":[]}' * 500, b"\n".join([b'{"eventVersion":"1.08"}'] * 50)
     assert gunzip(gzip.compress(one)) == one
@@ -259,9 +261,6 @@ print(json.dumps({"forked": child is not None, "result": got is not None,
 
 
 def test_a_forked_scan_gives_the_scan_s_answer_and_a_failed_one_gives_way(sample, tmp_path):
-    import subprocess
-    import sys
-
     def run(child_root, *kill):
         proc = subprocess.run([sys.executable, "-c", _FORKED, str(sample), KEY, str(child_root), *kill],
                               capture_output=True, text=True, check=True,
@@ -277,9 +276,6 @@ def test_a_forked_scan_gives_the_scan_s_answer_and_a_failed_one_gives_way(sample
 
 
 def test_the_command_line_answers_the_same_with_its_forked_scan(capsys, sample, tmp_path, monkeypatch):
-    import subprocess
-    import sys
-
     monkeypatch.setenv("TRAILKIT_CACHE", str(tmp_path))
     # a fresh interpreter, as from the shell; it says on stderr whether its scan ran in a child
     code = ("import sys; from trailkit.engines import scan; start = scan.ForkedScan.start; forked = []\n"
