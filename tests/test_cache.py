@@ -175,8 +175,8 @@ def test_the_inflater_reads_every_member_and_refuses_damage(monkeypatch, libdefl
     assert gunzip(gzip.compress(two) + gzip.compress(one)) == two + one
     damaged = bytearray(gzip.compress(one))
     damaged[-8] ^= 1  # the CRC no longer matches
-    for bad in (bytes(damaged), gzip.compress(one)[:-6], gzip.compress(one) + b"junk"):
-        with pytest.raises(Exception):
+    for bad in (bytes(damaged), gzip.compress(one)[:-6], gzip.compress(one) + b"junk", b"\x00" * 100):
+        with pytest.raises(Exception, match=r"\w"):  # a reason to name the file with
             gunzip(bad)
 
 
@@ -293,3 +293,14 @@ def test_the_command_line_answers_the_same_with_its_forked_scan(capsys, sample, 
     assert cli() == (in_process, "True")  # no cache yet: forked, and the cache is built from its records
     assert cli() == (in_process, "False")  # the cache answers alone
     assert "203.0.113." in in_process
+
+
+def test_the_forked_scan_names_an_unreadable_file(logs_copy, tmp_path):
+    bad = logs_copy / "AWSLogs" / "111122223333" / "CloudTrail" / "us-east-1" / "2026" / "10" / "05" / "x.json.gz"
+    bad.write_bytes(b"\x1f\x8b garbage")
+    proc = subprocess.run([sys.executable, "-m", "trailkit", "ips", KEY, "--logs", str(logs_copy), "--no-cache",
+                           "--format", "csv"], capture_output=True, text=True,
+                          env={**os.environ, "TRAILKIT_CACHE": str(tmp_path)})
+    assert proc.returncode == 0 and "203.0.113.10" in proc.stdout
+    warnings_ = [line for line in proc.stderr.splitlines() if "skipped unreadable file" in line]
+    assert len(warnings_) == 1 and "x.json.gz" in warnings_[0]

@@ -43,8 +43,8 @@ def _inflater():
         if gzip_decompress is not None and size is not None:
             try:
                 data = gzip_decompress(raw)
-            except DeflateError:  # not one plain gzip member: the slower inflaters tell what is wrong
-                pass
+            except (DeflateError, ValueError, MemoryError):  # not one plain gzip member (or a trailer claiming
+                pass                                          # gigabytes): the others read it or say what is wrong
         if data is None:
             data = decompress(raw, 47, min((size or 16383) + 1, 1 << 30))
         if size is None or len(data) & 0xFFFFFFFF != size:
