@@ -41,7 +41,7 @@ test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Not part of `make test`: builds corpora of 0.5, 1 and 2 million records under .bench/ (reused), times every
-# approach and writes BENCHMARKS.md. Needs jq for the jq row (apt-get install jq), ~10 minutes.
+# approach and writes BENCHMARKS.md. Needs jq for the jq row (apt-get install jq), ~15 minutes (most of it jq and pandas).
 bench: $(DEV_STAMP)
 	@command -v jq >/dev/null || ((apt-get update -qq && apt-get install -y -qq jq) >/dev/null 2>&1 || echo "jq not installed: its row is skipped")
 	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
