@@ -82,10 +82,19 @@ def has_log_files(root: str | os.PathLike) -> bool:
     if os.path.isfile(root):
         return True
     for path, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d != "CloudTrail-Digest" and not d.startswith("."))
-        if any(n.endswith(LOG_SUFFIXES) and "CloudTrail-Digest" not in n for n in names):
+        dirs[:] = sorted(filter(_is_log_dir, dirs))
+        if any(map(_is_log_file, names)):
             return True
     return False
+
+
+def _is_log_dir(name: str) -> bool:
+    """Whether a folder can hold event files (digests and hidden folders cannot)."""
+    return name != "CloudTrail-Digest" and not name.startswith(".")
+
+
+def _is_log_file(name: str) -> bool:
+    return name.endswith(LOG_SUFFIXES) and "CloudTrail-Digest" not in name
 
 
 def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | None, stat: bool, watch) -> None:
@@ -106,9 +115,9 @@ def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | No
         entries = list(it)  # listing order: answers never depend on the order files are read in
     for entry in entries:
         if entry.is_dir():
-            if entry.name != "CloudTrail-Digest" and not entry.name.startswith("."):
+            if _is_log_dir(entry.name):
                 _walk(entry.path, f"{rel}/{entry.name}" if rel else entry.name, out, first, last, stat, watch)
-        elif entry.name.endswith(LOG_SUFFIXES) and "CloudTrail-Digest" not in entry.name:
+        elif _is_log_file(entry.name):
             if stat:
                 st = entry.stat()
                 out.files.append(LogFile(entry.path, day, st.st_size, st.st_mtime_ns))
