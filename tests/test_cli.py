@@ -175,9 +175,14 @@ def test_every_command_has_help(capsys):
 def test_times_are_printed_in_utc_whatever_zone_the_engine_returned(sample):
     import pyarrow as pa
 
-    from trailkit.cli import format_result
+    from trailkit.cli import write_result
     from trailkit.engines.local import LocalEngine
     from trailkit.queries import printable
+
+    def format_result(names, rows, fmt):
+        out = io.StringIO()
+        write_result(out, names, rows, fmt)
+        return out.getvalue()
 
     # 2023-07-10T13:54:33+02:00 is 11:54:33Z; an engine may hand back zoned or naive (UTC) timestamps
     zoned = pa.array([1688990073], pa.timestamp("s", tz="UTC")).cast(pa.timestamp("us", tz="Europe/Berlin"))

@@ -156,15 +156,6 @@ TABLE_HIDDEN = ("requestparameters", "errormessage", "principalarn", "accountid"
                 "eventtype", "eventid", "regions", "useragents")
 
 
-def format_result(names: list[str], rows: list[tuple], fmt: str, extra: dict | None = None) -> str:
-    """``write_result`` into a string."""
-    import io
-
-    out = io.StringIO()
-    write_result(out, names, rows, fmt, extra)
-    return out.getvalue()
-
-
 def write_result(out, names: list[str], rows: list[tuple], fmt: str, extra: dict | None = None) -> None:
     """Write printable rows (see ``Trail.ask_rows``) to ``out``: ``table`` for people, ``csv`` and ``json``
     (lines) for programs, row by row so that a large answer is never held twice. ``extra`` adds columns
