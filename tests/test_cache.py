@@ -255,7 +255,9 @@ got = child.result(wanted, key) if child else None
 plain = scan(wanted, key)
 docs = lambda r: sorted(json.loads(d)["eventID"] for _, d in r.documents)
 print(json.dumps({"forked": child is not None, "result": got is not None,
-                  "same": got is not None and docs(got) == docs(plain) and got.files_matched == plain.files_matched,
+                  "same": got is not None and docs(got) == docs(plain)
+                          and sorted(f.path for f in got.whole_files) == sorted(f.path for f in plain.whole_files)
+                          and sorted(got.unreadable) == sorted(plain.unreadable),
                   "events": len(docs(plain)), "early": any(f.day.isoformat() < "2026-10-24" for f in wanted if f.day)}))
 """
 

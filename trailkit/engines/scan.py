@@ -88,9 +88,6 @@ class ScanResult:
     documents: list = field(default_factory=list)   # (path, JSON text of one record)
     whole_files: list = field(default_factory=list)  # files to read the ordinary way (odd layouts)
     unreadable: list = field(default_factory=list)   # (path, reason)
-    files_scanned: int = 0
-    files_matched: int = 0
-    bytes_inflated: int = 0
 
 
 def _records_around(data: bytes, key: bytes) -> list[bytes] | None:
@@ -150,15 +147,14 @@ def _read(path: str) -> bytes:
 
 
 def _scan_one(f: LogFile, key: bytes, inflate, contains):
-    """(status, payload, inflated bytes) for one file; status is skip, docs, whole or bad."""
+    """(status, payload) for one file; status is skip, docs, whole or bad."""
     try:
         raw = _read(f.path)
         data = inflate(raw) if f.path.endswith(".gz") else raw
     except Exception as e:  # unreadable: named by the caller
-        return "bad", f"{type(e).__name__}: {e}", 0
-    size = len(data)
+        return "bad", f"{type(e).__name__}: {e}"
     if not contains(data, key):
-        return "skip", None, size
+        return "skip", None
     head = data[:64].lstrip()
     if head.startswith(b'{"Records"'):
         pieces = _records_around(data, key)
@@ -167,8 +163,8 @@ def _scan_one(f: LogFile, key: bytes, inflate, contains):
     else:
         pieces = None
     if pieces is None or not _valid(pieces):
-        return "whole", None, size
-    return "docs", pieces, size
+        return "whole", None
+    return "docs", pieces
 
 
 def scan(files: list[LogFile], key: str, threads: int | None = None) -> ScanResult:
@@ -188,15 +184,12 @@ def scan(files: list[LogFile], key: str, threads: int | None = None) -> ScanResu
 
     with ThreadPoolExecutor(workers) as pool:
         for done in pool.map(run, batches):
-            for f, status, payload, size in done:
-                result.files_scanned += 1
-                result.bytes_inflated += size
+            for f, status, payload in done:
                 if status == "skip":
                     continue
                 if status == "bad":
                     result.unreadable.append((f.path, payload))
                     continue
-                result.files_matched += 1
                 if status == "whole":
                     result.whole_files.append(f)
                 else:
@@ -266,13 +259,10 @@ class ForkedScan:
         wanted = {f.path for f in files}
         done = set(scanned)
         extra = scan([f for f in files if f.path not in done], key, threads)
-        result = ScanResult(
+        return ScanResult(
             documents=[d for d in found.documents if d[0] in wanted] + extra.documents,
             whole_files=[f for f in found.whole_files if f.path in wanted] + extra.whole_files,
-            unreadable=[u for u in found.unreadable if u[0] in wanted] + extra.unreadable,
-            files_scanned=len(wanted), bytes_inflated=found.bytes_inflated + extra.bytes_inflated)
-        result.files_matched = len({p for p, _ in result.documents} | {f.path for f in result.whole_files})
-        return result
+            unreadable=[u for u in found.unreadable if u[0] in wanted] + extra.unreadable)
 
     def cancel(self) -> None:
         import signal
