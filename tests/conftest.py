@@ -4,7 +4,9 @@
 - ``records(folder)``: every record, read with nothing but gzip and json, so expected answers are computed
   independently of trailkit.
 - ``moto``: moto's Athena/S3 server on 127.0.0.1, reached by real boto3/pyathena over HTTP; ``moto.seed`` queues
-  the rows Athena would return, ``moto.sent()`` reads back the SQL actually sent.
+  the rows Athena would return, ``moto.sent()`` reads back the SQL actually sent. pyathena's ArrowCursor reads
+  the result CSV with pyarrow's own S3 client, which ignores ``AWS_ENDPOINT_URL`` (apache/arrow#49643) and which
+  PyAthena lets no one replace (PyAthena#485): the fixture points that one client at the same server.
 """
 from __future__ import annotations
 
@@ -127,6 +129,12 @@ def moto(moto_server, monkeypatch):
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", *[k for k in os.environ if k.startswith("TRAILKIT_")]):
         monkeypatch.delenv(name, raising=False)
+    from pyarrow import fs
+    from pyathena.arrow.result_set import AthenaArrowResultSetMetadataReader
+
+    monkeypatch.setattr(AthenaArrowResultSetMetadataReader, "_create_s3_file_system",
+                        lambda self: fs.S3FileSystem(endpoint_override=moto_server, access_key="testing",
+                                                     secret_key="testing", region="us-east-1"))
     m = Moto(moto_server)
     m.reset()
     return m

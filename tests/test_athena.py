@@ -10,7 +10,8 @@ import pytest
 
 from trailkit import QueryFailed, Trail
 from trailkit.engines.athena import AthenaConfig, AthenaEngine
-from trailkit.investigate import key_question_request, key_usage_request, time_window_request
+from trailkit import questions
+from trailkit.inputs import KeyMatch, Window
 
 from .conftest import GOLDEN
 
@@ -27,15 +28,16 @@ def athena(**kw) -> Trail:
 def seed_empty(moto, request, times: int = 1):
     """Athena writes a result file even for zero rows; moto only does when a result is queued."""
     for _ in range(times):
-        moto.seed([(c, "varchar") for c in request.query.columns] or [("n", "bigint")], [])
+        moto.seed([(c, "varchar") for c in request.contract.names] or [("n", "bigint")], [])
 
 
+KEYM = KeyMatch.parse(KEY)
 REQUESTS = {
-    "key_usage": lambda: key_usage_request(KEY, "2026-10-24T00:00:00Z", "2026-10-25T00:00:00Z", 100),
-    "time_window": lambda: time_window_request("2026-10-24T02:00:00Z", "2026-10-24T03:00:00Z"),
-    "distinct_ips": lambda: key_question_request("distinct_ips", KEY, "2026-10-01", "2026-10-28"),
-    "key_owner": lambda: key_question_request("key_owner", KEY),
-    "minted_keys": lambda: key_question_request("minted_keys", KEY, "2026-10-20", "2026-10-27"),
+    "usage": lambda: questions.usage(KEYM, Window.parse("2026-10-24T00:00:00Z", "2026-10-25T00:00:00Z"), 100),
+    "window": lambda: questions.window(Window.parse("2026-10-24T02:00:00Z", "2026-10-24T03:00:00Z")),
+    "ips": lambda: questions.ips(KEYM, Window.parse("2026-10-01", "2026-10-28")),
+    "owner": lambda: questions.owner(KEYM),
+    "minted": lambda: questions.minted(KEYM, Window.parse("2026-10-20", "2026-10-27")),
 }
 
 
@@ -55,7 +57,7 @@ def test_sql_sent_matches_golden(moto, question, partitioned):
 
 
 def test_partition_predicates_only_on_partitioned_tables(moto):
-    request = key_usage_request(KEY, "2026-10-24", "2026-10-24")
+    request = questions.usage(KEYM, Window.parse("2026-10-24", "2026-10-24"))
     seed_empty(moto, request, 3)
     athena(partition_column="timestamp").ask(request)
     athena().ask(request)
@@ -63,38 +65,38 @@ def test_partition_predicates_only_on_partitioned_tables(moto):
     assert "\"timestamp\" BETWEEN '2026/10/24' AND '2026/10/25'" in partitioned
     assert "timestamp\" BETWEEN" not in flat
     # no window, no partition predicate: a partitioned table is scanned whole, as asked
-    athena(partition_column="timestamp").ask(key_usage_request(KEY))
+    athena(partition_column="timestamp").ask(questions.usage(KEYM))
     assert "BETWEEN" not in moto.sent()[-1]
 
 
 def test_dtypes_from_seeded_results_match_the_local_engine(moto, sample):
     """Engine parity: the rows Athena would return for the same question give an equal frame."""
     with Trail.local(sample) as local:
-        want = local.distinct_ips(KEY)
+        want = local.ips(KEY)
     types = {"events": "bigint", "apis": "bigint", "errors": "bigint", "regions": "bigint", "useragents": "bigint"}
     columns = [(c, types.get(c, "varchar")) for c in want.columns]
     rows = [[None if pd.isna(v) else (v.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(v, pd.Timestamp) else v)
              for v in row] for row in want.itertuples(index=False)]
     moto.seed(columns, rows)
-    got = athena().distinct_ips(KEY)
+    got = athena().ips(KEY)
     pd.testing.assert_frame_equal(got, want)
 
 
-def test_key_usage_parity_with_nulls_and_json_text(moto, sample):
+def test_usage_parity_with_nulls_and_json_text(moto, sample):
     with Trail.local(sample) as local:
-        want = local.key_usage(KEY, start="2026-10-24", end="2026-10-24")
+        want = local.usage(KEY, start="2026-10-24", end="2026-10-24")
     want = want.drop(columns="requestparameters")  # moto cannot carry JSON text (it does not escape quotes)
     rows = [[None if pd.isna(v) else (v.strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(v, pd.Timestamp) else v)
              for v in row] for row in want.itertuples(index=False)]
     moto.seed([(c, "varchar") for c in want.columns], rows)
-    got = athena().key_usage(KEY, start="2026-10-24", end="2026-10-24").drop(columns="requestparameters")
+    got = athena().usage(KEY, start="2026-10-24", end="2026-10-24").drop(columns="requestparameters")
     pd.testing.assert_frame_equal(got, want)
 
 
 def test_query_id_scanned_and_cost_are_recorded(moto):
     trail = athena()
-    seed_empty(moto, key_question_request("distinct_ips", KEY))
-    trail.distinct_ips(KEY)
+    seed_empty(moto, questions.ips(KEYM))
+    trail.ips(KEY)
     stats = trail.last
     assert stats.query_id and stats.state == "SUCCEEDED"
     assert stats.bytes_scanned == 0
@@ -129,7 +131,7 @@ def test_failed_query_carries_reason_and_id(moto, monkeypatch):
     trail = Trail(AthenaEngine(AthenaConfig.resolve(database="security", table="no_such_table",
                                                     output_location=OUTPUT, region="us-east-1")))
     with pytest.raises(QueryFailed) as err:
-        trail.distinct_ips(KEY)
+        trail.ips(KEY)
     e = err.value
     assert "TABLE_NOT_FOUND" in str(e) and e.query_id and e.query_id in str(e) and e.state == "FAILED"
     assert '"security"."no_such_table"' in e.sql
@@ -148,7 +150,7 @@ def test_ctrl_c_cancels_the_running_query(moto):
         timer = threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGINT))
         timer.start()
         with pytest.raises(KeyboardInterrupt):
-            trail.distinct_ips(KEY)
+            trail.ips(KEY)
         timer.cancel()
         athena_client = boto3.client("athena", region_name="us-east-1")
         (qid,) = athena_client.list_query_executions()["QueryExecutionIds"]

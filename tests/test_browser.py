@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from trailkit import EngineSettings
+from trailkit.investigation import Case
 from trailkit.report import write_report
 
 from .conftest import ROOT
@@ -42,7 +44,8 @@ def browser():
 
 
 def test_report_renders_offline_with_its_charts(browser, tmp_path, sample):
-    report = write_report(KEY, tmp_path / "report.html", logs=sample, allowed="203.0.113.0/24")
+    report = write_report(Case.parse(KEY, allowed="203.0.113.0/24"), tmp_path / "report.html",
+                          EngineSettings(logs=sample))
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     remote, failed = [], []
     page.on("requestfailed", lambda r: failed.append(r.url))

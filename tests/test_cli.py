@@ -20,8 +20,8 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_the_done_when_line(invictus):
-    """As a whole process: the exact command the issue names."""
+def test_ips_as_a_whole_process_on_real_logs(invictus):
+    """As a user runs it: a new process, the real public logs, CSV out."""
     proc = subprocess.run([sys.executable, "-m", "trailkit", "ips", "AKIATFQR7NSC8Q4X20BJ", "--logs", str(invictus),
                            "--format", "csv"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -104,6 +104,11 @@ def test_bad_input_exits_2_with_one_line(capsys, sample, argv, needle):
     assert needle in err and len(err.strip().splitlines()) == 1
 
 
+def test_the_allowlist_is_checked_before_any_folder_is_read(capsys, tmp_path):
+    code, out, err = run(capsys, "ips", KEY, "--allow", "203.0.113.0/24,nonsense", "--logs", str(tmp_path / "missing"))
+    assert code == 2 and out == "" and "'nonsense' is not an IP address or CIDR block" in err
+
+
 def test_missing_and_empty_folder_exit_2(capsys, tmp_path):
     code, _, err = run(capsys, "ips", KEY, "--logs", str(tmp_path / "missing"))
     assert code == 2 and "does not exist" in err
@@ -164,20 +169,37 @@ def test_athena_through_cli_reports_query_id(capsys, moto):
     assert "query id" in err and "USD" in err
 
 
-def test_every_command_has_help(capsys):
-    for command in ("usage", "window", "ips", "owner", "minted", "sql", "ddl", "sample"):
-        with pytest.raises(SystemExit) as e:
-            main([command, "--help"])
-        assert e.value.code == 0
-        assert "usage: trailkit " + command in capsys.readouterr().out
+def _commands() -> list[str]:
+    """The commands as the parser knows them: a new command cannot escape the checks below."""
+    import argparse
+
+    from trailkit.cli import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(sub.choices)
+
+
+def test_the_commands_are_the_contract():
+    assert {"usage", "window", "ips", "owner", "minted", "sql", "report", "ddl", "cache", "sample"} <= set(_commands())
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_has_help(capsys, command):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage: trailkit " + command in text and len(text.splitlines()) > 3
 
 
 def test_times_are_printed_in_utc_whatever_zone_the_engine_returned(sample):
     import pyarrow as pa
 
     from trailkit.cli import write_result
+    from trailkit.contract import Contract
     from trailkit.engines.local import LocalEngine
-    from trailkit.queries import printable
+    from trailkit.queries import Query
+    from trailkit.questions import Request
 
     def format_result(names, rows, fmt):
         out = io.StringIO()
@@ -187,8 +209,9 @@ def test_times_are_printed_in_utc_whatever_zone_the_engine_returned(sample):
     # 2023-07-10T13:54:33+02:00 is 11:54:33Z; an engine may hand back zoned or naive (UTC) timestamps
     zoned = pa.array([1688990073], pa.timestamp("s", tz="UTC")).cast(pa.timestamp("us", tz="Europe/Berlin"))
     table = pa.Table.from_arrays([zoned, pa.array([1688990073], pa.timestamp("s"))], names=["a", "b"])
-    assert format_result(["a", "b"], printable(table), "csv").splitlines()[1] == "2023-07-10T11:54:33Z,2023-07-10T11:54:33Z"
-    assert '"a": "2023-07-10T11:54:33Z"' in format_result(["a", "b"], printable(table), "json")
+    names, rows = Contract.of({"a": "time", "b": "time"}).printable(table)
+    assert format_result(names, rows, "csv").splitlines()[1] == "2023-07-10T11:54:33Z,2023-07-10T11:54:33Z"
+    assert '"a": "2023-07-10T11:54:33Z"' in format_result(names, rows, "json")
     # the same contract applied by DuckDB (the command line's path): zoned, naive and ISO text times,
     # a HUGEINT count, '' as NULL, and the query's own order kept
     sql = ("SELECT from_iso8601_timestamp('2023-07-10T13:54:33.900+02:00') AS a, "
@@ -196,8 +219,9 @@ def test_times_are_printed_in_utc_whatever_zone_the_engine_returned(sample):
            "CAST(sum(1) AS DECIMAL(38, 0)) AS n, '' AS s, eventid FROM cloudtrail GROUP BY eventid "
            "ORDER BY eventid DESC")
     columns = {"a": "time", "b": "time", "c": "time", "n": "int", "s": "string", "eventid": "string"}
+    request = Request(Query("probe", sql, Contract.of(columns)))
     with LocalEngine(sample, cache=False) as engine:
-        names, rows = engine.rows(sql, {}, None, columns)
+        names, rows = engine.rows(request)
     assert names == list(columns)
     assert rows[0][:5] == ("2023-07-10T11:54:33Z",) * 3 + (1, None)
     ids = [r[5] for r in rows]
@@ -215,13 +239,13 @@ def test_the_cli_prints_what_the_api_returns(capsys, invictus, argv):
     """The command line takes plain rows from DuckDB (no pyarrow); the API conforms Arrow: same contract."""
     from trailkit import Trail
     from trailkit.cli import _request, build_parser
-    from trailkit.queries import printable
 
     argv = argv + ["--logs", str(invictus), "--format", "json"]
     code, out, _ = run(capsys, *argv)
     assert code == 0
     with Trail.local(invictus) as trail:
-        table = trail.ask_table(_request(build_parser().parse_args(argv)))
-    expected = [dict(zip(table.column_names, row)) for row in printable(table)]
+        request = _request(build_parser().parse_args(argv))
+        names, rows = request.contract.printable(trail.ask_table(request))
+    expected = [dict(zip(names, row)) for row in rows]
     assert [json.loads(line) for line in out.splitlines()] == expected
     assert len(expected) > 0

@@ -64,3 +64,54 @@ def test_identifiers_and_networks():
     assert [str(n) for n in networks("203.0.113.0/24, 198.51.100.7")] == ["203.0.113.0/24", "198.51.100.7/32"]
     with pytest.raises(InvalidInput, match="CIDR"):
         networks("10.0.0.0/33")
+
+
+def test_an_investigation_parses_its_inputs_once_with_one_now():
+    from trailkit.investigation import Case
+
+    case = Case.parse("AKIA3PARTNERSYNC0001", "7d", "1d", allowed="203.0.113.0/24, 2001:db8::/32", now=NOW)
+    assert case.window == Window(datetime(2026, 11, 20, 12, tzinfo=timezone.utc),
+                                 datetime(2026, 11, 26, 12, tzinfo=timezone.utc))
+    requests = case.requests()
+    assert sorted(requests) == ["ips", "minted", "owner", "usage"]
+    bounds = {(r.params["start"], r.params["end"]) for r in requests.values()}
+    assert bounds == {("2026-11-20T12:00:00.000Z", "2026-11-26T12:00:00.000Z")}
+    assert {r.hints.key for r in requests.values()} == {"AKIA3PARTNERSYNC0001"}
+    assert [case.allowed.category(a) for a in ("203.0.113.9", "2001:db8::1", "198.51.100.1", "AWS Internal")] == \
+        ["allowed", "allowed", "unexpected", "aws service"]
+
+
+@pytest.mark.parametrize("given, needle", [
+    ({"key": "AKIA1"}, "not an access key id"),
+    ({"key": "AKIA3PARTNERSYNC0001", "start": "soon"}, "not a time"),
+    ({"key": "AKIA3PARTNERSYNC0001", "allowed": "10.0.0.0/99"}, "not an IP address or CIDR"),
+])
+def test_a_case_refuses_bad_input_before_anything_runs(given, needle):
+    from trailkit.investigation import Case
+
+    with pytest.raises(InvalidInput, match=needle):
+        Case.parse(**given)
+
+
+def test_engine_settings_fall_back_to_the_environment_and_refuse_nonsense(monkeypatch, tmp_path):
+    from trailkit.settings import DEFAULT_LOGS, EngineSettings
+
+    monkeypatch.delenv("TRAILKIT_LOGS", raising=False)
+    assert EngineSettings().log_folder == DEFAULT_LOGS
+    monkeypatch.setenv("TRAILKIT_LOGS", str(tmp_path))
+    assert EngineSettings().log_folder == str(tmp_path)
+    assert EngineSettings(logs="given").log_folder == "given"
+    with pytest.raises(InvalidInput, match="no CloudTrail files"):
+        EngineSettings().check()  # an empty folder, said without opening an engine
+    for bad, needle in [({"engine": "bigquery"}, "not one of local, athena"),
+                        ({"engine": "athena", "athena": {"catalog": "x"}}, "unknown Athena setting"),
+                        ({"athena": {"database": "security"}}, "without --athena")]:
+        with pytest.raises(InvalidInput, match=needle):
+            EngineSettings(**bad)
+
+
+def test_the_first_release_names_are_aliases_of_the_questions():
+    from trailkit import Trail
+
+    assert (Trail.key_usage, Trail.time_window, Trail.distinct_ips, Trail.key_owner, Trail.minted_keys) == \
+        (Trail.usage, Trail.window, Trail.ips, Trail.owner, Trail.minted)

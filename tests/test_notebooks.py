@@ -9,6 +9,8 @@ import nbformat
 import papermill
 import pytest
 
+from trailkit import EngineSettings
+from trailkit.investigation import Case
 from trailkit.report import NOTEBOOKS, write_report
 
 
@@ -56,7 +58,7 @@ def test_explore_notebook_on_the_sample(tmp_path, sample):
 
 
 def test_report_on_real_logs_has_the_numbers_and_both_charts(tmp_path, invictus):
-    out = write_report("AKIATFQR7NSC8Q4X20BJ", tmp_path / "report.html", logs=invictus)
+    out = write_report(Case.parse("AKIATFQR7NSC8Q4X20BJ"), tmp_path / "report.html", EngineSettings(logs=invictus))
     html = out.read_text()
     assert "<td>192.168.10.20</td>" in html and "<td>2104</td>" in html
     assert "2023-07-10T11:54:33Z" in html and "2023-07-10T12:29:09Z" in html
@@ -77,6 +79,17 @@ def test_report_with_code_via_cli(tmp_path, sample):
     html = out.read_text()
     assert re.search(r"class=\"[^\"]*jp-InputArea-editor", html) and "198.51.100.77" in html
     assert "2026-10-24T00:00:00Z to 2026-10-25T00:00:00Z" in html
+
+
+def test_a_relative_window_means_the_same_instants_in_the_report(tmp_path, sample):
+    """The report's kernel is another process with another clock: it is given the instants, not "5d"."""
+    from datetime import datetime, timezone
+
+    now = datetime(2026, 10, 25, 12, 30, tzinfo=timezone.utc)
+    case = Case.parse(KEY, "2d", "1d", allowed="203.0.113.0/24", now=now)
+    html = write_report(case, tmp_path / "r.html", EngineSettings(logs=sample)).read_text()
+    assert "2026-10-23T12:30:00Z to 2026-10-24T12:30:00Z" in html
+    assert "198.51.100.77" in html  # the incident hour lies inside
 
 
 @pytest.mark.parametrize("argv, needle", [

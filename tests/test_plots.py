@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from trailkit import plots
-from trailkit.investigate import classify_ips
+from trailkit import classify_ips
 
 
 @pytest.fixture(autouse=True)

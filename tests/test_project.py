@@ -69,3 +69,65 @@ def test_the_cli_answers_without_importing_pandas_pyarrow_or_sqlglot(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=ROOT)
     assert proc.stderr.strip().splitlines()[-1] == "[]"
     assert "198.51.100.77" in proc.stdout
+
+
+def _imports() -> dict[str, set[str]]:
+    """Every trailkit module and the trailkit modules it imports, at any depth of the file (lazy imports
+    inside functions and TYPE_CHECKING blocks included: a circle is a circle however late it closes)."""
+    import ast
+
+    package = ROOT / "trailkit"
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in package.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        here = name.split(".") if is_package else name.split(".")[:-1]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = here[: len(here) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                named = {f"{target}.{a.name}" for a in node.names}
+                # "from . import questions" imports the module; "from . import __version__" the package
+                found |= (named & modules.keys()) or {target}
+                found |= {target} if named - modules.keys() else set()
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def test_no_import_circle_in_the_package():
+    graph = _imports()
+    assert {"trailkit.engines.layout", "trailkit.engines.local", "trailkit.engines.cache"} <= set(graph)
+    state: dict[str, str] = {}
+
+    def visit(module, path):
+        state[module] = "open"
+        for dep in sorted(graph[module]):
+            if state.get(dep) == "open":
+                raise AssertionError("import circle: " + " -> ".join(path + [module, dep]))
+            if dep not in state:
+                visit(dep, path + [module])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
+def test_the_rooms_point_one_way():
+    """Layout knowledge is imported by the engine, the cache and the scan, and imports none of them."""
+    graph = _imports()
+    engines = {m for m in graph if m.startswith("trailkit.engines.")}
+    assert not graph["trailkit.engines.layout"] & engines
+    for module in ("local", "cache", "scan"):
+        assert "trailkit.engines.layout" in graph[f"trailkit.engines.{module}"], module
+        assert "trailkit.engines.local" not in graph[f"trailkit.engines.{module}"] or module == "local"
+
+
+def test_no_module_is_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "trailkit").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 400}
+    assert long == {}

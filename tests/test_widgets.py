@@ -32,7 +32,7 @@ def test_investigate_shows_sections_table_and_charts(sample, records):
     assert len(images_of(panel)) == 3
     expected = sum(1 for r in records(sample) if (r.get("userIdentity") or {}).get("accessKeyId") == KEY)
     assert f"{expected:,} events from 3 IPs" in panel.status.value
-    assert panel.findings is not None and len(panel.findings.events) == expected
+    assert panel.investigation is not None and len(panel.investigation.usage) == expected
     assert not panel.button.disabled
 
 
@@ -43,7 +43,7 @@ def test_dates_narrow_the_window(sample):
     panel.start.value = dt.date(2026, 10, 24)
     panel.end.value = dt.date(2026, 10, 24)
     panel.button.click()
-    days = set(panel.findings.events["eventtime"].dt.strftime("%Y-%m-%d"))
+    days = set(panel.investigation.usage["eventtime"].dt.strftime("%Y-%m-%d"))
     assert days == {"2026-10-24"}
 
 

@@ -6,8 +6,10 @@
 """
 from .errors import InvalidInput, QueryFailed, TrailkitError
 from .inputs import Window
-from .investigate import Trail, classify_ips
+from .investigate import Trail
+from .questions import classify_ips
+from .settings import EngineSettings
 
 __version__ = "0.1.0"
 
-__all__ = ["Trail", "Window", "classify_ips", "TrailkitError", "InvalidInput", "QueryFailed", "__version__"]
+__all__ = ["Trail", "EngineSettings", "Window", "classify_ips", "TrailkitError", "InvalidInput", "QueryFailed", "__version__"]

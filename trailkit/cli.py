@@ -43,6 +43,8 @@ def _window_options(p: argparse.ArgumentParser, required: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .questions import QUESTIONS
+
     parser = argparse.ArgumentParser(
         prog="trailkit",
         description="Where, when, by whom and for what an AWS access key was used, from CloudTrail logs.",
@@ -62,15 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
         _output_options(p)
         return p
 
-    key_command("usage", "the key's events, newest first").add_argument(
+    key_command("usage", QUESTIONS["usage"].help).add_argument(
         "--limit", type=int, metavar="N", help="at most N events")
-    key_command("ips", "the key's distinct source IPs: events, first and last seen, APIs, errors").add_argument(
+    key_command("ips", QUESTIONS["ips"].help).add_argument(
         "--allow", metavar="CIDRS",
         help="expected networks (comma-separated); adds a category column: allowed, unexpected or aws service")
-    key_command("owner", "who the key belongs to, as CloudTrail recorded its caller")
-    key_command("minted", "temporary keys obtained from STS with the key")
+    key_command("owner", QUESTIONS["owner"].help)
+    key_command("minted", QUESTIONS["minted"].help)
 
-    p = sub.add_parser("window", help="all events in a time window, oldest first")
+    p = sub.add_parser("window", help=QUESTIONS["window"].help)
     _window_options(p, required=True)
     p.add_argument("--key", help="only this access key's events")
     p.add_argument("--limit", type=int, metavar="N", help="at most N events")
@@ -78,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(p)
     _output_options(p)
 
-    p = sub.add_parser("sql", help="run any Athena SQL against the table cloudtrail, on either engine")
+    p = sub.add_parser("sql", help=QUESTIONS["sql"].help)
     p.add_argument("query", help='e.g. "SELECT eventname, count(*) AS n FROM cloudtrail WHERE awsregion = :r GROUP BY 1"')
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="bind :NAME to VALUE (text)")
     _engine_options(p)
@@ -108,24 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _athena_settings(args) -> dict:
-    return {"database": args.database, "table": args.table, "workgroup": args.workgroup,
-            "output_location": args.output, "region": args.region, "profile": args.profile,
-            "partition_column": args.partition_column}
+def _settings(args):
+    """The engine the options name: one place (``EngineSettings``) applies the environment fallbacks."""
+    from .settings import EngineSettings
 
-
-def _trail_settings_check(args) -> None:
-    if not args.athena and any(_athena_settings(args).values()):
-        raise InvalidInput("Athena options were given without --athena; add --athena, or drop them to query local files")
-
-
-def _trail(args):
-    from .investigate import Trail
-
-    _trail_settings_check(args)
-    if args.athena:
-        return Trail.athena(**_athena_settings(args))
-    return Trail.local(args.logs, cache=not args.no_cache, watch=False)  # one question: no listing to keep
+    athena = {"database": args.database, "table": args.table, "workgroup": args.workgroup,
+              "output_location": args.output, "region": args.region, "profile": args.profile,
+              "partition_column": args.partition_column}
+    # one question per process: no listing worth keeping between questions
+    return EngineSettings(engine="athena" if args.athena else "local", logs=args.logs, cache=not args.no_cache,
+                          watch=False, athena=athena)
 
 
 def _params(pairs: list[str]) -> dict:
@@ -139,16 +133,20 @@ def _params(pairs: list[str]) -> dict:
 
 
 def _request(args):
-    from . import investigate as inv
+    """The command's request, every input parsed (and checked) once, before any engine is opened."""
+    from . import questions
+    from .inputs import KeyMatch, Window
 
-    if args.command == "usage":
-        return inv.key_usage_request(args.key, args.start, args.end, args.limit, args.fragment)
+    if args.command == "sql":
+        return questions.sql(args.query, _params(args.param))
+    within = Window.parse(args.start, args.end)
     if args.command == "window":
-        return inv.time_window_request(args.start, args.end, args.key, args.limit, args.fragment)
-    if args.command in ("ips", "owner", "minted"):
-        name = {"ips": "distinct_ips", "owner": "key_owner", "minted": "minted_keys"}[args.command]
-        return inv.key_question_request(name, args.key, args.start, args.end, args.fragment)
-    return inv.sql_request(args.query, _params(args.param))
+        key = KeyMatch.parse(args.key, args.fragment) if args.key not in (None, "") else None
+        return questions.window(within, key, args.limit)
+    key = KeyMatch.parse(args.key, args.fragment)
+    if args.command == "usage":
+        return questions.usage(key, within, args.limit)
+    return getattr(questions, args.command)(key, within)
 
 
 # Columns left out of wide (event) tables for people; csv, json and the DataFrame keep everything.
@@ -193,13 +191,14 @@ def _cell(value) -> str:
 
 def _cache_command(args) -> int:
     from .engines import cache
-    from .investigate import DEFAULT_LOGS
+    from .paths import cache_dir
+    from .settings import EngineSettings
 
     if args.clear and args.all:
         removed = cache.clear(None)
-        print(f"removed {len(removed)} cache file(s) from {cache.default_dir()}")
+        print(f"removed {len(removed)} cache file(s) from {cache_dir()}")
         return 0
-    logs = args.logs or os.environ.get("TRAILKIT_LOGS") or DEFAULT_LOGS
+    logs = EngineSettings(logs=args.logs).log_folder
     if args.clear:
         removed = cache.clear(logs)
         print(f"removed {len(removed)} cache file(s) of {logs}" if removed else f"no cache of {logs}")
@@ -243,33 +242,39 @@ def _run(args) -> int:
         print(f"wrote {counts['records']} records in {counts['files']} files under {args.out}")
         return 0
     if args.command == "report":
+        from .investigation import Case
         from .report import write_report
 
-        _trail_settings_check(args)
-        athena = {k: v for k, v in _athena_settings(args).items() if v} if args.athena else None
-        out = write_report(args.key, args.out, start=args.start, end=args.end,
-                           engine="athena" if args.athena else "local", logs=args.logs, athena=athena,
-                           allowed=args.allow, with_code=args.with_code)
+        case = Case.parse(args.key, args.start, args.end, args.allow)
+        out = write_report(case, args.out, _settings(args), with_code=args.with_code)
         print(f"wrote {out}")
         return 0
-    request = _request(args)  # validate input before touching any engine
-    with _trail(args) as trail:
+    request = _request(args)  # every input checked before touching any engine
+    allowlist = None
+    if args.command == "ips" and args.allow:
+        from .inputs import Allowlist
+
+        allowlist = Allowlist.parse(args.allow)
+    with _trail(_settings(args)) as trail:
         if args.dry_run:
             sys.stdout.write(trail.explain(request))
             return 0
-        if not args.athena:
-            trail.engine.prefetch(request.hints)  # the key's scan overlaps importing DuckDB
+        trail.engine.prepare(request)  # the local key scan overlaps importing DuckDB
         names, rows = trail.ask_rows(request)
         extra = {}
-        if args.command == "ips" and args.allow:
-            from .investigate import ip_categories
-
+        if allowlist is not None:
             ips = names.index("sourceipaddress")
-            extra["category"] = ip_categories([row[ips] for row in rows], args.allow)
+            extra["category"] = [allowlist.category(row[ips]) for row in rows]
         write_result(sys.stdout, names, rows, args.format, extra)
         if trail.last is not None and trail.engine.reports_cost:
             print(trail.last.summary(), file=sys.stderr)
     return 0
+
+
+def _trail(settings):
+    from .investigate import Trail
+
+    return Trail.open(settings)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,10 @@ class MissingDependency(TrailkitError, ImportError):
     """An optional package is needed for this feature and is not installed."""
 
 
+class SkippedFile(UserWarning):
+    """A log file could not be read and was left out of the answer (its path is in the message)."""
+
+
 class QueryFailed(TrailkitError):
     """A query did not complete. Carries the engine, the query id (Athena) and the SQL sent."""
 

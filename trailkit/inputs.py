@@ -1,7 +1,8 @@
 """Every user value is checked here, once, before it goes near SQL.
 
 Keys, instants, windows, identifiers and CIDR allowlists: each parser either returns a clean value or raises
-InvalidInput with a one-line message that says what to do instead.
+InvalidInput with a one-line message that says what to do instead. Callers parse once and pass the parsed
+value on (``KeyMatch``, ``Window``, ``Allowlist``): a window parsed once has one "now".
 """
 from __future__ import annotations
 
@@ -46,6 +47,31 @@ def key_fragment(value: str) -> str:
             "give a piece of the key such as 8Q4X20BJ"
         )
     return "%" + like_escape(text.upper()) + "%"
+
+
+@dataclass(frozen=True)
+class KeyMatch:
+    """A validated key to ask about: an exact access key id, or (``fragment``) a LIKE pattern for part of one."""
+
+    value: str
+    fragment: bool = False
+
+    @classmethod
+    def parse(cls, value, fragment: bool = False) -> "KeyMatch":
+        if isinstance(value, KeyMatch):
+            return value
+        if value is None or not str(value).strip():
+            raise InvalidInput("no access key given; enter one such as AKIAIOSFODNN7EXAMPLE")
+        return cls(key_fragment(value), True) if fragment else cls(access_key(value))
+
+    @property
+    def exact(self) -> str | None:
+        """The key id when it is whole (engines can then search files for its bytes), else None."""
+        return None if self.fragment else self.value
+
+    @property
+    def params(self) -> dict:
+        return {"key_pattern": self.value} if self.fragment else {"key": self.value}
 
 
 def like_escape(text: str) -> str:
@@ -135,6 +161,37 @@ def iso_param(moment: datetime) -> str:
     """UTC instant with milliseconds (Athena's precision), for bound parameters to from_iso8601_timestamp."""
     moment = moment.astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class Allowlist:
+    """The networks a key is expected to be used from; empty when none was given (addresses are then
+    ``unchecked``, never called unexpected)."""
+
+    networks: tuple = ()
+    text: str | None = None  # as given, for showing
+
+    @classmethod
+    def parse(cls, values) -> "Allowlist":
+        if isinstance(values, Allowlist):
+            return values
+        nets = networks(values)
+        shown = values if isinstance(values, str) else ", ".join(map(str, nets))
+        return cls(nets, (shown or "").strip() or None)
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+    def category(self, value) -> str:
+        """``allowed`` (inside a network), ``unexpected`` (outside), ``aws service`` (a service name or ``AWS
+        Internal`` where an address would be), or ``unchecked`` (no allowlist)."""
+        try:
+            address = ipaddress.ip_address(str(value))
+        except ValueError:
+            return "aws service"
+        if not self.networks:
+            return "unchecked"
+        return "allowed" if any(address in net for net in self.networks) else "unexpected"
 
 
 def networks(values) -> tuple:

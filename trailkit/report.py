@@ -10,37 +10,37 @@ import tempfile
 from pathlib import Path
 
 from .errors import InvalidInput, QueryFailed, TrailkitError, require
-from .inputs import networks
-from .investigate import key_usage_request
+from .investigation import Case
+from .settings import EngineSettings
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOK = NOTEBOOKS / "investigate_access_key.ipynb"
 
 
-def write_report(key: str, out: str | os.PathLike, *, start=None, end=None, engine: str = "local",
-                 logs: str | os.PathLike | None = None, athena: dict | None = None, allowed: str | None = None,
-                 fragment: bool = False, with_code: bool = False, kernel: str = "python3") -> Path:
-    """Run ``notebooks/investigate_access_key.ipynb`` for ``key`` and write it as HTML to ``out``.
+def write_report(case: Case, out: str | os.PathLike, settings: EngineSettings | None = None, *,
+                 with_code: bool = False, kernel: str = "python3") -> Path:
+    """Run ``notebooks/investigate_access_key.ipynb`` for ``case`` and write it as HTML to ``out``.
+
+    The inputs were parsed once (``Case.parse``); the notebook is given them as absolute values, so a relative
+    window such as ``7d`` means the same instants in the report as when it was asked for.
 
     Example:
-        >>> write_report("AKIA3PARTNERSYNC0001", "report.html", logs="data/sample",
-        ...              allowed="203.0.113.0/24")  # doctest: +SKIP
+        >>> write_report(Case.parse("AKIA3PARTNERSYNC0001", allowed="203.0.113.0/24"), "report.html",
+        ...              EngineSettings(logs="data/sample"))  # doctest: +SKIP
     """
-    key_usage_request(key, start, end, fragment=fragment)  # bad input fails here, in one line, not in a kernel
-    networks(allowed)
-    if fragment:
+    settings = settings or EngineSettings()
+    if case.key.fragment:
         raise InvalidInput("a report is about one whole key; find it first with: trailkit usage FRAGMENT --fragment")
+    settings.check()  # a missing or empty folder is an input error, said before the kernel starts
     if not NOTEBOOK.exists():
         raise TrailkitError(f"the report notebook is missing at {NOTEBOOK}; run trailkit from a clone of the project")
-    if engine == "local":
-        logs = Path(logs or os.environ.get("TRAILKIT_LOGS") or "data/sample").resolve()
-        from .engines.local import LocalEngine
-
-        LocalEngine(logs)  # a missing or empty folder is an input error, said before the kernel starts
     papermill = require("papermill")
     nbformat = require("nbformat")
-    params = {"key": key.strip(), "start": _text(start), "end": _text(end), "engine": engine,
-              "logs": str(logs) if logs else "", "athena": athena or {}, "allowed": allowed or ""}
+    window = case.window
+    params = {"key": case.key.value, "start": window.start.isoformat() if window.start else None,
+              "end": window.end.isoformat() if window.end else None, "engine": settings.engine,
+              "logs": str(Path(settings.log_folder).resolve()) if settings.engine == "local" else "",
+              "athena": settings.athena_given, "allowed": case.allowed.text or ""}
     out = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / "executed.ipynb"
@@ -49,7 +49,8 @@ def write_report(key: str, out: str | os.PathLike, *, start=None, end=None, engi
                                        kernel_name=kernel, progress_bar=False, log_output=False,
                                        config=_kernel_config(Path(tmp)))
         except papermill.PapermillExecutionError as e:
-            raise QueryFailed(f"the report notebook failed: {e.ename}: {e.evalue}", engine=engine, sql="") from e
+            raise QueryFailed(f"the report notebook failed: {e.ename}: {e.evalue}", engine=settings.engine,
+                              sql="") from e
         nb = nbformat.read(executed, as_version=4)
     html = export_html(nb, with_code=with_code)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -63,10 +64,6 @@ def _kernel_config(sockets: Path):
     from traitlets.config import Config
 
     return Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}})
-
-
-def _text(value):
-    return None if value in (None, "") else str(value)
 
 
 def export_html(nb, *, with_code: bool = False) -> str:

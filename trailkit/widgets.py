@@ -5,8 +5,7 @@ import html
 from datetime import date
 
 from .errors import TrailkitError, require
-
-ATHENA_FIELDS = ("database", "table", "workgroup", "output_location", "region", "profile", "partition_column")
+from .settings import ATHENA_FIELDS, EngineSettings
 
 
 def _as_date(value):
@@ -55,7 +54,7 @@ class InvestigationPanel:
             self.engine, self._local_box, self._athena_box, self.key, w.HBox([self.start, self.end]),
             self.allowed, w.HBox([self.button, self.status]), self.out,
         ])
-        self.findings = None
+        self.investigation = None
 
     def _show_engine(self):
         athena = self.engine.value == "athena"
@@ -71,38 +70,37 @@ class InvestigationPanel:
         color = "#B03000" if error else "#333"
         self.status.value = f"<span style='color:{color}'>{html.escape(text)}</span>"
 
-    def _trail(self):
-        from .investigate import Trail
-
+    def settings(self) -> EngineSettings:
+        """The engine the panel's fields name (empty fields fall back to the environment)."""
         if self.engine.value == "athena":
-            return Trail.athena(**{k: (v.value.strip() or None) for k, v in self.athena.items()})
-        return Trail.local(self.logs.value.strip() or None)
+            return EngineSettings(engine="athena", athena={k: v.value.strip() or None for k, v in self.athena.items()})
+        return EngineSettings(logs=self.logs.value.strip() or None)
 
     def investigate(self):
         """What the button does: validate, ask, render every section into the output area."""
-        from .findings import SECTIONS, displayable, investigate
+        from .investigate import Trail
+        from .investigation import SECTIONS, Case, displayable, investigate
 
         self.out.outputs = ()  # clear_output() needs a kernel; this works everywhere
         self.button.disabled = True
         try:
-            with self._trail() as trail:
-                findings = investigate(trail, self.key.value, self.start.value, self.end.value,
-                                       self.allowed.value.strip() or None,
-                                       progress=lambda text: self._say(f"Investigating: {text}"))
+            case = Case.parse(self.key.value, self.start.value, self.end.value, self.allowed.value.strip() or None)
+            with Trail.open(self.settings()) as trail:
+                done = investigate(trail, case, progress=lambda text: self._say(f"Investigating: {text}"))
         except TrailkitError as e:
             self._say(str(e), error=True)
             self.out.append_display_data(_html(f"<p style='color:#B03000'><b>Cannot investigate:</b> {html.escape(str(e))}</p>"))
             return None
         finally:
             self.button.disabled = False
-        self.findings = findings
+        self.investigation = done
         for title, build in SECTIONS.items():
             self.out.append_display_data(_html(f"<h3>{html.escape(title)}</h3>"))
-            for item in build(findings):
+            for item in build(done):
                 self.out.append_display_data(displayable(item))
-        done = f"{len(findings.events):,} events from {len(findings.ips)} IPs"
-        self._say(done + (f"; {findings.scanned}" if findings.scanned else ""))
-        return findings
+        status = f"{len(done.usage):,} events from {len(done.ips)} IPs"
+        self._say(status + (f"; {done.scanned}" if done.scanned else ""))
+        return done
 
 
 def _html(text: str):

@@ -9,10 +9,10 @@ from trailkit import Trail
 logs, key, day = sys.argv[1:4]
 trail = Trail.local(logs)
 questions = {
-    "key usage": lambda: trail.key_usage(key),
-    "distinct IPs": lambda: trail.distinct_ips(key),
-    "key usage, one day": lambda: trail.key_usage(key, start=day, end=day),
-    "one-day window (every event)": lambda: trail.time_window(day, day),
+    "key usage": lambda: trail.usage(key),
+    "distinct IPs": lambda: trail.ips(key),
+    "key usage, one day": lambda: trail.usage(key, start=day, end=day),
+    "one-day window (every event)": lambda: trail.window(day, day),
 }
 out = {}
 for name, ask in questions.items():

@@ -3,7 +3,9 @@
 Configuration comes from explicit arguments, then ``TRAILKIT_*`` environment variables, then AWS's own
 configuration chain (profile, region). The only rewriting of the authored SQL is textual and local: the table
 name ``cloudtrail`` becomes the configured ``"database"."table"`` and ``:name`` placeholders become pyathena's
-``%(name)s``, whose values pyathena escapes. Every query's id, state, data scanned and cost are recorded.
+``%(name)s``, whose values pyathena escapes. On a table partitioned by date, a windowed question also bounds
+the partition column by the delivery days of ``layout.delivery_days``. Answers come through pyathena's
+``ArrowCursor`` as Arrow. Every query's id, state, data scanned and cost are recorded.
 """
 from __future__ import annotations
 
@@ -11,15 +13,17 @@ import os
 import re
 import time
 from dataclasses import dataclass, fields, replace
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput, QueryFailed, require
 from ..inputs import Window, identifier, quote_identifier
-from .base import Engine, QueryStats, ScanHints, athena_cost_usd
+from .base import Engine, QueryStats, athena_cost_usd
+from .layout import delivery_days
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from ..questions import Request, ScanHints
 
 
 ENV = {
@@ -108,7 +112,7 @@ def _splice(sql: str, table: str, with_params: bool) -> str:
 
 
 class AthenaEngine(Engine):
-    """Athena through pyathena's PandasCursor.
+    """Athena through pyathena's ArrowCursor.
 
     Args:
         config: where the table is; ``AthenaConfig.resolve()`` when omitted.
@@ -123,10 +127,9 @@ class AthenaEngine(Engine):
         super().__init__()
         self.config = config or AthenaConfig.resolve()
         self._connection = connection
-        self.partitioned = bool(self.config.partition_column)
 
     @property
-    def table(self) -> str:
+    def table_name(self) -> str:
         return f"{quote_identifier(self.config.database, 'database')}.{quote_identifier(self.config.table, 'table')}"
 
     def describe(self) -> str:
@@ -136,7 +139,7 @@ class AthenaEngine(Engine):
     @property
     def connection(self):
         if self._connection is None:
-            pyathena = require("pyathena", "pyathena[pandas]")
+            pyathena = require("pyathena", "pyathena[arrow]")
             self._connection = pyathena.connect(
                 s3_staging_dir=self.config.output_location,
                 work_group=self.config.workgroup,
@@ -146,38 +149,48 @@ class AthenaEngine(Engine):
             )
         return self._connection
 
-    def partition_column(self) -> str | None:
-        return quote_identifier(self.config.partition_column, "partition column") if self.partitioned else None
+    # -- partitions: only this engine has them
+
+    def render(self, request: Request) -> tuple[str, dict]:
+        """The authored SQL with the date partition bounded to the window's delivery days, when the table has
+        a partition column and the question a window."""
+        column = self.config.partition_column
+        if not column:
+            return super().render(request)
+        params = {**request.params, **self.partition_params(request.hints.window)}
+        return request.query.render(params, quote_identifier(column, "partition column"))
 
     def partition_params(self, window: Window) -> dict:
-        """Partition bounds for ``window``, padded as the local engine pads folders (a file is delivered after its events)."""
-        if not self.partitioned or not window.bounded:
+        """Partition bounds for ``window``, padded as the local engine pads folders (``delivery_days``)."""
+        if not window.bounded:
             return {}
+        first, last = delivery_days(window)
         fmt = self.config.partition_format
-        first = window.start.strftime(fmt) if window.start else "0000/01/01"
-        last = ((window.end - timedelta(microseconds=1)) + timedelta(days=1)).strftime(fmt) if window.end else "9999/12/31"
-        return {"partition_start": first, "partition_end": last}
+        return {"partition_start": first.strftime(fmt) if first else "0000/01/01",
+                "partition_end": last.strftime(fmt) if last else "9999/12/31"}
+
+    # -- running
 
     def athena_sql(self, sql: str, params: dict) -> str:
-        return _splice(sql, self.table, bool(params))
+        return _splice(sql, self.table_name, bool(params))
 
-    def explain(self, sql: str, params: dict, hints: ScanHints | None = None) -> str:
+    def statement(self, request: Request) -> str:
         from pyathena.formatter import DefaultParameterFormatter
 
-        text = self.athena_sql(sql, params)
-        return DefaultParameterFormatter().format(text, params or None) + ";\n"
+        sql, params = self.render(request)
+        return DefaultParameterFormatter().format(self.athena_sql(sql, params), params or None) + ";\n"
 
     def run(self, sql: str, params: dict, hints: ScanHints | None = None) -> pa.Table:
-        require("pyathena.pandas.cursor", "pyathena[pandas]")
+        require("pyathena.arrow.cursor", "pyathena[arrow]")
+        from pyathena.arrow.cursor import ArrowCursor
         from pyathena.error import Error as AthenaError
-        from pyathena.pandas.cursor import PandasCursor
 
         text = self.athena_sql(sql, params)
         started = time.perf_counter()
-        cursor = self.connection.cursor(PandasCursor)
+        cursor = self.connection.cursor(ArrowCursor)
         try:
             cursor.execute(text, params or None)
-            df = cursor.as_pandas()
+            table = cursor.as_arrow()
         except AthenaError as e:
             stats = self._stats(cursor, text, params, started, 0)
             # pyathena raises before exposing the final state; a raised query did not succeed.
@@ -188,10 +201,8 @@ class AthenaEngine(Engine):
                 f"Athena query {stats.query_id or '(not started)'} {stats.state or 'FAILED'}: {reason}",
                 engine=self.name, sql=text, query_id=stats.query_id, state=stats.state,
             ) from e
-        self._record(self._stats(cursor, text, params, started, len(df)))
-        import pyarrow as pa
-
-        return pa.Table.from_pandas(df, preserve_index=False)
+        self._record(self._stats(cursor, text, params, started, table.num_rows))
+        return table
 
     def _stats(self, cursor, text, params, started, rows) -> QueryStats:
         scanned = getattr(cursor, "data_scanned_in_bytes", None)

@@ -1,15 +1,20 @@
-"""The small contract every engine keeps."""
+"""The small contract every engine keeps.
+
+An engine is given a ``Request`` (see ``trailkit.questions``) and answers it: ``render`` makes the SQL and
+parameters it will run (an engine that can bound its scan adds that here), ``run`` executes SQL and returns
+Arrow, and ``table``/``rows`` apply the question's column contract, once per path.
+"""
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-from ..inputs import Window
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from ..questions import Request, ScanHints
 
 
 log = logging.getLogger(__name__)
@@ -24,14 +29,6 @@ def athena_cost_usd(bytes_scanned: int | None) -> float:
     """What Athena charges for a query that scanned ``bytes_scanned`` bytes."""
     billed = max(-(-int(bytes_scanned or 0) // _MB), 10) * _MB
     return billed / _TB * USD_PER_TB
-
-
-@dataclass(frozen=True)
-class ScanHints:
-    """What the question is about, for engines that can skip data: the window, and the key if there is one."""
-
-    window: Window = field(default_factory=Window)
-    key: str | None = None
 
 
 @dataclass
@@ -61,47 +58,59 @@ class QueryStats:
 
 
 class Engine(ABC):
-    """Runs authored Athena SQL (against a table called ``cloudtrail``) and returns an Arrow table."""
+    """Answers requests written in Athena SQL (against a table called ``cloudtrail``).
+
+    Capability flags say what callers may expect instead of probing for methods.
+    """
 
     name: str = "engine"
     #: the sqlglot dialect the engine executes
     dialect: str = "athena"
-    #: whether a window can also be given as partition predicates (Athena with partition projection)
-    partitioned: bool = False
     #: whether queries report bytes scanned and a cost
     reports_cost: bool = False
 
     def __init__(self):
         self.history: list[QueryStats] = []
 
-    @abstractmethod
-    def run(self, sql: str, params: dict, hints: ScanHints | None = None) -> pa.Table:
-        """Execute ``sql`` with bound ``params`` and return its rows (as Arrow: the contract is applied on it)."""
+    # -- what callers use
 
-    def rows(self, sql: str, params: dict, hints: ScanHints | None, columns: dict) -> tuple[list[str], list[tuple]]:
-        """Column names and printable rows (see ``queries.printable``), the contract ``columns`` applied when
-        given; for the command line. Engines that can answer without Arrow override it."""
-        from ..queries import conform, printable
+    def render(self, request: Request) -> tuple[str, dict]:
+        """The authored SQL and parameters this engine runs for ``request`` (no partitions by default)."""
+        return request.query.render(request.params)
 
-        table = self.run(sql, params, hints)
-        if columns:
-            table = conform(table, columns)
-        return table.column_names, printable(table)
+    def table(self, request: Request) -> pa.Table:
+        """The answer as Arrow, the question's contract applied (the one place, for the Arrow path)."""
+        sql, params = self.render(request)
+        return request.contract.conform(self.run(sql, params, request.hints))
 
-    @abstractmethod
-    def explain(self, sql: str, params: dict, hints: ScanHints | None = None) -> str:
-        """The exact text this engine would execute for ``sql`` and ``params`` (runs nothing)."""
+    def rows(self, request: Request) -> tuple[list[str], list[tuple]]:
+        """Column names and printable rows (times as ISO 8601 text with Z), the contract applied: what the
+        command line prints. Engines that can answer without Arrow override it."""
+        return request.contract.printable(self.table(request))
 
-    def partition_params(self, window: Window) -> dict:
-        """Extra parameters that restrict the partitions scanned to ``window`` (none by default)."""
-        return {}
+    def explain(self, request: Request) -> str:
+        """The exact text this engine would execute for ``request`` (runs nothing): ``statement`` and, where
+        the engine has one, a line saying what it would read."""
+        return self.statement(request)
 
-    def partition_column(self) -> str | None:
-        return None
+    def prepare(self, request: Request) -> None:
+        """Start, ahead of time, work the question will need (nothing by default); for the command line."""
 
     def describe(self) -> str:
         """A line saying where the data comes from."""
         return self.name
+
+    # -- what engines implement
+
+    @abstractmethod
+    def run(self, sql: str, params: dict, hints: ScanHints | None = None) -> pa.Table:
+        """Execute rendered ``sql`` with bound ``params``; the rows as Arrow, before the contract."""
+
+    @abstractmethod
+    def statement(self, request: Request) -> str:
+        """The SQL this engine sends for ``request``, values in place (reads nothing, runs nothing)."""
+
+    # -- bookkeeping
 
     @property
     def last(self) -> QueryStats | None:

@@ -17,74 +17,28 @@ cannot be opened or has another layout is deleted and rebuilt, never trusted.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import warnings
-from functools import lru_cache
 from pathlib import Path
 
-from .local import Listing, LogFile, SkippedFile, _records_sql, _source
+from ..errors import SkippedFile
+from ..paths import cache_dir
+from .duck import EMPTY, records_sql, source
+from .layout import Listing, LogFile
 
 VERSION = 3
-_EMPTY = "(SELECT '{}'::JSON AS json, ''::VARCHAR AS filename WHERE false)"
-
-
-def default_dir() -> Path:
-    base = os.environ.get("TRAILKIT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "trailkit")
-    return Path(base)
 
 
 def cache_path(root: str | os.PathLike, directory: str | os.PathLike | None = None) -> Path:
     """Where the cache of the log folder ``root`` lives."""
     real = os.path.realpath(os.fspath(root))
     digest = hashlib.sha256(real.encode()).hexdigest()[:16]
-    return Path(directory or default_dir()) / f"{Path(real).name or 'root'}-{digest}.duckdb"
+    return Path(directory or cache_dir()) / f"{Path(real).name or 'root'}-{digest}.duckdb"
 
 
 def _files_of(path: Path) -> list[Path]:
     """The database file of a cache and its write-ahead log, those that exist."""
     return [p for p in (path, Path(str(path) + ".wal")) if p.is_file()]
-
-
-class _Transpiled(dict):
-    """Athena→DuckDB translations on disk (a small JSON file), written through on every addition."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        try:
-            super().__init__(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            super().__init__()
-
-    def __setitem__(self, key, value):
-        super().__setitem__(key, value)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self))
-            tmp.replace(self.path)  # atomic: a reader sees the old file or the new one
-        except OSError:  # a read-only cache directory costs speed, not answers
-            pass
-
-
-@lru_cache(maxsize=None)
-def transpiled() -> dict:
-    """The on-disk store of transpiled SQL for the installed sqlglot (its output may change between versions).
-
-    The installation is told apart by its version file's path, size and time, which an upgrade changes:
-    asking importlib.metadata for the version costs more than the lookup it keys.
-    """
-    from importlib.util import find_spec
-
-    spec = find_spec("sqlglot")
-    origin = os.path.join(os.path.dirname(spec.origin), "_version.py") if spec and spec.origin else ""
-    try:
-        st = os.stat(origin)
-        stamp = f"{origin}:{st.st_size}:{st.st_mtime_ns}"
-    except OSError:
-        stamp = origin
-    return _Transpiled(default_dir() / f"transpiled-sqlglot-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}.json")
 
 
 class Cache:
@@ -140,9 +94,9 @@ class Cache:
                 con.execute("INSERT INTO meta VALUES (?, ?)", [VERSION, os.path.realpath(self.root)])
                 con.execute("CREATE TABLE key_files (key VARCHAR, path VARCHAR, size BIGINT, mtime BIGINT)")
                 con.execute("CREATE TABLE key_records AS SELECT ''::VARCHAR AS key, * FROM ("
-                            + _records_sql(_EMPTY, keep="filename") + ")")
+                            + records_sql(EMPTY, keep="filename") + ")")
                 con.execute("CREATE TABLE rec_files (path VARCHAR, size BIGINT, mtime BIGINT)")
-                con.execute("CREATE TABLE records AS " + _records_sql(_EMPTY, keep="filename"))
+                con.execute("CREATE TABLE records AS " + records_sql(EMPTY, keep="filename"))
         except Exception:
             con.close()
             raise
@@ -230,12 +184,12 @@ class Cache:
                 insert = "INSERT INTO key_records SELECT $k, * FROM "
                 if result.documents:
                     docs = "(SELECT unnest($docs)::JSON AS json, unnest($paths) AS filename)"
-                    self.con.execute(insert + "(" + _records_sql(docs, keep="filename") + ")",
+                    self.con.execute(insert + "(" + records_sql(docs, keep="filename") + ")",
                                      {"k": key, "docs": [d for _, d in result.documents],
                                       "paths": [p for p, _ in result.documents]})
                 if result.whole_files:
-                    self.con.execute(insert + "(" + _records_sql(
-                        _source([f.path for f in result.whole_files], filename=True), keep="filename") + ")", {"k": key})
+                    self.con.execute(insert + "(" + records_sql(
+                        source([f.path for f in result.whole_files], filename=True), keep="filename") + ")", {"k": key})
 
             self._transaction(work, ("key_files", key))
             self._covered("key_files", key, gone, scanned)
@@ -269,7 +223,7 @@ class Cache:
         self._forget({"records": "filename", "rec_files": "path"}, None, forget)
         if files:
             self.con.execute("INSERT INTO records " +
-                             _records_sql(_source([f.path for f in files], filename=True), keep="filename"))
+                             records_sql(source([f.path for f in files], filename=True), keep="filename"))
             self._add_files("rec_files", None, files)
 
     # -- showing and clearing
@@ -287,7 +241,7 @@ def clear(root: str | os.PathLike | None = None, directory: str | os.PathLike | 
     if root is not None:
         targets = _files_of(cache_path(root, directory))
     else:
-        d = Path(directory or default_dir())
+        d = Path(directory or cache_dir())
         targets = list(d.glob("*.duckdb*")) if d.exists() else []
     for p in targets:
         p.unlink()

@@ -1,218 +1,33 @@
 """The embedded engine: DuckDB, in-process, over CloudTrail files in a folder.
 
-It reads the delivered S3 layout (``AWSLogs/[o-id/]<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz``), any
-folder of ``{"Records": [...]}`` files, and JSON-lines exports (one record per line), gzipped or not. A window
-first prunes files by the date in their path, then the SQL filters ``eventtime`` exactly. The files are exposed
-as a view named ``cloudtrail`` with the Athena table's columns and struct shapes, and the authored Athena SQL is
-transpiled to DuckDB by sqlglot. Everything Athena-vs-DuckDB lives in this module.
+Which files are read is ``layout``'s business (pruned by the window's delivery days); how records become the
+Athena table's columns and how Athena SQL becomes DuckDB's is ``duck``'s. A question about one whole key is
+answered from ``scan``'s records (the files holding the key's bytes) or from the folder's ``cache``; any other
+question from the window's files. The records are exposed as a view named ``cloudtrail`` with the Athena
+table's columns and struct shapes, so the authored SQL, transpiled, runs unchanged.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import re
 import time
 import warnings
-from datetime import date, timedelta
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
-from .. import schema
-from ..errors import InvalidInput, QueryFailed
+from ..errors import QueryFailed, SkippedFile
 from ..inputs import Window
-from .base import Engine, QueryStats, ScanHints
+from . import duck
+from .base import Engine, QueryStats
+from .layout import Listing, LogFile, listing, prune, require_log_files
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from ..questions import Request, ScanHints
+
 
 log = logging.getLogger(__name__)
-
-LOG_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
-_DAY_DIR_RE = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})$")
-# Real delivered files can exceed DuckDB's 16 MB default object size.
-_MAX_OBJECT = 1 << 30
-
-
-class SkippedFile(UserWarning):
-    """A log file could not be read and was left out of the answer (its path is in the message)."""
-
-
-class LogFile(NamedTuple):
-    path: str
-    day: date | None  # delivery date from the path, None outside the delivered layout
-    size: int | None  # size and modification time: None when listed without them (no cache to key)
-    mtime_ns: int | None
-
-
-class Listing(NamedTuple):
-    """The log files found, and the dated folders deliberately not listed (outside a window)."""
-
-    files: list[LogFile]
-    unlisted: set[str]
-
-    def covers(self, path: str) -> bool:
-        """Whether ``path`` would have been listed if it existed (so its absence means it is gone)."""
-        return os.path.dirname(path) not in self.unlisted
-
-
-def listing(root: str | os.PathLike, window: Window | None = None, stat: bool = True, watch=None) -> Listing:
-    """The event files under ``root``. With a ``window``, dated folders outside it (see ``prune``) are not
-    listed at all: a one-day question over a month of logs looks at two days of files. ``stat=False`` leaves
-    out each file's size and modification time (only the cache needs them: ~5 µs a file). ``watch`` (a
-    ``FolderWatch``) is given each directory before it is read."""
-    root = os.fspath(root)
-    if not os.path.exists(root):
-        raise InvalidInput(f"log folder {root!r} does not exist; pass --logs DIR or set TRAILKIT_LOGS")
-    if os.path.isfile(root):
-        st = os.stat(root)
-        return Listing([LogFile(root, None, st.st_size, st.st_mtime_ns)], set())
-    out = Listing([], set())
-    _walk(root, "", out, *_day_range(window or Window()), stat, watch)
-    return out
-
-
-def has_log_files(root: str | os.PathLike) -> bool:
-    """Whether there is at least one event file under ``root`` (stops at the first; raises if it is missing)."""
-    root = os.fspath(root)
-    if not os.path.exists(root):
-        raise InvalidInput(f"log folder {root!r} does not exist; pass --logs DIR or set TRAILKIT_LOGS")
-    if os.path.isfile(root):
-        return True
-    for path, dirs, names in os.walk(root):
-        dirs[:] = sorted(filter(_is_log_dir, dirs))
-        if any(map(_is_log_file, names)):
-            return True
-    return False
-
-
-def _is_log_dir(name: str) -> bool:
-    """Whether a folder can hold event files (digests and hidden folders cannot)."""
-    return name != "CloudTrail-Digest" and not name.startswith(".")
-
-
-def _is_log_file(name: str) -> bool:
-    return name.endswith(LOG_SUFFIXES) and "CloudTrail-Digest" not in name
-
-
-def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | None, stat: bool, watch) -> None:
-    # One scandir per folder and the folder's date parsed once: a month of logs is ~10,000 files.
-    m = _DAY_DIR_RE.search(rel)
-    day = None
-    if m:
-        try:
-            day = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-        except ValueError:
-            day = None
-    if day is not None and not _in_range(day, first, last):
-        out.unlisted.add(path)
-        return
-    if watch is not None:
-        watch.add(path)
-    with os.scandir(path) as it:
-        entries = list(it)  # listing order: answers never depend on the order files are read in
-    for entry in entries:
-        if entry.is_dir():
-            if _is_log_dir(entry.name):
-                _walk(entry.path, f"{rel}/{entry.name}" if rel else entry.name, out, first, last, stat, watch)
-        elif _is_log_file(entry.name):
-            if stat:
-                st = entry.stat()
-                out.files.append(LogFile(entry.path, day, st.st_size, st.st_mtime_ns))
-            else:
-                out.files.append(LogFile(entry.path, day, None, None))
-
-
-def _day_range(window: Window) -> tuple[date | None, date | None]:
-    """The delivery days that can hold events inside ``window``.
-
-    A file is delivered after the events it holds, so nothing delivered before the window's first day can be
-    in it; delivery lags by minutes, so files up to a day after the window's last day are kept as well.
-    """
-    first = window.start.date() if window.start else None
-    last = ((window.end - timedelta(microseconds=1)).date() + timedelta(days=1)) if window.end else None
-    return first, last
-
-
-def _in_range(day: date, first: date | None, last: date | None) -> bool:
-    return (first is None or day >= first) and (last is None or day <= last)
-
-
-def prune(files: list[LogFile], window: Window) -> list[LogFile]:
-    """Files that can hold events inside ``window``, by their delivery date (undated files always)."""
-    first, last = _day_range(window)
-    return [f for f in files if f.day is None or _in_range(f.day, first, last)]
-
-
-@lru_cache(maxsize=256)
-def transpile(sql: str) -> str:
-    """Athena (Trino) SQL → DuckDB SQL. Placeholders ``:name`` become ``$name``.
-
-    Results are also kept on disk beside the caches, per sqlglot version: importing sqlglot and transpiling
-    costs a third of a second, which a repeated question should not pay.
-    """
-    from .cache import transpiled
-
-    store = transpiled()
-    digest = hashlib.sha256(sql.encode()).hexdigest()
-    if digest not in store:
-        import sqlglot
-
-        store[digest] = sqlglot.transpile(sql, read="athena", write="duckdb", pretty=True)[0]
-    return store[digest]
-
-
-def _records_sql(source: str, keep: str | None = None) -> str:
-    """Records of ``source`` (rows with a ``json`` column: whole files or single records) as Athena columns.
-
-    ``keep`` names one more column of ``source`` to carry through, first (the cache keeps ``filename``).
-    """
-    shape = schema.duckdb_shape().replace("'", "''")
-    carry = f"{keep}, " if keep else ""
-    return (
-        f"SELECT\n  {carry}" + schema.duckdb_select("r") + "\nFROM (\n"
-        f"  SELECT {carry}unnest(CASE WHEN (json -> 'Records') IS NOT NULL\n"
-        f"    THEN json_transform(json -> 'Records', '[{shape}]')\n"
-        f"    ELSE [json_transform(json, '{shape}')] END) AS r\n"
-        f"  FROM {source}\n)"
-    )
-
-
-def _source(paths: list[str], filename: bool = False) -> str:
-    from sqlglot import exp
-
-    listing = exp.convert(list(paths)).sql(dialect="duckdb")
-    extra = ", filename=true" if filename else ""
-    return f"read_json_objects({listing}, format='auto', maximum_object_size={_MAX_OBJECT}{extra})"
-
-
-def _printable_sql(duck_sql: str, columns: dict) -> str:
-    """``duck_sql`` with the column contract applied as ``queries.conform`` then ``queries.printable`` do on
-    Arrow: declared order, times as ISO 8601 UTC text with a Z (whole seconds), BIGINT, text with '' as NULL.
-    An outer SELECT keeps its input's row order in DuckDB, so the query's ORDER BY still holds."""
-    convert = {
-        "time": "strftime(timezone('UTC', CAST({} AS TIMESTAMPTZ)), '%Y-%m-%dT%H:%M:%SZ')",
-        "int": "CAST({} AS BIGINT)",
-        "string": "NULLIF(CAST({} AS VARCHAR), '')",
-    }
-    select = ",\n  ".join(convert[kind].format(f'tk_result."{name}"') + f' AS "{name}"'
-                          for name, kind in columns.items())
-    return f"SELECT\n  {select}\nFROM (\n{duck_sql.rstrip().rstrip(';')}\n) AS tk_result"
-
-
-def _arrow(result) -> "pa.Table":
-    """A DuckDB result as an Arrow table; ``count_if`` and ``sum`` (HUGEINT, arriving as decimals) as int64."""
-    import pyarrow as pa
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "makes an extra copy": still far cheaper than .df()
-        table = result.to_arrow_table()
-    for i, f in enumerate(table.schema):
-        if pa.types.is_decimal(f.type) and f.type.scale == 0:
-            table = table.set_column(i, f.name, table.column(i).cast(pa.int64()))
-    return table
 
 
 class LocalEngine(Engine):
@@ -251,12 +66,8 @@ class LocalEngine(Engine):
         self._watching = watch
         self._watch = None  # a FolderWatch once the whole folder was listed, False where there can be none
         self._memo: Listing | None = None  # that listing, exact while the watch reports nothing
-        self._prefetched = None  # a ForkedScan started by prefetch()
-        if not has_log_files(self.path):
-            raise InvalidInput(
-                f"no CloudTrail files (.json, .json.gz, .jsonl) under {str(self.path)!r}; "
-                "point --logs at the folder holding AWSLogs/ or your exported logs"
-            )
+        self._prefetched = None  # a ForkedScan started by prepare()
+        require_log_files(self.path)
 
     def describe(self) -> str:
         return f"local files under {self.path}"
@@ -344,16 +155,17 @@ class LocalEngine(Engine):
             view, read = self._scan_view(self._checked(self._scan(needed, key))), len(needed)
         else:
             # A view cannot take parameters, so the path list goes in as a literal quoted by sqlglot.
-            source = _source([f.path for f in needed]) if needed else "(SELECT '{}'::JSON AS json WHERE false)"
-            view, read = _records_sql(source), len(needed)
+            source = duck.source([f.path for f in needed]) if needed else duck.EMPTY
+            view, read = duck.records_sql(source), len(needed)
         self.con.execute("CREATE OR REPLACE TEMP VIEW cloudtrail AS " + view)
         return read
 
-    def prefetch(self, hints: ScanHints | None) -> None:
-        """Start the key scan the question with ``hints`` will need in a child process now (see
-        ``scan.ForkedScan``), when nothing cached can spare it: for the command line, which then imports
-        DuckDB and opens the cache while the child inflates."""
-        key = hints.key if hints and self.fast_scan else None
+    def prepare(self, request: Request) -> None:
+        """Start the key scan ``request`` will need in a child process now (see ``scan.ForkedScan``), when
+        nothing cached can spare it: for the command line, which then imports DuckDB and opens the cache while
+        the child inflates."""
+        hints = request.hints
+        key = hints.key if self.fast_scan else None
         if not key or self._prefetched is not None:
             return
         if self._use_cache:
@@ -388,40 +200,38 @@ class LocalEngine(Engine):
         self._skip(result.unreadable)
         self.con.execute("CREATE OR REPLACE TEMP TABLE tk_hits AS SELECT unnest($docs)::JSON AS json",
                          {"docs": [d for _, d in result.documents]})
-        parts = [_records_sql("(SELECT json FROM tk_hits)")]
+        parts = [duck.records_sql("(SELECT json FROM tk_hits)")]
         if result.whole_files:
-            parts.append(_records_sql(_source([f.path for f in result.whole_files])))
+            parts.append(duck.records_sql(duck.source([f.path for f in result.whole_files])))
         return "\nUNION ALL\n".join(parts)
 
-    def explain(self, sql: str, params: dict, hints: ScanHints | None = None) -> str:
-        import sqlglot
-        from sqlglot import exp
+    def statement(self, request: Request) -> str:
+        sql, params = self.render(request)
+        return duck.with_values(duck.transpile(sql), params) + ";\n"
 
-        tree = sqlglot.parse_one(transpile(sql), read="duckdb")
-        literal = {k: exp.convert(v) for k, v in params.items()}
-        tree = tree.transform(
-            lambda node: literal.get(node.name, node) if isinstance(node, (exp.Placeholder, exp.Parameter)) else node
-        )
-        files = self.files(hints)
-        return (f"-- DuckDB over {len(files)} file(s) under {self.path} (view cloudtrail: the Athena table's columns)\n"
-                + tree.sql(dialect="duckdb", pretty=True) + ";\n")
+    def explain(self, request: Request) -> str:
+        files = self.files(request.hints)
+        return (f"-- DuckDB over {len(files)} file(s) under {self.path} (view cloudtrail: the Athena table's "
+                f"columns)\n" + self.statement(request))
 
     def run(self, sql: str, params: dict, hints: ScanHints | None = None) -> pa.Table:
-        return self._execute(sql, params, hints, _arrow)
+        return self._execute(sql, params, hints, duck.arrow)
 
-    def rows(self, sql: str, params: dict, hints: ScanHints | None, columns: dict) -> tuple[list[str], list[tuple]]:
-        """As ``Engine.rows``, with the contract applied by DuckDB (``_printable_sql``) and its rows fetched as
-        they are: no pyarrow import, and no Python work per value however many rows there are."""
-        if not columns:  # free SQL: any column type, so through Arrow's general conversions
-            return super().rows(sql, params, hints, columns)
-        return list(columns), self._execute(sql, params, hints, lambda result: result.fetchall(),
-                                            wrap=lambda duck_sql: _printable_sql(duck_sql, columns))
+    def rows(self, request: Request) -> tuple[list[str], list[tuple]]:
+        """As ``Engine.rows``, with the contract applied by DuckDB (``Contract.duckdb_sql``) and its rows
+        fetched as they are: no pyarrow import, and no Python work per value however many rows there are."""
+        contract = request.contract
+        if contract.free:  # any column type, so through Arrow's general conversions
+            return super().rows(request)
+        sql, params = self.render(request)
+        return contract.names, self._execute(sql, params, request.hints, lambda result: result.fetchall(),
+                                             wrap=contract.duckdb_sql)
 
     def _execute(self, sql: str, params: dict, hints: ScanHints | None, fetch, wrap=None):
         """Run ``sql`` (transpiled, then passed through ``wrap``) over the view of what the question needs;
         ``fetch(result)`` collects the rows."""
         started = time.perf_counter()
-        duck_sql = transpile(sql)
+        duck_sql = duck.transpile(sql)
         if wrap is not None:
             duck_sql = wrap(duck_sql)
         while True:
@@ -445,7 +255,7 @@ class LocalEngine(Engine):
         bad = []
         for f in files:
             try:
-                self.con.execute(f"SELECT count(*) FROM ({_records_sql(_source([f.path]))})").fetchall()
+                self.con.execute(f"SELECT count(*) FROM ({duck.records_sql(duck.source([f.path]))})").fetchall()
             except Exception as e:
                 bad.append((f.path, str(e).splitlines()[0]))
         return bad

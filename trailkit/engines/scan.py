@@ -13,9 +13,13 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .local import LogFile
+from .layout import LogFile
 
 _RECORD = b'{"eventVersion"'
+
+
+class CorruptGzip(ValueError):
+    """Bytes that do not inflate as gzip (damaged, cut short, or not gzip at all)."""
 
 
 def _inflater():
@@ -38,6 +42,14 @@ def _inflater():
             continue
 
     def gunzip(raw: bytes) -> bytes:
+        try:
+            return inflate(raw)
+        except MemoryError:
+            raise
+        except Exception as e:  # each inflater has its own error types: one name for all of them
+            raise CorruptGzip(f"not a readable gzip file ({type(e).__name__}: {e})") from e
+
+    def inflate(raw: bytes) -> bytes:
         size = int.from_bytes(raw[-4:], "little") if len(raw) >= 18 else None
         data = None
         if gzip_decompress is not None and size is not None:
@@ -151,7 +163,9 @@ def _scan_one(f: LogFile, key: bytes, inflate, contains):
     try:
         raw = _read(f.path)
         data = inflate(raw) if f.path.endswith(".gz") else raw
-    except Exception as e:  # unreadable: named by the caller
+    except CorruptGzip as e:  # unreadable: named by the caller
+        return "bad", str(e)
+    except Exception as e:
         return "bad", f"{type(e).__name__}: {e}"
     if not contains(data, key):
         return "skip", None
@@ -224,7 +238,7 @@ class ForkedScan:
         if pid == 0:  # the child: never returns
             try:
                 os.close(read_end)
-                from .local import listing, prune
+                from .layout import listing, prune
 
                 files = prune(listing(root, window, stat=False).files, window)
                 payload = ("ok", [f.path for f in files], scan(files, key, threads))

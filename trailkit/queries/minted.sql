@@ -1,4 +1,4 @@
--- minted_keys: temporary keys (ASIA...) that calls signed with this key obtained from STS
+-- minted: temporary keys (ASIA...) that calls signed with this key obtained from STS
 -- (AssumeRole, GetSessionToken, GetFederationToken, ...), read from the call's responseElements.
 -- Lines tagged "-- if: NAME" are kept only when parameter NAME is given.
 -- columns: eventtime:time eventname:string sourceipaddress:string mintedkeyid:string expiration:string

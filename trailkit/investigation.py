@@ -1,7 +1,9 @@
-"""One investigation of one key: the questions asked together, and their sections for a notebook or report.
+"""One investigation of one key: every question asked together, and their sections for a notebook or report.
 
-``investigate()`` is what the notebook, the widget panel and ``trailkit report`` all call; ``sections()`` turns
-its answers into displayable pieces (HTML tables and matplotlib figures) in the order a responder reads them.
+``Case`` is the investigation's inputs, parsed once (one key, one window with one "now", one allowlist), before
+any query runs. ``investigate()`` asks every question of a ``Trail`` and returns an ``Investigation``; it is what
+the notebook, the widget panel and ``trailkit report`` all call. ``SECTIONS`` turns its answers into
+displayable pieces (HTML tables and matplotlib figures) in the order a responder reads them.
 """
 from __future__ import annotations
 
@@ -11,36 +13,62 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from . import __version__
+from . import __version__, questions
 from .engines.base import QueryStats
-from .inputs import Window, iso
-from .investigate import Trail, classify_ips, key_question_request, key_usage_request
+from .inputs import Allowlist, KeyMatch, Window, iso
+from .investigate import Trail
+from .questions import QUESTIONS, classify_ips
 
 RAW_ROWS = 500
 
 
-@dataclass
-class Findings:
-    """The answers about one key in one window."""
+@dataclass(frozen=True)
+class Case:
+    """What an investigation is about, validated: the key, the window and the allowlist."""
 
-    key: str
-    window: Window
+    key: KeyMatch
+    window: Window = Window()
+    allowed: Allowlist = Allowlist()
+
+    @classmethod
+    def parse(cls, key, start=None, end=None, allowed=None, fragment: bool = False, now=None) -> "Case":
+        """Every input checked before anything runs; bad input raises InvalidInput with a one-line message."""
+        return cls(KeyMatch.parse(key, fragment), Window.parse(start, end, now=now), Allowlist.parse(allowed))
+
+    def requests(self) -> dict[str, questions.Request]:
+        """The questions an investigation asks, by name, all about the same key and window."""
+        return {"usage": questions.usage(self.key, self.window), "ips": questions.ips(self.key, self.window),
+                "owner": questions.owner(self.key, self.window), "minted": questions.minted(self.key, self.window)}
+
+
+@dataclass
+class Investigation:
+    """The answers about one key in one window, each under its question's name."""
+
+    case: Case
     source: str
-    allowed: str | None
-    events: pd.DataFrame
+    usage: pd.DataFrame
     ips: pd.DataFrame
     owner: pd.DataFrame
     minted: pd.DataFrame
-    sql: dict = field(default_factory=dict)  # question -> exact SQL run
+    sql: dict = field(default_factory=dict)  # question -> exact SQL run, values in place
     stats: list[QueryStats] = field(default_factory=list)
     generated: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def key(self) -> str:
+        return self.case.key.value
+
+    @property
+    def window(self) -> Window:
+        return self.case.window
 
     @property
     def unexpected(self) -> list[str]:
         return list(self.ips.loc[self.ips["category"] == "unexpected", "sourceipaddress"])
 
     def summary(self) -> dict:
-        ev = self.events
+        ev = self.usage
         return {
             "access key": self.key,
             "window (UTC)": self.window.describe(),
@@ -50,7 +78,7 @@ class Findings:
             "last seen (UTC)": iso(ev["eventtime"].max()) if len(ev) else "—",
             "events": len(ev),
             "distinct source IPs": len(self.ips),
-            "unexpected IPs": (", ".join(self.unexpected) or "none") if self.allowed else "no allowlist given",
+            "unexpected IPs": (", ".join(self.unexpected) or "none") if self.case.allowed else "no allowlist given",
             "errors": int(ev["errorcode"].notna().sum()),
             "temporary keys minted": ", ".join(self.minted["mintedkeyid"].dropna()) or "none",
         }
@@ -65,39 +93,30 @@ class Findings:
         return f"{len(athena)} Athena queries, {total / 1024 ** 2:.1f} MB scanned, about USD {cost:.4f}"
 
 
-def investigate(trail: Trail, key: str, start=None, end=None, allowed=None, fragment: bool = False,
-                progress=None) -> Findings:
-    """Ask everything about ``key``: its events, source IPs (classified by ``allowed``), owner and minted keys.
+def investigate(trail: Trail, case: Case, progress=None) -> Investigation:
+    """Ask everything about ``case``: the key's events, source IPs (classified by its allowlist), owner and
+    minted keys.
 
     Args:
         progress: optional callable receiving a short status line before each question.
 
     Example:
-        >>> findings = investigate(Trail.local("data/sample"), "AKIA3PARTNERSYNC0001",
-        ...                        allowed="203.0.113.0/24")  # doctest: +SKIP
+        >>> investigate(Trail.local("data/sample"),
+        ...             Case.parse("AKIA3PARTNERSYNC0001", allowed="203.0.113.0/24"))  # doctest: +SKIP
     """
     say = progress or (lambda text: None)
-    requests = {
-        "key usage": key_usage_request(key, start, end, fragment=fragment),
-        "distinct IPs": key_question_request("distinct_ips", key, start, end, fragment),
-        "key owner": key_question_request("key_owner", key, start, end, fragment),
-        "minted keys": key_question_request("minted_keys", key, start, end, fragment),
-    }
+    requests = case.requests()
     answers, sql, stats = {}, {}, []
     for i, (name, request) in enumerate(requests.items(), 1):
         say(f"{i}/{len(requests)} {name}…")
-        sql[name] = trail.explain(request)
         answers[name] = trail.ask(request)
+        sql[name] = trail.engine.statement(request)
         if trail.last is not None:
             stats.append(trail.last)
     say("done")
-    window = requests["key usage"].hints.window
-    return Findings(
-        key=key.strip() if not fragment else key_usage_request(key, fragment=True).params["key_pattern"],
-        window=window, source=trail.engine.describe(), allowed=allowed or None,
-        events=answers["key usage"], ips=classify_ips(answers["distinct IPs"], allowed),
-        owner=answers["key owner"], minted=answers["minted keys"], sql=sql, stats=stats,
-    )
+    return Investigation(case=case, source=trail.engine.describe(), usage=answers["usage"],
+                         ips=classify_ips(answers["ips"], case.allowed), owner=answers["owner"],
+                         minted=answers["minted"], sql=sql, stats=stats)
 
 
 # ------------------------------------------------------------------ rendering
@@ -124,41 +143,41 @@ def table_html(df: pd.DataFrame, max_rows: int | None = None) -> str:
     out = out.astype("object").where(out.notna(), "")  # to_html prints pd.NA as <NA> whatever na_rep says
     text = out.to_html(index=False, escape=True, classes="tk-table", border=0)
     if max_rows and len(df) > max_rows:
-        text += f"<p>First {max_rows} of {len(df):,} rows; the full frame is <code>findings.events</code>.</p>"
+        text += f"<p>First {max_rows} of {len(df):,} rows; the full frame is <code>investigation.usage</code>.</p>"
     return text
 
 
-def summary_html(f: Findings) -> str:
+def summary_html(f: Investigation) -> str:
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td{' class=tk-unexpected' if k == 'unexpected IPs' and f.unexpected else ''}>"
         f"{html.escape(str(v))}</td></tr>" for k, v in f.summary().items())
     return CSS + f"<table class='tk-summary'>{rows}</table>"
 
 
-def about_html(f: Findings) -> str:
+def about_html(f: Investigation) -> str:
     parts = [
         ("data source", f.source),
         ("window (UTC)", f.window.describe()),
         ("generated (UTC)", iso(f.generated)),
         ("trailkit version", __version__),
     ]
-    if f.allowed:
-        parts.append(("allowlist", f.allowed))
+    if f.case.allowed:
+        parts.append(("allowlist", f.case.allowed.text))
     if f.scanned:
         parts.append(("Athena", f.scanned))
         parts += [(f"query id ({s.rows} rows)", s.query_id or "") for s in f.stats]
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in parts)
-    sql = "".join(f"<h4>{html.escape(name)}</h4><pre class='tk-sql'>{html.escape(text)}</pre>"
-                  for name, text in f.sql.items())
+    sql = "".join(f"<h4>{html.escape(name)}: {html.escape(QUESTIONS[name].help)}</h4>"
+                  f"<pre class='tk-sql'>{html.escape(text)}</pre>" for name, text in f.sql.items())
     return CSS + f"<table class='tk-summary'>{rows}</table>{sql}"
 
 
-def ip_table(f: Findings) -> pd.DataFrame:
+def ip_table(f: Investigation) -> pd.DataFrame:
     return f.ips[["sourceipaddress", "category", "events", "first_seen", "last_seen", "apis", "errors"]]
 
 
-def api_table(f: Findings) -> pd.DataFrame:
-    ev = f.events
+def api_table(f: Investigation) -> pd.DataFrame:
+    ev = f.usage
     if ev.empty:
         return pd.DataFrame({"eventsource": [], "eventname": [], "calls": [], "errors": [], "last_called": []})
     grouped = ev.assign(failed=ev["errorcode"].notna()).groupby(["eventsource", "eventname"])
@@ -166,23 +185,23 @@ def api_table(f: Findings) -> pd.DataFrame:
         .reset_index().sort_values(["calls", "eventname"], ascending=[False, True])
 
 
-def _over_time(f: Findings) -> list:
+def _over_time(f: Investigation) -> list:
     from . import plots
 
-    ax = plots.usage_over_time(f.events, start=f.window.start, end=f.window.end, unexpected=f.unexpected)
+    ax = plots.usage_over_time(f.usage, start=f.window.start, end=f.window.end, unexpected=f.unexpected)
     return [ax.figure]
 
 
-def _by_ip(f: Findings) -> list:
+def _by_ip(f: Investigation) -> list:
     from . import plots
 
     return [plots.usage_by_ip(f.ips).figure, table_html(ip_table(f))]
 
 
-def _per_api(f: Findings) -> list:
+def _per_api(f: Investigation) -> list:
     from . import plots
 
-    return [plots.api_breakdown(f.events).figure, table_html(api_table(f), 50)]
+    return [plots.api_breakdown(f.usage).figure, table_html(api_table(f), 50)]
 
 
 RAW_COLUMNS = ["eventtime", "eventsource", "eventname", "awsregion", "sourceipaddress", "errorcode", "useragent",
@@ -195,7 +214,7 @@ SECTIONS = {
     "Usage by IP": _by_ip,
     "Per-API breakdown": _per_api,
     "Temporary keys minted": lambda f: [table_html(f.minted) if len(f.minted) else "<p>None.</p>"],
-    "Raw events (newest first)": lambda f: [table_html(f.events[RAW_COLUMNS], RAW_ROWS)],
+    "Raw events (newest first)": lambda f: [table_html(f.usage[RAW_COLUMNS], RAW_ROWS)],
     "About this analysis": lambda f: [about_html(f)],
 }
 
@@ -217,7 +236,7 @@ def displayable(item):
     return Image(data=buf.getvalue(), format="png")
 
 
-def show(f: Findings, title: str) -> None:
+def show(f: Investigation, title: str) -> None:
     """Display one section in a notebook (static outputs: PNG charts, HTML tables)."""
     from IPython.display import display
 

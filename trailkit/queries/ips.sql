@@ -1,4 +1,4 @@
--- distinct_ips: per source IP of one key, how much, when, what and how often it failed; latest activity first.
+-- ips: per source IP of one key, how much, when, what and how often it failed; latest activity first.
 -- first_seen/last_seen compare eventtime as text: CloudTrail writes it as fixed-width ISO 8601 in UTC.
 -- Lines tagged "-- if: NAME" are kept only when parameter NAME is given.
 -- columns: sourceipaddress:string events:int first_seen:time last_seen:time apis:int errors:int

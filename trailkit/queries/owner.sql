@@ -1,4 +1,4 @@
--- key_owner: who the key belongs to, as CloudTrail recorded the caller on each of its events.
+-- owner: who the key belongs to, as CloudTrail recorded the caller on each of its events.
 -- Lines tagged "-- if: NAME" are kept only when parameter NAME is given.
 -- columns: accesskeyid:string identitytype:string principalarn:string username:string accountid:string
 --          principalid:string issuerarn:string events:int first_seen:time last_seen:time

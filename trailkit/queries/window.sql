@@ -1,4 +1,4 @@
--- key_usage: one access key's events, newest first.
+-- window: every event between two instants, optionally for one key, oldest first.
 -- Lines tagged "-- if: NAME" are kept only when parameter NAME is given.
 -- columns: eventtime:time eventsource:string eventname:string awsregion:string sourceipaddress:string
 --          useragent:string errorcode:string errormessage:string accesskeyid:string principalarn:string
@@ -24,10 +24,10 @@ SELECT
   eventid
 FROM cloudtrail
 WHERE TRUE
+  AND {partition} BETWEEN :partition_start AND :partition_end                     -- if: partition_start
+  AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp(:start)
+  AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp(:end)
   AND useridentity.accesskeyid = :key                                             -- if: key
   AND useridentity.accesskeyid LIKE :key_pattern ESCAPE '\'                       -- if: key_pattern
-  AND {partition} BETWEEN :partition_start AND :partition_end                     -- if: partition_start
-  AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp(:start)         -- if: start
-  AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp(:end)            -- if: end
-ORDER BY eventtime DESC, eventid
+ORDER BY eventtime, eventid
 LIMIT :limit                                                                      -- if: limit

@@ -1,0 +1,118 @@
+"""The column contract: what every question's answer looks like, whichever engine computed it.
+
+A question's SQL file declares its columns and a kind for each (``time``, ``int``, ``string``). Applied, the
+contract gives exactly those columns in that order, times as UTC instants, integers as int64 and text with ''
+as NULL, so the local engine and Athena give equal frames. It is applied in one place per engine path:
+
+- Arrow (the API, the notebook, the report): ``Contract.conform``, called by ``Engine.table``;
+- printable rows (the command line): ``Contract.printable`` on Arrow (Athena), or ``Contract.duckdb_sql``
+  wrapped around the local engine's query, so the command line never imports pyarrow or pandas.
+
+Free SQL (``trailkit sql``) has ``FREE``: its columns are whatever the query gives.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+KINDS = ("time", "int", "string")
+_ISO_Z = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The declared columns of a question as (name, kind) pairs; ``columns=None`` is free SQL."""
+
+    columns: tuple[tuple[str, str], ...] | None
+
+    @classmethod
+    def of(cls, columns: dict) -> "Contract":
+        bad = {k: v for k, v in columns.items() if v not in KINDS}
+        if not columns or bad:
+            raise ValueError(f"a contract needs columns of kinds {', '.join(KINDS)}; got {bad or 'none'}")
+        return cls(tuple(columns.items()))
+
+    @property
+    def free(self) -> bool:
+        return self.columns is None
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.columns or ()]
+
+    def conform(self, table: "pa.Table") -> "pa.Table":
+        """``table`` with exactly the declared columns, one Arrow type per kind (free SQL: as it is)."""
+        if self.free:
+            return table
+        import pyarrow as pa
+
+        arrays = []
+        for name, kind in self.columns:
+            values = table.column(name) if name in table.column_names else pa.nulls(table.num_rows)
+            arrays.append(_convert(values, kind))
+        return pa.Table.from_arrays(arrays, names=self.names)  # (pa.table() would import pandas to sniff)
+
+    def printable(self, table: "pa.Table") -> tuple[list[str], list[tuple]]:
+        """Column names and rows of Python values for printing, conformed first; times as ISO 8601 text in UTC
+        with a Z (whole seconds, as CloudTrail writes them)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table = self.conform(table)
+        columns = []
+        for col in table.columns:
+            if pa.types.is_timestamp(col.type):
+                # to UTC first: the Z written after it must be true whatever zone the engine returned
+                seconds = pc.floor_temporal(col, unit="second").cast(pa.timestamp("s", tz="UTC"))
+                col = pc.strftime(seconds, format=_ISO_Z)
+            columns.append(col.to_pylist())
+        return table.column_names, (list(zip(*columns)) if columns else [])
+
+    def duckdb_sql(self, duck_sql: str) -> str:
+        """``duck_sql`` wrapped so DuckDB returns what ``printable`` would: declared order, times as ISO 8601 UTC
+        text with a Z, BIGINT, text with '' as NULL. An outer SELECT keeps its input's row order in DuckDB, so
+        the query's ORDER BY still holds."""
+        if self.free:
+            return duck_sql
+        convert = {
+            "time": "strftime(timezone('UTC', CAST({} AS TIMESTAMPTZ)), '" + _ISO_Z + "')",
+            "int": "CAST({} AS BIGINT)",
+            "string": "NULLIF(CAST({} AS VARCHAR), '')",
+        }
+        select = ",\n  ".join(convert[kind].format(f'tk_result."{name}"') + f' AS "{name}"'
+                              for name, kind in self.columns)
+        return f"SELECT\n  {select}\nFROM (\n{duck_sql.rstrip().rstrip(';')}\n) AS tk_result"
+
+
+FREE = Contract(None)
+
+
+def _convert(values, kind: str):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if kind == "time":
+        if pa.types.is_timestamp(values.type):
+            return values.cast(pa.timestamp("us", tz="UTC"))
+        return values.cast(pa.string()).cast(pa.timestamp("us", tz="UTC"))  # ISO 8601, offsets honoured
+    if kind == "int":
+        return values.cast(pa.int64())  # whole numbers only: a fraction is an error, not a rounding
+    text = values.cast(pa.string())
+    # Athena's CSV results cannot tell NULL from '', and neither is worth telling apart to an investigator.
+    # (Built from arrays only: turning a Python value into an Arrow scalar makes pyarrow import pandas.)
+    empty = pc.invert(pc.cast(pc.utf8_length(text), pa.bool_()))
+    return pc.if_else(empty, pa.nulls(len(text), pa.string()), text)
+
+
+def to_frame(table: "pa.Table") -> "pd.DataFrame":
+    """An answer as pandas: timestamps as datetime64[us, UTC], integers as Int64, text as the string dtype."""
+    import pandas as pd
+    import pyarrow as pa
+
+    mapping = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype(), pa.int64(): pd.Int64Dtype(),
+               pa.int32(): pd.Int64Dtype()}
+    return table.to_pandas(types_mapper=mapping.get)

@@ -1,0 +1,132 @@
+"""The DuckDB side of the local engine's SQL: CloudTrail records as the Athena table, and Athena SQL transpiled.
+
+``records_sql`` turns rows holding JSON (whole ``{"Records": [...]}`` files, or single records) into the Athena
+table's columns and struct shapes (see ``trailkit.schema``); ``source`` reads files for it. ``transpile`` turns
+the authored Athena (Trino) SQL into DuckDB's dialect with sqlglot, keeping the results on disk beside the
+caches. Every Athena-vs-DuckDB difference lives here and in ``trailkit.schema``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import schema
+from ..paths import cache_dir
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# Real delivered files can exceed DuckDB's 16 MB default object size.
+MAX_OBJECT = 1 << 30
+#: a source with the shape ``source`` gives, and no rows
+EMPTY = "(SELECT '{}'::JSON AS json, ''::VARCHAR AS filename WHERE false)"
+
+
+def records_sql(source: str, keep: str | None = None) -> str:
+    """Records of ``source`` (rows with a ``json`` column: whole files or single records) as Athena columns.
+
+    ``keep`` names one more column of ``source`` to carry through, first (the cache keeps ``filename``).
+    """
+    shape = schema.duckdb_shape().replace("'", "''")
+    carry = f"{keep}, " if keep else ""
+    return (
+        f"SELECT\n  {carry}" + schema.duckdb_select("r") + "\nFROM (\n"
+        f"  SELECT {carry}unnest(CASE WHEN (json -> 'Records') IS NOT NULL\n"
+        f"    THEN json_transform(json -> 'Records', '[{shape}]')\n"
+        f"    ELSE [json_transform(json, '{shape}')] END) AS r\n"
+        f"  FROM {source}\n)"
+    )
+
+
+def source(paths: list[str], filename: bool = False) -> str:
+    """A table function reading ``paths`` as JSON documents (the path list as a literal quoted by sqlglot)."""
+    from sqlglot import exp
+
+    listing = exp.convert(list(paths)).sql(dialect="duckdb")
+    extra = ", filename=true" if filename else ""
+    return f"read_json_objects({listing}, format='auto', maximum_object_size={MAX_OBJECT}{extra})"
+
+
+@lru_cache(maxsize=256)
+def transpile(sql: str) -> str:
+    """Athena (Trino) SQL → DuckDB SQL. Placeholders ``:name`` become ``$name``.
+
+    Results are also kept on disk beside the caches, per sqlglot version: importing sqlglot and transpiling
+    costs a third of a second, which a repeated question should not pay.
+    """
+    store = transpiled()
+    digest = hashlib.sha256(sql.encode()).hexdigest()
+    if digest not in store:
+        import sqlglot
+
+        store[digest] = sqlglot.transpile(sql, read="athena", write="duckdb", pretty=True)[0]
+    return store[digest]
+
+
+class _Transpiled(dict):
+    """Athena→DuckDB translations on disk (a small JSON file), written through on every addition."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            super().__init__(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            super().__init__()
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self))
+            tmp.replace(self.path)  # atomic: a reader sees the old file or the new one
+        except OSError:  # a read-only cache directory costs speed, not answers
+            pass
+
+
+@lru_cache(maxsize=None)
+def transpiled() -> dict:
+    """The on-disk store of transpiled SQL for the installed sqlglot (its output may change between versions).
+
+    The installation is told apart by its version file's path, size and time, which an upgrade changes:
+    asking importlib.metadata for the version costs more than the lookup it keys.
+    """
+    from importlib.util import find_spec
+
+    spec = find_spec("sqlglot")
+    origin = os.path.join(os.path.dirname(spec.origin), "_version.py") if spec and spec.origin else ""
+    try:
+        st = os.stat(origin)
+        stamp = f"{origin}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        stamp = origin
+    return _Transpiled(cache_dir() / f"transpiled-sqlglot-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}.json")
+
+
+def with_values(duck_sql: str, params: dict) -> str:
+    """``duck_sql`` with its ``$name`` placeholders replaced by literals (for showing, never for running)."""
+    import sqlglot
+    from sqlglot import exp
+
+    literal = {k: exp.convert(v) for k, v in params.items()}
+    tree = sqlglot.parse_one(duck_sql, read="duckdb").transform(
+        lambda node: literal.get(node.name, node) if isinstance(node, (exp.Placeholder, exp.Parameter)) else node)
+    return tree.sql(dialect="duckdb", pretty=True)
+
+
+def arrow(result) -> "pa.Table":
+    """A DuckDB result as an Arrow table; ``count_if`` and ``sum`` (HUGEINT, arriving as decimals) as int64."""
+    import pyarrow as pa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "makes an extra copy": still far cheaper than .df()
+        table = result.to_arrow_table()
+    for i, f in enumerate(table.schema):
+        if pa.types.is_decimal(f.type) and f.type.scale == 0:
+            table = table.set_column(i, f.name, table.column(i).cast(pa.int64()))
+    return table

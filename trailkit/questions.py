@@ -1,0 +1,136 @@
+"""The questions, named once, and the requests that ask them.
+
+One vocabulary: a question's name is its CLI command, its ``Trail`` method, its SQL file in ``queries/`` and
+its heading in reports (``usage``, ``window``, ``ips``, ``owner``, ``minted``, ``sql``). A ``Request`` is one
+question ready to run: the query, its bound parameters, and what an engine may use to skip data. Builders take
+values already parsed (``KeyMatch``, ``Window``: see ``trailkit.inputs``), so an investigation's questions
+share one key, one window and one "now".
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import queries
+from .contract import Contract
+from .errors import InvalidInput
+from .inputs import Allowlist, KeyMatch, Window, identifier, iso_param, positive_int
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class Question:
+    name: str  # the CLI command, the Trail method, the .sql file
+    title: str  # its heading in a report
+    help: str  # one line: what it answers
+
+
+QUESTIONS = {q.name: q for q in (
+    Question("usage", "Usage", "the key's events, newest first"),
+    Question("window", "Window", "every event in a time window, oldest first"),
+    Question("ips", "Source IPs", "the key's distinct source IPs: events, first and last seen, APIs, errors"),
+    Question("owner", "Owner", "who the key belongs to, as CloudTrail recorded its caller"),
+    Question("minted", "Minted keys", "temporary keys obtained from STS with the key"),
+    Question("sql", "SQL", "any Athena SQL against the table cloudtrail, on either engine"),
+)}
+
+
+@dataclass(frozen=True)
+class ScanHints:
+    """What the question is about, for engines that can skip data: the window, and the key if it is whole."""
+
+    window: Window = field(default_factory=Window)
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    """One question, ready to run: the query, its parameters, and what an engine may use to skip data."""
+
+    query: queries.Query
+    params: dict = field(default_factory=dict)
+    hints: ScanHints = field(default_factory=ScanHints)
+
+    @property
+    def name(self) -> str:
+        return self.query.name
+
+    @property
+    def contract(self) -> Contract:
+        return self.query.contract
+
+
+def _window_params(within: Window) -> dict:
+    return {"start": iso_param(within.start) if within.start else None,
+            "end": iso_param(within.end) if within.end else None}
+
+
+def _limit(limit) -> dict:
+    return {"limit": positive_int(limit) if limit is not None else None}
+
+
+def _about_key(name: str, key: KeyMatch, within: Window, **extra) -> Request:
+    params = {**key.params, **_window_params(within), **extra}
+    return Request(queries.get(name), params, ScanHints(within, key.exact))
+
+
+def usage(key: KeyMatch, within: Window = Window(), limit: int | None = None) -> Request:
+    """The key's events, newest first (at most ``limit``)."""
+    return _about_key("usage", key, within, **_limit(limit))
+
+
+def window(within: Window, key: KeyMatch | None = None, limit: int | None = None) -> Request:
+    """Every event in ``within`` (both ends needed), oldest first; ``key`` narrows it to one key."""
+    if within.start is None or within.end is None:
+        raise InvalidInput("a time window needs both --start and --end (ISO 8601 such as 2023-08-26T20:50:00Z, or 24h)")
+    if key is None:
+        return Request(queries.get("window"), {**_window_params(within), **_limit(limit)}, ScanHints(within))
+    return _about_key("window", key, within, **_limit(limit))
+
+
+def ips(key: KeyMatch, within: Window = Window()) -> Request:
+    return _about_key("ips", key, within)
+
+
+def owner(key: KeyMatch, within: Window = Window()) -> Request:
+    return _about_key("owner", key, within)
+
+
+def minted(key: KeyMatch, within: Window = Window()) -> Request:
+    return _about_key("minted", key, within)
+
+
+_PARAM_VALUE_TYPES = (str, int, float, bool, type(None))
+
+
+def sql(text: str, params: dict | None = None) -> Request:
+    """Any Athena SQL against the ``cloudtrail`` table, with ``:name`` placeholders bound from ``params``."""
+    if not text or not text.strip():
+        raise InvalidInput("no SQL given; write a query against the table cloudtrail, e.g. SELECT count(*) FROM cloudtrail")
+    params = dict(params or {})
+    for name, value in params.items():
+        identifier(name, "parameter name")
+        if not isinstance(value, _PARAM_VALUE_TYPES):
+            raise InvalidInput(f"parameter {name!r} must be text or a number, not {type(value).__name__}")
+    missing = sorted(set(re.findall(r"(?<![:\w]):([A-Za-z_]\w*)", _strip_literals(text))) - set(params))
+    if missing:
+        raise InvalidInput(f"no value for placeholder(s) {', '.join(':' + m for m in missing)}; pass --param NAME=VALUE")
+    return Request(queries.Query.free(text), params, ScanHints())
+
+
+def _strip_literals(text: str) -> str:
+    return re.sub(r"'(?:[^']|'')*'", "''", text)
+
+
+def classify_ips(answer: "pd.DataFrame", allowed=None) -> "pd.DataFrame":
+    """An ``ips`` answer with a ``category`` column: ``allowed``, ``unexpected``, ``aws service`` or
+    ``unchecked`` (see ``Allowlist.category``); ``allowed`` is an ``Allowlist`` or CIDRs."""
+    import pandas as pd
+
+    allowlist = Allowlist.parse(allowed)
+    out = answer.copy()
+    out["category"] = pd.array([allowlist.category(a) for a in out["sourceipaddress"]], dtype="string")
+    return out
