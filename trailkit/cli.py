@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 
@@ -167,11 +168,12 @@ def write_result(out, names: list[str], rows: list[tuple], fmt: str, extra: dict
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(names)
-        writer.writerows(rows)  # None is written as an empty field
+        writer.writerows([_csv_cell(v) for v in row] for row in rows)  # None is written as an empty field
         return
-    if fmt == "json":
+    if fmt == "json":  # JSON escapes C0 controls itself; C1 and bidi controls are escaped as \\uXXXX too
         for row in rows:
-            out.write(json.dumps(dict(zip(names, row)), ensure_ascii=False, default=str) + "\n")
+            line = json.dumps(dict(zip(names, row)), ensure_ascii=False, default=str)
+            out.write(_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n")
         return
     if not rows:
         out.write("(no rows) columns: " + ", ".join(names) + "\n")
@@ -184,8 +186,24 @@ def write_result(out, names: list[str], rows: list[tuple], fmt: str, extra: dict
     out.write(f"({len(rows)} rows)\n")
 
 
+# Characters a terminal acts on (ANSI escapes, carriage returns, newlines) or that reorder text (bidi controls):
+# an attacker chooses user agents and request parameters, and must not hide rows on a responder's screen.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+# Cells a spreadsheet would run as a formula (OWASP "CSV injection"): written with a leading apostrophe.
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character written as its escape (``\\x1b``, ``\\n``, ``\\u202e``)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _csv_cell(value):
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA) else value
+
+
 def _cell(value) -> str:
-    text = "" if value is None else str(value)
+    text = visible("" if value is None else str(value))
     return text if len(text) <= 48 else text[:47] + "…"
 
 
@@ -266,8 +284,12 @@ def _run(args) -> int:
             ips = names.index("sourceipaddress")
             extra["category"] = [allowlist.category(row[ips]) for row in rows]
         write_result(sys.stdout, names, rows, args.format, extra)
-        if trail.last is not None and trail.engine.reports_cost:
-            print(trail.last.summary(), file=sys.stderr)
+        last = trail.last
+        if last is not None and trail.engine.reports_cost:
+            print(last.summary(), file=sys.stderr)
+        if last is not None and last.duplicates:
+            print(f"trailkit: note: {last.duplicates} duplicate deliveries of events (same eventid) were counted "
+                  "once", file=sys.stderr)
     return 0
 
 

@@ -93,12 +93,28 @@ def quote_identifier(value: str, what: str = "name") -> str:
     return '"' + identifier(value, what) + '"'
 
 
+# Instants outside these years are mistakes (CloudTrail began in 2013); checking here keeps every later date
+# computation (the day after a window, a span before now) far from datetime's limits.
+FIRST_YEAR, LAST_YEAR = 1970, 8999
+
+
 def instant(value, *, what: str = "time", end: bool = False, now: datetime | None = None) -> datetime:
     """Parse an ISO 8601 instant, a date, ``now``, or a relative span (``24h``, ``7d``: that long ago).
 
     Naive times are UTC. A bare date means its start, or for ``end=True`` the end of that day (the next
     midnight, exclusive), so ``--start 2023-08-26 --end 2023-08-26`` is the whole of that day.
     """
+    try:
+        moment = _instant(value, what=what, end=end, now=now)
+    except (OverflowError, OSError):
+        moment = None
+    if moment is None or not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise InvalidInput(f"{what} {value!r} is out of range; give a time between {FIRST_YEAR} and "
+                           f"{LAST_YEAR}, or leave it out for no bound")
+    return moment
+
+
+def _instant(value, *, what: str, end: bool, now: datetime | None) -> datetime:
     if isinstance(value, datetime):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
     if isinstance(value, date):
@@ -113,14 +129,14 @@ def instant(value, *, what: str = "time", end: bool = False, now: datetime | Non
         return now - timedelta(**{_SPAN_UNITS[span.group(2)]: int(span.group(1))})
     try:
         if re.match(r"^\d{4}-\d{2}-\d{2}$", text):
-            return instant(date.fromisoformat(text), end=end)
+            return _instant(date.fromisoformat(text), what=what, end=end, now=now)
         moment = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         raise InvalidInput(
             f"{what} {value!r} is not a time; use ISO 8601 (2023-08-26T20:50:00Z or 2023-08-26) "
             "or a span before now such as 24h or 7d"
         ) from None
-    return instant(moment)
+    return _instant(moment, what=what, end=end, now=now)
 
 
 @dataclass(frozen=True)
@@ -217,3 +233,31 @@ def positive_int(value, what: str = "limit") -> int:
     if number <= 0:
         raise InvalidInput(f"{what} {value!r} is not a positive whole number")
     return number
+
+
+def output_file(path, what: str = "--out") -> "Path":
+    """A file trailkit may write: not a folder, in a folder that exists (or can be made) and is writable."""
+    import os
+    from pathlib import Path
+
+    out = Path(path)
+    if out.is_dir():
+        raise InvalidInput(f"{what} {str(out)!r} is a folder; name the file to write, such as {str(out / 'report.html')!r}")
+    parent = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise InvalidInput(f"{what} {str(out)!r} cannot be written ({str(parent)!r} is not a writable folder)")
+    return out
+
+
+def output_folder(path, what: str = "--out") -> "Path":
+    """A folder trailkit may write into: absent (it is made) or a writable folder, never a file."""
+    import os
+    from pathlib import Path
+
+    out = Path(path)
+    existing = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise InvalidInput(f"{what} {str(out)!r} cannot be a folder: {str(existing)!r} is a file")
+    if not os.access(existing, os.W_OK):
+        raise InvalidInput(f"{what} {str(out)!r} cannot be written ({str(existing)!r} is not writable)")
+    return out

@@ -163,6 +163,10 @@ def about_html(f: Investigation) -> str:
     ]
     if f.case.allowed:
         parts.append(("allowlist", f.case.allowed.text))
+    copies = [s.duplicates for s in f.stats if s.duplicates is not None]
+    if copies:
+        parts.append(("duplicate deliveries", f"{max(copies):,} records were second deliveries of an event "
+                                              "(same eventid) and were counted once"))
     if f.scanned:
         parts.append(("Athena", f.scanned))
         parts += [(f"query id ({s.rows} rows)", s.query_id or "") for s in f.stats]

@@ -22,6 +22,12 @@ _BUCKETS = (  # (longest span, bucket, label)
 )
 
 
+def plain(value) -> str:
+    """Text from the logs, shown as it is: matplotlib reads ``$...$`` as math markup (an attacker's event name
+    or user agent could garble or break a chart), so dollars are escaped."""
+    return str(value).replace("$", r"\$")
+
+
 def _plt():
     import matplotlib
 
@@ -100,7 +106,7 @@ def usage_over_time(events: pd.DataFrame, ax=None, *, top: int = 5, start=None, 
     for col in counts.columns:
         color = colors[col]
         ax.bar(mdates.date2num(counts.index.to_pydatetime()), counts[col], width=width, bottom=bottom,
-               color=color, label=str(col), align="edge", edgecolor="none")
+               color=color, label=plain(col), align="edge", edgecolor="none")
         bottom = bottom + counts[col]
     errors = events.loc[events["errorcode"].notna()]
     if not errors.empty:
@@ -133,7 +139,7 @@ def usage_by_ip(ips: pd.DataFrame, ax=None, *, top: int = 25):
     colors = [CATEGORY_COLORS.get(c, CATEGORY_COLORS[None]) for c in cats]
     y = range(len(shown))
     ax.barh(list(y), shown["events"].astype(int), color=colors)
-    ax.set_yticks(list(y), [str(v) for v in shown["sourceipaddress"]], fontsize=9)
+    ax.set_yticks(list(y), [plain(v) for v in shown["sourceipaddress"]], fontsize=9)
     peak = int(shown["events"].max())
     for i, row in zip(y, shown.itertuples()):
         seen = f"{row.first_seen:%Y-%m-%d %H:%M} → {row.last_seen:%Y-%m-%d %H:%M} UTC"
@@ -166,7 +172,7 @@ def api_breakdown(events: pd.DataFrame, ax=None, *, top: int = 15):
     ok = shown["total"] - shown["failed"]
     ax.barh(y, ok, color="#0072B2", label="succeeded")
     ax.barh(y, shown["failed"], left=ok, color="#D55E00", label="failed")
-    ax.set_yticks(y, list(shown.index), fontsize=9)
+    ax.set_yticks(y, [plain(v) for v in shown.index], fontsize=9)
     ax.set_xlabel("calls")
     ax.set_title(title + (f" (top {len(shown)} of {len(table)})" if len(table) > top else ""))
     ax.legend(fontsize=8, loc="lower right")

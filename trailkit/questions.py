@@ -8,6 +8,7 @@ share one key, one window and one "now".
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -118,7 +119,41 @@ def sql(text: str, params: dict | None = None) -> Request:
     missing = sorted(set(re.findall(r"(?<![:\w]):([A-Za-z_]\w*)", _strip_literals(text))) - set(params))
     if missing:
         raise InvalidInput(f"no value for placeholder(s) {', '.join(':' + m for m in missing)}; pass --param NAME=VALUE")
+    read_only(text)
     return Request(queries.Query.free(text), params, ScanHints())
+
+
+def read_only(text: str) -> None:
+    """Raise InvalidInput unless ``text`` is one query (SELECT, or WITH ... SELECT) that reads the table
+    ``cloudtrail`` and nothing else: no other table, no table function (``read_csv('/etc/passwd')``), no
+    writes, settings, extensions or second statement. Checked on the parsed SQL, before any engine sees it."""
+    import sqlglot
+    from sqlglot import exp
+
+    quiet = logging.getLogger("sqlglot")
+    level, quiet.level = quiet.level, logging.ERROR  # its "falling back to a Command" notes are ours to word
+    try:
+        statements = [s for s in sqlglot.parse(text, read="athena") if s is not None]
+    except sqlglot.errors.SqlglotError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InvalidInput(f"the SQL cannot be read ({first}); write one SELECT against the table cloudtrail") from None
+    finally:
+        quiet.level = level
+    if len(statements) != 1:
+        raise InvalidInput(f"{len(statements)} SQL statements given; trailkit sql runs exactly one SELECT")
+    query = statements[0]
+    if not isinstance(query, exp.Query):
+        start = " ".join(text.split()[:2])
+        raise InvalidInput(f"only a SELECT (or WITH ... SELECT) can run, not {start!r}; trailkit sql is read-only")
+    ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
+    for table in query.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            raise InvalidInput(f"{table.sql(dialect='athena')!r} is not a table; trailkit sql reads only the table cloudtrail")
+        name = table.name.lower()
+        if table.args.get("db") or table.args.get("catalog") or (name != "cloudtrail" and name not in ctes):
+            raise InvalidInput(f"table {table.sql(dialect='athena')!r} is not known; trailkit sql reads only the table cloudtrail")
+    for node in query.find_all(exp.Into, exp.Command, exp.Pragma):
+        raise InvalidInput(f"{node.key.upper()} is not allowed; trailkit sql is read-only")
 
 
 def _strip_literals(text: str) -> str:

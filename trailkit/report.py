@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import InvalidInput, QueryFailed, TrailkitError, require
+from .inputs import output_file
 from .investigation import Case
 from .settings import EngineSettings
 
@@ -29,6 +30,7 @@ def write_report(case: Case, out: str | os.PathLike, settings: EngineSettings | 
         ...              EngineSettings(logs="data/sample"))  # doctest: +SKIP
     """
     settings = settings or EngineSettings()
+    out = output_file(out)  # checked before the notebook runs, not after
     if case.key.fragment:
         raise InvalidInput("a report is about one whole key; find it first with: trailkit usage FRAGMENT --fragment")
     settings.check()  # a missing or empty folder is an input error, said before the kernel starts
@@ -41,7 +43,6 @@ def write_report(case: Case, out: str | os.PathLike, settings: EngineSettings | 
               "end": window.end.isoformat() if window.end else None, "engine": settings.engine,
               "logs": str(Path(settings.log_folder).resolve()) if settings.engine == "local" else "",
               "athena": settings.athena_given, "allowed": case.allowed.text or ""}
-    out = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / "executed.ipynb"
         try:

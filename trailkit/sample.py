@@ -17,6 +17,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from .inputs import output_folder
+
 ACCOUNT = "111122223333"
 REGIONS = ("us-east-1", "eu-west-1")
 START = datetime(2026, 10, 1, tzinfo=timezone.utc)
@@ -227,7 +229,7 @@ def _gzip(payload: bytes) -> bytes:
 
 def write_sample(out: str | Path = "data/sample") -> dict:
     """(Re)write the sample under ``out``; returns counts. Byte-identical on every run."""
-    out = Path(out)
+    out = output_folder(out)
     story = _Story()
     records = story.build()
     files = _delivery_files(records, story.rng)

@@ -1,3 +1,20 @@
+WITH delivered AS (
+  SELECT
+    sourceipaddress,
+    eventtime,
+    eventsource,
+    eventname,
+    errorcode,
+    awsregion,
+    useragent,
+    eventid,
+    row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
+  FROM "security"."cloudtrail_logs"
+  WHERE TRUE
+    AND useridentity.accesskeyid = 'AKIA3PARTNERSYNC0001'
+    AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp('2026-10-01T00:00:00.000Z')
+    AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp('2026-10-29T00:00:00.000Z')
+)
 SELECT
   sourceipaddress,
   count(*) AS events,
@@ -7,10 +24,7 @@ SELECT
   count_if(errorcode IS NOT NULL AND errorcode <> '') AS errors,
   count(DISTINCT awsregion) AS regions,
   count(DISTINCT useragent) AS useragents
-FROM "security"."cloudtrail_logs"
-WHERE TRUE
-  AND useridentity.accesskeyid = 'AKIA3PARTNERSYNC0001'
-  AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp('2026-10-01T00:00:00.000Z')
-  AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp('2026-10-29T00:00:00.000Z')
+FROM delivered
+WHERE delivery = 1 OR eventid IS NULL
 GROUP BY sourceipaddress
 ORDER BY last_seen DESC, events DESC, sourceipaddress

@@ -1,16 +1,30 @@
+WITH delivered AS (
+  SELECT
+    eventtime,
+    eventname,
+    sourceipaddress,
+    json_extract_scalar(responseelements, '$.credentials.accessKeyId') AS mintedkeyid,
+    json_extract_scalar(responseelements, '$.credentials.expiration') AS expiration,
+    json_extract_scalar(responseelements, '$.assumedRoleUser.arn') AS assumedrolearn,
+    json_extract_scalar(requestparameters, '$.roleSessionName') AS rolesessionname,
+    eventid,
+    row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
+  FROM "security"."cloudtrail_logs"
+  WHERE eventsource = 'sts.amazonaws.com'
+    AND json_extract_scalar(responseelements, '$.credentials.accessKeyId') IS NOT NULL
+    AND useridentity.accesskeyid = 'AKIA3PARTNERSYNC0001'
+    AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp('2026-10-20T00:00:00.000Z')
+    AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp('2026-10-28T00:00:00.000Z')
+)
 SELECT
   eventtime,
   eventname,
   sourceipaddress,
-  json_extract_scalar(responseelements, '$.credentials.accessKeyId') AS mintedkeyid,
-  json_extract_scalar(responseelements, '$.credentials.expiration') AS expiration,
-  json_extract_scalar(responseelements, '$.assumedRoleUser.arn') AS assumedrolearn,
-  json_extract_scalar(requestparameters, '$.roleSessionName') AS rolesessionname,
+  mintedkeyid,
+  expiration,
+  assumedrolearn,
+  rolesessionname,
   eventid
-FROM "security"."cloudtrail_logs"
-WHERE eventsource = 'sts.amazonaws.com'
-  AND json_extract_scalar(responseelements, '$.credentials.accessKeyId') IS NOT NULL
-  AND useridentity.accesskeyid = 'AKIA3PARTNERSYNC0001'
-  AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp('2026-10-20T00:00:00.000Z')
-  AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp('2026-10-28T00:00:00.000Z')
+FROM delivered
+WHERE delivery = 1 OR eventid IS NULL
 ORDER BY eventtime, eventid

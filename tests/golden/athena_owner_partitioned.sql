@@ -1,16 +1,31 @@
+WITH delivered AS (
+  SELECT
+    useridentity.accesskeyid AS accesskeyid,
+    useridentity.type AS identitytype,
+    useridentity.arn AS principalarn,
+    useridentity.username AS username,
+    useridentity.accountid AS accountid,
+    useridentity.principalid AS principalid,
+    useridentity.sessioncontext.sessionissuer.arn AS issuerarn,
+    eventtime,
+    eventid,
+    row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
+  FROM "security"."cloudtrail_logs"
+  WHERE TRUE
+    AND useridentity.accesskeyid = 'AKIA3PARTNERSYNC0001'
+)
 SELECT
-  useridentity.accesskeyid AS accesskeyid,
-  useridentity.type AS identitytype,
-  useridentity.arn AS principalarn,
-  useridentity.username AS username,
-  useridentity.accountid AS accountid,
-  useridentity.principalid AS principalid,
-  useridentity.sessioncontext.sessionissuer.arn AS issuerarn,
+  accesskeyid,
+  identitytype,
+  principalarn,
+  username,
+  accountid,
+  principalid,
+  issuerarn,
   count(*) AS events,
   min(eventtime) AS first_seen,
   max(eventtime) AS last_seen
-FROM "security"."cloudtrail_logs"
-WHERE TRUE
-  AND useridentity.accesskeyid = 'AKIA3PARTNERSYNC0001'
+FROM delivered
+WHERE delivery = 1 OR eventid IS NULL
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 ORDER BY events DESC, principalarn

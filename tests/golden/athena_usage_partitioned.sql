@@ -1,3 +1,30 @@
+WITH delivered AS (
+  SELECT
+    eventtime,
+    eventsource,
+    eventname,
+    awsregion,
+    sourceipaddress,
+    useragent,
+    errorcode,
+    errormessage,
+    useridentity.accesskeyid AS accesskeyid,
+    useridentity.arn AS principalarn,
+    useridentity.type AS identitytype,
+    useridentity.username AS username,
+    useridentity.accountid AS accountid,
+    readonly,
+    eventtype,
+    requestparameters,
+    eventid,
+    row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
+  FROM "security"."cloudtrail_logs"
+  WHERE TRUE
+    AND useridentity.accesskeyid = 'AKIA3PARTNERSYNC0001'
+    AND "timestamp" BETWEEN '2026/10/24' AND '2026/10/25'
+    AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp('2026-10-24T00:00:00.000Z')
+    AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp('2026-10-25T00:00:00.000Z')
+)
 SELECT
   eventtime,
   eventsource,
@@ -7,20 +34,16 @@ SELECT
   useragent,
   errorcode,
   errormessage,
-  useridentity.accesskeyid AS accesskeyid,
-  useridentity.arn AS principalarn,
-  useridentity.type AS identitytype,
-  useridentity.username AS username,
-  useridentity.accountid AS accountid,
+  accesskeyid,
+  principalarn,
+  identitytype,
+  username,
+  accountid,
   readonly,
   eventtype,
   requestparameters,
   eventid
-FROM "security"."cloudtrail_logs"
-WHERE TRUE
-  AND useridentity.accesskeyid = 'AKIA3PARTNERSYNC0001'
-  AND "timestamp" BETWEEN '2026/10/24' AND '2026/10/25'
-  AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp('2026-10-24T00:00:00.000Z')
-  AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp('2026-10-25T00:00:00.000Z')
+FROM delivered
+WHERE delivery = 1 OR eventid IS NULL
 ORDER BY eventtime DESC, eventid
 LIMIT 100

@@ -1,3 +1,28 @@
+WITH delivered AS (
+  SELECT
+    eventtime,
+    eventsource,
+    eventname,
+    awsregion,
+    sourceipaddress,
+    useragent,
+    errorcode,
+    errormessage,
+    useridentity.accesskeyid AS accesskeyid,
+    useridentity.arn AS principalarn,
+    useridentity.type AS identitytype,
+    useridentity.username AS username,
+    useridentity.accountid AS accountid,
+    readonly,
+    eventtype,
+    requestparameters,
+    eventid,
+    row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
+  FROM "security"."cloudtrail_logs"
+  WHERE TRUE
+    AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp('2026-10-24T02:00:00.000Z')
+    AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp('2026-10-24T03:00:00.000Z')
+)
 SELECT
   eventtime,
   eventsource,
@@ -7,17 +32,15 @@ SELECT
   useragent,
   errorcode,
   errormessage,
-  useridentity.accesskeyid AS accesskeyid,
-  useridentity.arn AS principalarn,
-  useridentity.type AS identitytype,
-  useridentity.username AS username,
-  useridentity.accountid AS accountid,
+  accesskeyid,
+  principalarn,
+  identitytype,
+  username,
+  accountid,
   readonly,
   eventtype,
   requestparameters,
   eventid
-FROM "security"."cloudtrail_logs"
-WHERE TRUE
-  AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp('2026-10-24T02:00:00.000Z')
-  AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp('2026-10-24T03:00:00.000Z')
+FROM delivered
+WHERE delivery = 1 OR eventid IS NULL
 ORDER BY eventtime, eventid

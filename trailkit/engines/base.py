@@ -45,11 +45,14 @@ class QueryStats:
     bytes_scanned: int | None = None
     cost_usd: float | None = None
     files: int | None = None
+    duplicates: int | None = None  # records counted once because their event was delivered before
 
     def summary(self) -> str:
         parts = [f"{self.engine}: {self.rows} rows in {self.seconds:.2f} s"]
         if self.files is not None:
             parts.append(f"{self.files} files read")
+        if self.duplicates:
+            parts.append(f"{self.duplicates} duplicate deliveries counted once")
         if self.query_id:
             parts.append(f"query id {self.query_id}, {self.state}")
         if self.bytes_scanned is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def cache_path(root: str | os.PathLike, directory: str | os.PathLike | None = No
     real = os.path.realpath(os.fspath(root))
     digest = hashlib.sha256(real.encode()).hexdigest()[:16]
     return Path(directory or cache_dir()) / f"{Path(real).name or 'root'}-{digest}.duckdb"
+
+
+_OURS = re.compile(r".+-[0-9a-f]{16}\.duckdb(\.wal)?|transpiled-sqlglot-[0-9a-f]{12}\.json")
 
 
 def _files_of(path: Path) -> list[Path]:
@@ -240,9 +244,9 @@ def clear(root: str | os.PathLike | None = None, directory: str | os.PathLike | 
     """Delete the cache of ``root``, or every trailkit cache when ``root`` is None. Returns what was removed."""
     if root is not None:
         targets = _files_of(cache_path(root, directory))
-    else:
+    else:  # only the files trailkit names: a cache of a folder and its log, the store of transpiled SQL
         d = Path(directory or cache_dir())
-        targets = list(d.glob("*.duckdb*")) if d.exists() else []
+        targets = [p for p in d.iterdir() if _OURS.fullmatch(p.name) and p.is_file()] if d.is_dir() else []
     for p in targets:
         p.unlink()
     return targets

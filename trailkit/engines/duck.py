@@ -39,15 +39,25 @@ def records_sql(source: str, keep: str | None = None) -> str:
         f"  SELECT {carry}unnest(CASE WHEN (json -> 'Records') IS NOT NULL\n"
         f"    THEN json_transform(json -> 'Records', '[{shape}]')\n"
         f"    ELSE [json_transform(json, '{shape}')] END) AS r\n"
-        f"  FROM {source}\n)"
+        f"  FROM {source}\n)\n"
+        # a JSON object with none of CloudTrail's event fields is not an event (a digest, a settings file)
+        "WHERE r.eventID IS NOT NULL OR r.eventTime IS NOT NULL OR r.eventName IS NOT NULL "
+        "OR r.eventSource IS NOT NULL"
     )
 
 
+def literal_path(path: str) -> str:
+    """``path`` as a glob pattern that matches only itself: DuckDB expands ``*``, ``?`` and ``[...]`` in the
+    names it is given, so ``part[1].json.gz`` would be missed and ``part1.json.gz`` read twice."""
+    return "".join(f"[{c}]" if c in "[*?" else c for c in path)
+
+
 def source(paths: list[str], filename: bool = False) -> str:
-    """A table function reading ``paths`` as JSON documents (the path list as a literal quoted by sqlglot)."""
+    """A table function reading ``paths`` as JSON documents (the path list as a literal quoted by sqlglot;
+    file names are data, never patterns)."""
     from sqlglot import exp
 
-    listing = exp.convert(list(paths)).sql(dialect="duckdb")
+    listing = exp.convert([literal_path(p) for p in paths]).sql(dialect="duckdb")
     extra = ", filename=true" if filename else ""
     return f"read_json_objects({listing}, format='auto', maximum_object_size={MAX_OBJECT}{extra})"
 

@@ -1,8 +1,10 @@
 """Which files hold CloudTrail events, and which delivery days a window needs: the log folder's layout.
 
 The delivered S3 layout is ``AWSLogs/[o-id/]<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz``; exports are
-any ``.json``/``.jsonl``/``.ndjson`` file, gzipped or not. Digests (``CloudTrail-Digest``) and hidden folders
-hold no events. The folder's date is the *delivery* date, so ``delivery_days`` pads a window by the day after
+any ``.json``/``.jsonl``/``.ndjson`` file, gzipped or not, whatever the case of the suffix. Digests
+(``CloudTrail-Digest``) hold no events. Symbolic links are followed once: a folder or file reached twice (a
+link beside its target, a loop) is listed once. FIFOs, devices and sockets are never opened, and folders that
+cannot be read are named in a warning (``SkippedFile``) rather than ending the listing. The folder's date is the *delivery* date, so ``delivery_days`` pads a window by the day after
 its last one; the local engine prunes folders with it and the Athena engine bounds its date partition with it.
 This module knows nothing of DuckDB, caches or scans: they all import it.
 """
@@ -10,10 +12,12 @@ from __future__ import annotations
 
 import os
 import re
+import stat as stat_
+import warnings
 from datetime import date, timedelta
 from typing import NamedTuple
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, SkippedFile
 from ..inputs import Window
 
 LOG_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
@@ -32,6 +36,11 @@ class Listing(NamedTuple):
 
     files: list[LogFile]
     unlisted: set[str]
+    seen: set = set()  # (device, inode) of every folder and file listed: each is listed once
+
+    @classmethod
+    def new(cls) -> "Listing":
+        return cls([], set(), set())
 
     def covers(self, path: str) -> bool:
         """Whether ``path`` would have been listed if it existed (so its absence means it is gone)."""
@@ -73,8 +82,8 @@ def listing(root: str | os.PathLike, window: Window | None = None, stat: bool = 
         raise _missing(root)
     if os.path.isfile(root):
         st = os.stat(root)
-        return Listing([LogFile(root, None, st.st_size, st.st_mtime_ns)], set())
-    out = Listing([], set())
+        return Listing([LogFile(root, None, st.st_size, st.st_mtime_ns)], set(), set())
+    out = Listing.new()
     _walk(root, "", out, *delivery_days(window or Window()), stat, watch)
     return out
 
@@ -86,8 +95,8 @@ def has_log_files(root: str | os.PathLike) -> bool:
         raise _missing(root)
     if os.path.isfile(root):
         return True
-    for path, dirs, names in os.walk(root):
-        dirs[:] = sorted(filter(_is_log_dir, dirs))
+    for path, dirs, names in os.walk(root, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if _is_log_dir(d) and os.path.join(path, d) not in _PSEUDO)
         if any(map(_is_log_file, names)):
             return True
     return False
@@ -100,13 +109,21 @@ def require_log_files(root: str | os.PathLike) -> None:
                            "point --logs at the folder holding AWSLogs/ or your exported logs")
 
 
+# The kernel's own trees: never evidence, and reading /proc's files can block.
+_PSEUDO = frozenset({"/proc", "/sys", "/dev", "/run"})
+
+
 def _is_log_dir(name: str) -> bool:
-    """Whether a folder can hold event files (digests and hidden folders cannot)."""
-    return name != "CloudTrail-Digest" and not name.startswith(".")
+    """Whether a folder can hold event files (digests cannot)."""
+    return name != "CloudTrail-Digest"
 
 
 def _is_log_file(name: str) -> bool:
-    return name.endswith(LOG_SUFFIXES) and "CloudTrail-Digest" not in name
+    return name.lower().endswith(LOG_SUFFIXES) and "CloudTrail-Digest" not in name
+
+
+def _skip(path: str, why: str) -> None:
+    warnings.warn(f"skipped {path}: {why}", SkippedFile, stacklevel=3)
 
 
 def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | None, stat: bool, watch) -> None:
@@ -121,17 +138,39 @@ def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | No
     if day is not None and not _in_range(day, first, last):
         out.unlisted.add(path)
         return
-    if watch is not None:
-        watch.add(path)
-    with os.scandir(path) as it:
-        entries = list(it)  # listing order: answers never depend on the order files are read in
+    try:
+        here = os.stat(path)
+        if (here.st_dev, here.st_ino) in out.seen:  # reached again through a link: already listed
+            return
+        out.seen.add((here.st_dev, here.st_ino))
+        if watch is not None:
+            watch.add(path)
+        with os.scandir(path) as it:
+            entries = list(it)  # listing order: answers never depend on the order files are read in
+    except OSError as e:
+        _skip(path, f"the folder cannot be read ({e.strerror or e})")
+        return
     for entry in entries:
-        if entry.is_dir():
-            if _is_log_dir(entry.name):
-                _walk(entry.path, f"{rel}/{entry.name}" if rel else entry.name, out, first, last, stat, watch)
-        elif _is_log_file(entry.name):
-            if stat:
-                st = entry.stat()
-                out.files.append(LogFile(entry.path, day, st.st_size, st.st_mtime_ns))
-            else:
-                out.files.append(LogFile(entry.path, day, None, None))
+        try:
+            link = entry.is_symlink()
+            if entry.is_dir():  # follows links: the loop and twice-listed cases are caught above
+                if _is_log_dir(entry.name) and os.path.realpath(entry.path) not in _PSEUDO:
+                    _walk(entry.path, f"{rel}/{entry.name}" if rel else entry.name, out, first, last, stat, watch)
+                continue
+            if not _is_log_file(entry.name):
+                continue
+            if not entry.is_file():
+                _skip(entry.path, "a link to nothing" if link and not os.path.exists(entry.path) else
+                      "not a regular file (a FIFO, device or socket is never opened)")
+                continue
+            # a link's identity is its target's; a plain file's comes free with the listing
+            st = entry.stat() if (stat or link) else None
+            ident = (st.st_dev, st.st_ino) if st else (here.st_dev, entry.inode())
+        except OSError as e:
+            _skip(entry.path, f"it cannot be read ({e.strerror or e})")
+            continue
+        if ident in out.seen:
+            continue
+        out.seen.add(ident)
+        out.files.append(LogFile(entry.path, day, st.st_size, st.st_mtime_ns) if stat else
+                         LogFile(entry.path, day, None, None))

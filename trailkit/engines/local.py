@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import warnings
 from pathlib import Path
@@ -87,6 +88,10 @@ class LocalEngine(Engine):
                 except duckdb.Error as e:  # held by another trailkit process: answer without it
                     warnings.warn(f"cache {cache.path} is in use ({str(e).splitlines()[0]}); answering without it",
                                   SkippedFile, stacklevel=3)
+                    self._use_cache = False
+                except OSError as e:  # TRAILKIT_CACHE names a file, or a folder that cannot be written
+                    warnings.warn(f"cache folder {cache.path.parent} cannot be used ({e.strerror or e}); answering "
+                                  "without it (set TRAILKIT_CACHE to a writable folder)", SkippedFile, stacklevel=3)
                     self._use_cache = False
             if self._con is None:
                 self._con = duckdb.connect()
@@ -247,8 +252,19 @@ class LocalEngine(Engine):
                                       sql=duck_sql) from e
                 self._skip(bad)
         self._record(QueryStats(self.name, duck_sql, dict(params), time.perf_counter() - started, len(out),
-                                files=read))
+                                files=read, duplicates=self._duplicates(sql, params)))
         return out
+
+    def _duplicates(self, sql: str, params: dict) -> int | None:
+        """How many records the question counted once because their event had been delivered before: the
+        questions number each event's copies in a first part ``delivered`` (see ``queries/``), which is
+        asked again for the copies past the first. None for SQL without it (free SQL)."""
+        head, sep, _ = sql.partition("\n)\nSELECT")
+        if not sep or not head.lstrip().upper().startswith("WITH DELIVERED AS ("):
+            return None
+        count = duck.transpile(head + "\n)\nSELECT count(*) AS copies FROM delivered WHERE delivery > 1")
+        used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", count)}
+        return int(self.con.execute(count, used).fetchone()[0])
 
     def _unreadable(self, files: list[LogFile]) -> list[tuple[str, str]]:
         """Find the files DuckDB cannot read, one at a time (only after a query over all of them failed)."""

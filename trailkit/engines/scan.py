@@ -162,7 +162,8 @@ def _scan_one(f: LogFile, key: bytes, inflate, contains):
     """(status, payload) for one file; status is skip, docs, whole or bad."""
     try:
         raw = _read(f.path)
-        data = inflate(raw) if f.path.endswith(".gz") else raw
+        # gzip by its name (then bytes that are not gzip are named as unreadable) or by its bytes
+        data = inflate(raw) if raw[:2] == b"\x1f\x8b" or f.path[-3:].lower() == ".gz" else raw
     except CorruptGzip as e:  # unreadable: named by the caller
         return "bad", str(e)
     except Exception as e:
@@ -177,8 +178,28 @@ def _scan_one(f: LogFile, key: bytes, inflate, contains):
     else:
         pieces = None
     if pieces is None or not _valid(pieces):
+        pieces = _parsed_around(data, key)
+    if pieces is None:
         return "whole", None
     return "docs", pieces
+
+
+def _parsed_around(data: bytes, key: bytes) -> list[bytes] | None:
+    """The records that contain ``key``, found by parsing the whole document (pretty-printed files, records in
+    another key order, top-level arrays, gzip under a plain name); None if it does not parse."""
+    try:
+        text = data.decode("utf-8")
+        try:
+            doc = json.loads(text)
+            records = doc.get("Records") if isinstance(doc, dict) and isinstance(doc.get("Records"), list) else \
+                doc if isinstance(doc, list) else [doc]
+        except ValueError:  # JSON lines
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (ValueError, RecursionError):
+        return None
+    needle = key.decode()
+    out = [json.dumps(r).encode() for r in records if isinstance(r, dict)]
+    return [r for r in out if needle in r.decode()]
 
 
 def scan(files: list[LogFile], key: str, threads: int | None = None) -> ScanResult:

@@ -1,8 +1,29 @@
 -- ips: per source IP of one key, how much, when, what and how often it failed; latest activity first.
 -- first_seen/last_seen compare eventtime as text: CloudTrail writes it as fixed-width ISO 8601 in UTC.
+-- An event delivered more than once (same eventid: CloudTrail retries, an organization trail beside the account's
+-- own, overlapping exports) is counted once: "delivered" numbers each event's copies.
 -- Lines tagged "-- if: NAME" are kept only when parameter NAME is given.
 -- columns: sourceipaddress:string events:int first_seen:time last_seen:time apis:int errors:int
 --          regions:int useragents:int
+WITH delivered AS (
+  SELECT
+    sourceipaddress,
+    eventtime,
+    eventsource,
+    eventname,
+    errorcode,
+    awsregion,
+    useragent,
+    eventid,
+    row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
+  FROM cloudtrail
+  WHERE TRUE
+    AND useridentity.accesskeyid = :key                                           -- if: key
+    AND useridentity.accesskeyid LIKE :key_pattern ESCAPE '\'                     -- if: key_pattern
+    AND {partition} BETWEEN :partition_start AND :partition_end                   -- if: partition_start
+    AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp(:start)       -- if: start
+    AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp(:end)          -- if: end
+)
 SELECT
   sourceipaddress,
   count(*) AS events,
@@ -12,12 +33,7 @@ SELECT
   count_if(errorcode IS NOT NULL AND errorcode <> '') AS errors,
   count(DISTINCT awsregion) AS regions,
   count(DISTINCT useragent) AS useragents
-FROM cloudtrail
-WHERE TRUE
-  AND useridentity.accesskeyid = :key                                             -- if: key
-  AND useridentity.accesskeyid LIKE :key_pattern ESCAPE '\'                       -- if: key_pattern
-  AND {partition} BETWEEN :partition_start AND :partition_end                     -- if: partition_start
-  AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp(:start)         -- if: start
-  AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp(:end)            -- if: end
+FROM delivered
+WHERE delivery = 1 OR eventid IS NULL
 GROUP BY sourceipaddress
 ORDER BY last_seen DESC, events DESC, sourceipaddress

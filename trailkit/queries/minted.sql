@@ -1,23 +1,39 @@
 -- minted: temporary keys (ASIA...) that calls signed with this key obtained from STS
 -- (AssumeRole, GetSessionToken, GetFederationToken, ...), read from the call's responseElements.
+-- An event delivered more than once (same eventid: CloudTrail retries, an organization trail beside the account's
+-- own, overlapping exports) is counted once: "delivered" numbers each event's copies.
 -- Lines tagged "-- if: NAME" are kept only when parameter NAME is given.
 -- columns: eventtime:time eventname:string sourceipaddress:string mintedkeyid:string expiration:string
 --          assumedrolearn:string rolesessionname:string eventid:string
+WITH delivered AS (
+  SELECT
+    eventtime,
+    eventname,
+    sourceipaddress,
+    json_extract_scalar(responseelements, '$.credentials.accessKeyId') AS mintedkeyid,
+    json_extract_scalar(responseelements, '$.credentials.expiration') AS expiration,
+    json_extract_scalar(responseelements, '$.assumedRoleUser.arn') AS assumedrolearn,
+    json_extract_scalar(requestparameters, '$.roleSessionName') AS rolesessionname,
+    eventid,
+    row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
+  FROM cloudtrail
+  WHERE eventsource = 'sts.amazonaws.com'
+    AND json_extract_scalar(responseelements, '$.credentials.accessKeyId') IS NOT NULL
+    AND useridentity.accesskeyid = :key                                           -- if: key
+    AND useridentity.accesskeyid LIKE :key_pattern ESCAPE '\'                     -- if: key_pattern
+    AND {partition} BETWEEN :partition_start AND :partition_end                   -- if: partition_start
+    AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp(:start)       -- if: start
+    AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp(:end)          -- if: end
+)
 SELECT
   eventtime,
   eventname,
   sourceipaddress,
-  json_extract_scalar(responseelements, '$.credentials.accessKeyId') AS mintedkeyid,
-  json_extract_scalar(responseelements, '$.credentials.expiration') AS expiration,
-  json_extract_scalar(responseelements, '$.assumedRoleUser.arn') AS assumedrolearn,
-  json_extract_scalar(requestparameters, '$.roleSessionName') AS rolesessionname,
+  mintedkeyid,
+  expiration,
+  assumedrolearn,
+  rolesessionname,
   eventid
-FROM cloudtrail
-WHERE eventsource = 'sts.amazonaws.com'
-  AND json_extract_scalar(responseelements, '$.credentials.accessKeyId') IS NOT NULL
-  AND useridentity.accesskeyid = :key                                             -- if: key
-  AND useridentity.accesskeyid LIKE :key_pattern ESCAPE '\'                       -- if: key_pattern
-  AND {partition} BETWEEN :partition_start AND :partition_end                     -- if: partition_start
-  AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp(:start)         -- if: start
-  AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp(:end)            -- if: end
+FROM delivered
+WHERE delivery = 1 OR eventid IS NULL
 ORDER BY eventtime, eventid

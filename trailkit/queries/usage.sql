@@ -1,9 +1,39 @@
 -- usage: one access key's events, newest first.
+-- An event delivered more than once (same eventid: CloudTrail retries, an organization trail beside the account's
+-- own, overlapping exports) is counted once: "delivered" numbers each event's copies.
 -- Lines tagged "-- if: NAME" are kept only when parameter NAME is given.
 -- columns: eventtime:time eventsource:string eventname:string awsregion:string sourceipaddress:string
 --          useragent:string errorcode:string errormessage:string accesskeyid:string principalarn:string
 --          identitytype:string username:string accountid:string readonly:string eventtype:string
 --          requestparameters:string eventid:string
+WITH delivered AS (
+  SELECT
+    eventtime,
+    eventsource,
+    eventname,
+    awsregion,
+    sourceipaddress,
+    useragent,
+    errorcode,
+    errormessage,
+    useridentity.accesskeyid AS accesskeyid,
+    useridentity.arn AS principalarn,
+    useridentity.type AS identitytype,
+    useridentity.username AS username,
+    useridentity.accountid AS accountid,
+    readonly,
+    eventtype,
+    requestparameters,
+    eventid,
+    row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
+  FROM cloudtrail
+  WHERE TRUE
+    AND useridentity.accesskeyid = :key                                           -- if: key
+    AND useridentity.accesskeyid LIKE :key_pattern ESCAPE '\'                     -- if: key_pattern
+    AND {partition} BETWEEN :partition_start AND :partition_end                   -- if: partition_start
+    AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp(:start)       -- if: start
+    AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp(:end)          -- if: end
+)
 SELECT
   eventtime,
   eventsource,
@@ -13,21 +43,16 @@ SELECT
   useragent,
   errorcode,
   errormessage,
-  useridentity.accesskeyid AS accesskeyid,
-  useridentity.arn AS principalarn,
-  useridentity.type AS identitytype,
-  useridentity.username AS username,
-  useridentity.accountid AS accountid,
+  accesskeyid,
+  principalarn,
+  identitytype,
+  username,
+  accountid,
   readonly,
   eventtype,
   requestparameters,
   eventid
-FROM cloudtrail
-WHERE TRUE
-  AND useridentity.accesskeyid = :key                                             -- if: key
-  AND useridentity.accesskeyid LIKE :key_pattern ESCAPE '\'                       -- if: key_pattern
-  AND {partition} BETWEEN :partition_start AND :partition_end                     -- if: partition_start
-  AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp(:start)         -- if: start
-  AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp(:end)            -- if: end
+FROM delivered
+WHERE delivery = 1 OR eventid IS NULL
 ORDER BY eventtime DESC, eventid
 LIMIT :limit                                                                      -- if: limit

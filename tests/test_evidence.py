@@ -1,0 +1,246 @@
+"""Evidence as it arrives, and inputs as a hostile user gives them: each case from the list of what went wrong,
+with the expected answer computed here in plain Python over the JSON."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import warnings
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from trailkit import Trail
+from trailkit.cli import main
+from trailkit.errors import SkippedFile
+
+from .conftest import read_records
+
+KEY = "AKIA3PARTNERSYNC0001"
+DAY = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/10/24"
+
+
+def key_of(r):
+    return (r.get("userIdentity") or {}).get("accessKeyId")
+
+
+def once(recs):
+    """Each event once: the first record of every eventID (and every record without one)."""
+    seen, out = set(), []
+    for r in recs:
+        if r.get("eventID") is None or r["eventID"] not in seen:
+            out.append(r)
+            seen.add(r.get("eventID"))
+    return out
+
+
+def ips_by_hand(recs, key):
+    per = Counter(r["sourceIPAddress"] for r in once(recs) if key_of(r) == key)
+    return dict(per)
+
+
+def ask_all(folder, **kw):
+    """Every question of the key, as plain values, through one engine."""
+    with Trail.local(folder, **kw) as t:
+        return {
+            "ips": dict(zip(t.ips(KEY)["sourceipaddress"], t.ips(KEY)["events"])),
+            "usage": sorted(t.usage(KEY)["eventid"]),
+            "owner": int(t.owner(KEY)["events"].sum()),
+            "minted": list(t.minted(KEY)["mintedkeyid"]),
+            "window": sorted(t.window("2026-10-24", "2026-10-24")["eventid"]),
+        }
+
+
+def test_a_trail_delivered_twice_counts_each_event_once(sample, tmp_path, records):
+    """An organization trail and the account's own trail in one bucket: every event arrives twice."""
+    shutil.copytree(sample / "AWSLogs", tmp_path / "AWSLogs")
+    org = tmp_path / "AWSLogs" / "o-abc123def4"
+    shutil.copytree(sample / "AWSLogs", org)
+    recs = read_records(tmp_path)
+    assert len(recs) == 2 * len(records(sample))
+    want_ips = ips_by_hand(recs, KEY)
+    want_window = sorted(r["eventID"] for r in once(recs) if "2026-10-24" <= r["eventTime"] < "2026-10-25")
+    for kw in ({"cache": False}, {"cache": True}, {"cache": True}):  # cold, building, warm
+        got = ask_all(tmp_path, **kw)
+        assert got["ips"] == want_ips
+        assert len(got["usage"]) == len(set(got["usage"])) == sum(want_ips.values())
+        assert got["owner"] == sum(want_ips.values())
+        assert got["minted"] == ["ASIA3OPSADMINTMP0001"]
+        assert got["window"] == want_window
+
+
+def test_records_without_an_event_id_are_all_kept(tmp_path, sample, records):
+    recs = [dict(r) for r in records(sample) if key_of(r) == KEY][:6]
+    for r in recs:
+        r.pop("eventID")
+    (tmp_path / "export.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with Trail.local(tmp_path, cache=False) as t:
+        assert int(t.ips(KEY)["events"].sum()) == 6
+
+
+def test_a_symlinked_folder_and_a_loop_are_read_once(sample, tmp_path, records):
+    shutil.copytree(sample / "AWSLogs", tmp_path / "AWSLogs")
+    os.symlink(tmp_path / "AWSLogs", tmp_path / "AWSLogs-link")
+    os.symlink(tmp_path, tmp_path / "AWSLogs" / "loop")
+    want = ips_by_hand(records(sample), KEY)
+    for cache in (False, True):
+        with Trail.local(tmp_path, cache=cache) as t:
+            assert dict(zip(t.ips(KEY)["sourceipaddress"], t.ips(KEY)["events"])) == want
+            assert t.sql("SELECT count(*) AS n FROM cloudtrail")["n"].iloc[0] == len(records(sample))
+
+
+def test_file_names_are_data_not_patterns(tmp_path, sample, records):
+    recs = [r for r in records(sample) if key_of(r) == KEY]
+    (tmp_path / "part[1].json.gz").write_bytes(gzip.compress(json.dumps({"Records": recs[:3]}).encode()))
+    (tmp_path / "part1.json.gz").write_bytes(gzip.compress(json.dumps({"Records": recs[3:5]}).encode()))
+    (tmp_path / "all*.json").write_text(json.dumps({"Records": recs[5:6]}))
+    (tmp_path / "q?.json").write_text(json.dumps({"Records": recs[6:7]}))
+    for cache in (False, True):
+        with Trail.local(tmp_path, cache=cache) as t:
+            ids = t.sql("SELECT eventid FROM cloudtrail")["eventid"]
+            assert sorted(ids) == sorted(r["eventID"] for r in recs[:7])
+            assert len(t.usage(KEY)) == 7
+
+
+def test_odd_suffixes_hidden_folders_and_gzip_named_json_are_read(tmp_path, sample, records):
+    recs = [r for r in records(sample) if key_of(r) == KEY]
+    (tmp_path / "UPPER.JSON.GZ").write_bytes(gzip.compress(json.dumps({"Records": recs[:2]}).encode()))
+    (tmp_path / "mixed.Json.Gz").write_bytes(gzip.compress(json.dumps({"Records": recs[2:3]}).encode()))
+    hidden = tmp_path / ".evidence"
+    hidden.mkdir()
+    (hidden / "h.json").write_text(json.dumps({"Records": recs[3:4]}))
+    with Trail.local(tmp_path, cache=False) as t:
+        assert sorted(t.usage(KEY)["eventid"]) == sorted(r["eventID"] for r in recs[:4])
+    # gzip bytes under a plain .json name: the key's scan inflates by the bytes, not the name
+    (tmp_path / "zipped.json").write_bytes(gzip.compress(json.dumps({"Records": recs[4:6]}).encode()))
+    with Trail.local(tmp_path, cache=False) as t:
+        assert sorted(t.usage(KEY)["eventid"]) == sorted(r["eventID"] for r in recs[:6])
+
+
+def test_a_fifo_is_never_opened_and_is_named(tmp_path, sample, records):
+    shutil.copytree(sample / "AWSLogs", tmp_path / "AWSLogs")
+    os.mkfifo(tmp_path / "trap.json.gz")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Trail.local(tmp_path, cache=False) as t:
+            got = dict(zip(t.ips(KEY)["sourceipaddress"], t.ips(KEY)["events"]))
+    assert got == ips_by_hand(records(sample), KEY)
+    assert any(issubclass(w.category, SkippedFile) and "trap.json.gz" in str(w.message) and "FIFO" in str(w.message)
+               for w in caught)
+
+
+def test_a_dangling_link_and_an_unreadable_folder_are_named_and_the_rest_answered(tmp_path, sample, records,
+                                                                                    monkeypatch):
+    shutil.copytree(sample / "AWSLogs", tmp_path / "AWSLogs")
+    os.symlink(tmp_path / "gone", tmp_path / "dangling.json.gz")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "x.json").write_text("{}")
+    real = os.scandir
+
+    def scandir(path):  # what a folder without read permission does (root reads everything, so it is feigned)
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Trail.local(tmp_path, cache=False) as t:
+            got = dict(zip(t.ips(KEY)["sourceipaddress"], t.ips(KEY)["events"]))
+    assert got == ips_by_hand(records(sample), KEY)
+    messages = [str(w.message) for w in caught if issubclass(w.category, SkippedFile)]
+    assert any("dangling.json.gz" in m and "link to nothing" in m for m in messages)
+    assert any("locked" in m and "Permission denied" in m for m in messages)
+
+
+def test_a_json_object_that_is_not_an_event_is_no_phantom(tmp_path, sample, records):
+    recs = [r for r in records(sample) if key_of(r) == KEY][:3]
+    (tmp_path / "a.json").write_text(json.dumps({"Records": recs}))
+    (tmp_path / "settings.json").write_text(json.dumps({"foo": 1}))
+    with Trail.local(tmp_path, cache=False) as t:
+        assert int(t.sql("SELECT count(*) AS n FROM cloudtrail")["n"].iloc[0]) == 3
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["usage", KEY, "--end", "9999-12-31"], "out of range"),
+    (["usage", KEY, "--start", "999999999d"], "out of range"),
+    (["usage", KEY, "--start", "99999999999999d"], "out of range"),
+    (["window", "--start", "0001-01-01", "--end", "2026-01-01"], "out of range"),
+    (["sql", "SELEC eventname FROM cloudtrail"], "cannot be read"),
+    (["sql", "EXPLAIN SELECT 1"], "read-only"),
+    (["sql", "SELECT (eventname FROM cloudtrail"], "cannot be read"),
+    (["sql", "SELECT * FROM read_csv('/etc/passwd')"], "is not a table"),
+    (["sql", "COPY (SELECT 1) TO '/tmp/trailkit-copy.csv'"], "read-only"),
+    (["sql", "SELECT 1; SELECT 2"], "exactly one SELECT"),
+    (["sql", "UPDATE records SET eventname = 'x'"], "read-only"),
+    (["sql", "DROP TABLE key_records"], "read-only"),
+    (["sql", "SELECT * FROM key_records"], "is not known"),
+    (["sql", "LOAD httpfs"], "read-only"),
+    (["sql", "INSTALL httpfs"], "read-only"),
+    (["sql", "ATTACH '/tmp/x.duckdb'"], "cannot be read"),
+    (["sql", "SET threads = 1"], "read-only"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, sample, argv, needle):
+    code, out, err = run(capsys, *argv, "--logs", str(sample))
+    assert code == 2 and out == "", err
+    assert needle in err and len(err.strip().splitlines()) == 1
+    assert not os.path.exists("/tmp/trailkit-copy.csv")
+
+
+def test_outputs_are_checked_before_any_work(capsys, tmp_path, sample):
+    code, _, err = run(capsys, "report", KEY, "--logs", str(sample), "--out", str(tmp_path))
+    assert code == 2 and "is a folder" in err
+    (tmp_path / "file").write_text("x")
+    code, _, err = run(capsys, "report", KEY, "--logs", str(sample), "--out", str(tmp_path / "file" / "r.html"))
+    assert code == 2 and "cannot be written" in err
+    code, _, err = run(capsys, "sample", "--out", str(tmp_path / "file"))
+    assert code == 2 and "is a file" in err and (tmp_path / "file").read_text() == "x"
+
+
+def test_a_cache_setting_that_names_a_file_costs_speed_not_answers(capsys, tmp_path, sample, monkeypatch, records):
+    (tmp_path / "not-a-folder").write_text("x")
+    monkeypatch.setenv("TRAILKIT_CACHE", str(tmp_path / "not-a-folder"))
+    code, out, err = run(capsys, "ips", KEY, "--logs", str(sample), "--format", "csv")
+    assert code == 0 and "cannot be used" in err and "TRAILKIT_CACHE" in err
+    assert len(out.splitlines()) == 1 + len(ips_by_hand(records(sample), KEY))
+
+
+def test_clear_all_deletes_only_trailkit_s_own_files(capsys, tmp_path, sample, monkeypatch):
+    monkeypatch.setenv("TRAILKIT_CACHE", str(tmp_path))
+    (tmp_path / "mine.duckdb").write_text("the user's own database")
+    assert run(capsys, "ips", KEY, "--logs", str(sample))[0] == 0
+    ours = sorted(p.name for p in tmp_path.iterdir() if p.name != "mine.duckdb")
+    assert any(n.endswith(".duckdb") for n in ours)
+    code, out, _ = run(capsys, "cache", "--clear", "--all")
+    assert code == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["mine.duckdb"]
+
+
+def test_what_an_attacker_writes_cannot_hurt_the_reader(capsys, tmp_path, sample, records):
+    rec = dict(next(r for r in records(sample) if key_of(r) == KEY), eventID="evil-1",
+               userAgent="curl\x1b[2J\x1b[1A\rhidden\u202e", sourceIPAddress="=HYPERLINK(\"http://x\")",
+               eventName="Get$\\frac{1}{2}$Object")
+    (tmp_path / "evil.json").write_text(json.dumps({"Records": [rec]}))
+    code, out, _ = run(capsys, "usage", KEY, "--logs", str(tmp_path), "--no-cache")
+    assert code == 0 and "\x1b" not in out and "\r" not in out and "\u202e" not in out
+    assert "\\x1b[2J" in out and "\\u202e" in out
+    code, out, _ = run(capsys, "usage", KEY, "--logs", str(tmp_path), "--no-cache", "--format", "csv")
+    assert "'=HYPERLINK" in out
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from trailkit import plots
+
+    with Trail.local(tmp_path, cache=False) as t:
+        events, ips = t.usage(KEY), t.ips(KEY)
+    for ax in (plots.usage_over_time(events), plots.usage_by_ip(ips), plots.api_breakdown(events)):
+        ax.figure.savefig(tmp_path / "chart.png")  # mathtext would raise on the fraction, or eat the dollars
+    labels = [t.get_text() for t in plots.api_breakdown(events).get_yticklabels()]
+    assert any("$" in label for label in labels)
