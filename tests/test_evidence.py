@@ -244,3 +244,38 @@ def test_what_an_attacker_writes_cannot_hurt_the_reader(capsys, tmp_path, sample
         ax.figure.savefig(tmp_path / "chart.png")  # mathtext would raise on the fraction, or eat the dollars
     labels = [t.get_text() for t in plots.api_breakdown(events).get_yticklabels()]
     assert any("$" in label for label in labels)
+
+
+def test_times_with_offsets_are_instants_and_bad_times_cost_only_their_record(tmp_path, sample, records, capsys):
+    base = [r for r in records(sample) if key_of(r) == KEY][:4]
+    recs = [dict(base[0], eventID="t-1", eventTime="2026-10-24T03:30:00+02:00"),  # 01:30Z: the earliest
+            dict(base[1], eventID="t-2", eventTime="2026-10-24T02:00:00Z"),
+            dict(base[2], eventID="t-3", eventTime="2026-10-24T01:59:00-01:00"),  # 02:59Z: the latest
+            dict(base[3], eventID="t-4", eventTime="yesterday, roughly")]
+    (tmp_path / "times.json").write_text(json.dumps({"Records": recs}))
+    for cache in (False, True):
+        with Trail.local(tmp_path, cache=cache) as t:
+            usage = t.usage(KEY)
+            assert list(usage["eventid"]) == ["t-3", "t-2", "t-1", "t-4"]  # newest first, the unreadable time last
+            assert usage["eventtime"].isna().sum() == 1
+            assert str(usage["eventtime"].iloc[0]) == "2026-10-24 02:59:00+00:00"
+            owner = t.owner(KEY)
+            assert int(owner["events"].iloc[0]) == 4
+            assert (str(owner["first_seen"].iloc[0]), str(owner["last_seen"].iloc[0])) == \
+                ("2026-10-24 01:30:00+00:00", "2026-10-24 02:59:00+00:00")
+            window = t.window("2026-10-24T01:00:00Z", "2026-10-24T02:30:00Z")
+            assert sorted(window["eventid"]) == ["t-1", "t-2"]
+    code, out, err = run(capsys, "usage", KEY, "--logs", str(tmp_path), "--format", "csv")
+    assert code == 0 and out.splitlines()[1].startswith("2026-10-24T02:59:00Z,")
+    assert out.splitlines()[-1].startswith(",")  # the record whose time does not parse: kept, time empty
+
+
+def test_an_expiration_written_the_aws_way_is_a_utc_time(sample, capsys):
+    with Trail.local(sample) as t:
+        minted = t.minted(KEY)
+    want = [json.loads(json.dumps(r))["responseElements"]["credentials"]["expiration"] for r in read_records(sample)
+            if key_of(r) == KEY and r["eventSource"] == "sts.amazonaws.com" and r.get("responseElements")]
+    assert want == ["Oct 24, 2026, 03:19:17 AM"]
+    assert str(minted["expiration"].iloc[0]) == "2026-10-24 03:19:17+00:00"
+    code, out, _ = run(capsys, "minted", KEY, "--logs", str(sample), "--format", "csv")
+    assert code == 0 and ",2026-10-24T03:19:17Z," in out

@@ -78,8 +78,10 @@ class Contract:
         the query's ORDER BY still holds."""
         if self.free:
             return duck_sql
-        convert = {
-            "time": "strftime(timezone('UTC', CAST({} AS TIMESTAMPTZ)), '" + _ISO_Z + "')",
+        convert = {  # a time that does not parse is empty, as on the Arrow path
+            "time": "strftime(timezone('UTC', coalesce(TRY_CAST({0} AS TIMESTAMPTZ), "
+                    "try_strptime(CAST({0} AS VARCHAR), '" + _AWS_TEXT_TIME + "') AT TIME ZONE 'UTC')), '"
+                    + _ISO_Z + "')",
             "int": "CAST({} AS BIGINT)",
             "string": "NULLIF(CAST({} AS VARCHAR), '')",
         }
@@ -96,9 +98,14 @@ def _convert(values, kind: str):
     import pyarrow.compute as pc
 
     if kind == "time":
+        utc = pa.timestamp("us", tz="UTC")
         if pa.types.is_timestamp(values.type):
-            return values.cast(pa.timestamp("us", tz="UTC"))
-        return values.cast(pa.string()).cast(pa.timestamp("us", tz="UTC"))  # ISO 8601, offsets honoured
+            return values.cast(utc)
+        text = values.cast(pa.string())
+        try:
+            return text.cast(utc)  # ISO 8601, offsets honoured: every well-formed CloudTrail time
+        except pa.ArrowInvalid:  # a time written otherwise, or not a time: one value at a time, never an error
+            return pa.array([_instant(v) for v in text.to_pylist()], utc)
     if kind == "int":
         return values.cast(pa.int64())  # whole numbers only: a fraction is an error, not a rounding
     text = values.cast(pa.string())
@@ -106,6 +113,26 @@ def _convert(values, kind: str):
     # (Built from arrays only: turning a Python value into an Arrow scalar makes pyarrow import pandas.)
     empty = pc.invert(pc.cast(pc.utf8_length(text), pa.bool_()))
     return pc.if_else(empty, pa.nulls(len(text), pa.string()), text)
+
+
+# How AWS writes some times inside responses (STS credentials' expiration, IAM's createDate), always in UTC.
+_AWS_TEXT_TIME = "%b %d, %Y, %I:%M:%S %p"
+
+
+def _instant(value: str | None):
+    """A time as CloudTrail or AWS writes it (ISO 8601, naive meaning UTC, or ``Jul 10, 2023, 2:25:32 PM``), as
+    a UTC datetime; None when it is no time at all."""
+    from datetime import datetime, timezone
+
+    if not value:
+        return None
+    for parse in (datetime.fromisoformat, lambda v: datetime.strptime(v, _AWS_TEXT_TIME)):
+        try:
+            moment = parse(value.strip())
+        except ValueError:
+            continue
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return None
 
 
 def to_frame(table: "pa.Table") -> "pd.DataFrame":

@@ -9,6 +9,7 @@ WITH delivered AS (
     useridentity.sessioncontext.sessionissuer.arn AS issuerarn,
     eventtime,
     eventid,
+    try(from_iso8601_timestamp(eventtime)) AS instant,
     row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
   FROM "security"."cloudtrail_logs"
   WHERE TRUE
@@ -23,8 +24,8 @@ SELECT
   principalid,
   issuerarn,
   count(*) AS events,
-  min(eventtime) AS first_seen,
-  max(eventtime) AS last_seen
+  min_by(eventtime, instant) AS first_seen,
+  max_by(eventtime, instant) AS last_seen
 FROM delivered
 WHERE delivery = 1 OR eventid IS NULL
 GROUP BY 1, 2, 3, 4, 5, 6, 7

@@ -17,12 +17,13 @@ WITH delivered AS (
     eventtype,
     requestparameters,
     eventid,
+    try(from_iso8601_timestamp(eventtime)) AS instant,
     row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
   FROM "security"."cloudtrail_logs"
   WHERE TRUE
     AND "timestamp" BETWEEN '2026/10/24' AND '2026/10/25'
-    AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp('2026-10-24T02:00:00.000Z')
-    AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp('2026-10-24T03:00:00.000Z')
+    AND try(from_iso8601_timestamp(eventtime)) >= from_iso8601_timestamp('2026-10-24T02:00:00.000Z')
+    AND try(from_iso8601_timestamp(eventtime)) < from_iso8601_timestamp('2026-10-24T03:00:00.000Z')
 )
 SELECT
   eventtime,
@@ -44,4 +45,4 @@ SELECT
   eventid
 FROM delivered
 WHERE delivery = 1 OR eventid IS NULL
-ORDER BY eventtime, eventid
+ORDER BY instant NULLS LAST, eventid

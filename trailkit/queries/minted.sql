@@ -2,8 +2,10 @@
 -- (AssumeRole, GetSessionToken, GetFederationToken, ...), read from the call's responseElements.
 -- An event delivered more than once (same eventid: CloudTrail retries, an organization trail beside the account's
 -- own, overlapping exports) is counted once: "delivered" numbers each event's copies.
+-- Times are compared as instants ("instant": an offset such as +02:00 is honoured); a record whose eventtime
+-- does not parse is kept where no window is asked (its time then shows as empty) and left out of windows.
 -- Lines tagged "-- if: NAME" are kept only when parameter NAME is given.
--- columns: eventtime:time eventname:string sourceipaddress:string mintedkeyid:string expiration:string
+-- columns: eventtime:time eventname:string sourceipaddress:string mintedkeyid:string expiration:time
 --          assumedrolearn:string rolesessionname:string eventid:string
 WITH delivered AS (
   SELECT
@@ -15,6 +17,7 @@ WITH delivered AS (
     json_extract_scalar(responseelements, '$.assumedRoleUser.arn') AS assumedrolearn,
     json_extract_scalar(requestparameters, '$.roleSessionName') AS rolesessionname,
     eventid,
+    try(from_iso8601_timestamp(eventtime)) AS instant,
     row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
   FROM cloudtrail
   WHERE eventsource = 'sts.amazonaws.com'
@@ -22,8 +25,8 @@ WITH delivered AS (
     AND useridentity.accesskeyid = :key                                           -- if: key
     AND useridentity.accesskeyid LIKE :key_pattern ESCAPE '\'                     -- if: key_pattern
     AND {partition} BETWEEN :partition_start AND :partition_end                   -- if: partition_start
-    AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp(:start)       -- if: start
-    AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp(:end)          -- if: end
+    AND try(from_iso8601_timestamp(eventtime)) >= from_iso8601_timestamp(:start)  -- if: start
+    AND try(from_iso8601_timestamp(eventtime)) < from_iso8601_timestamp(:end)     -- if: end
 )
 SELECT
   eventtime,
@@ -36,4 +39,4 @@ SELECT
   eventid
 FROM delivered
 WHERE delivery = 1 OR eventid IS NULL
-ORDER BY eventtime, eventid
+ORDER BY instant NULLS LAST, eventid

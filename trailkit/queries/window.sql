@@ -1,6 +1,8 @@
 -- window: every event between two instants, optionally for one key, oldest first.
 -- An event delivered more than once (same eventid: CloudTrail retries, an organization trail beside the account's
 -- own, overlapping exports) is counted once: "delivered" numbers each event's copies.
+-- Times are compared as instants ("instant": an offset such as +02:00 is honoured); a record whose eventtime
+-- does not parse is kept where no window is asked (its time then shows as empty) and left out of windows.
 -- Lines tagged "-- if: NAME" are kept only when parameter NAME is given.
 -- columns: eventtime:time eventsource:string eventname:string awsregion:string sourceipaddress:string
 --          useragent:string errorcode:string errormessage:string accesskeyid:string principalarn:string
@@ -25,12 +27,13 @@ WITH delivered AS (
     eventtype,
     requestparameters,
     eventid,
+    try(from_iso8601_timestamp(eventtime)) AS instant,
     row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
   FROM cloudtrail
   WHERE TRUE
     AND {partition} BETWEEN :partition_start AND :partition_end                   -- if: partition_start
-    AND from_iso8601_timestamp(eventtime) >= from_iso8601_timestamp(:start)
-    AND from_iso8601_timestamp(eventtime) < from_iso8601_timestamp(:end)
+    AND try(from_iso8601_timestamp(eventtime)) >= from_iso8601_timestamp(:start)
+    AND try(from_iso8601_timestamp(eventtime)) < from_iso8601_timestamp(:end)
     AND useridentity.accesskeyid = :key                                           -- if: key
     AND useridentity.accesskeyid LIKE :key_pattern ESCAPE '\'                     -- if: key_pattern
 )
@@ -54,5 +57,5 @@ SELECT
   eventid
 FROM delivered
 WHERE delivery = 1 OR eventid IS NULL
-ORDER BY eventtime, eventid
+ORDER BY instant NULLS LAST, eventid
 LIMIT :limit                                                                      -- if: limit
