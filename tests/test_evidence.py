@@ -14,6 +14,7 @@ import pytest
 
 from trailkit import Trail
 from trailkit.cli import main
+from trailkit.engines.local import LocalEngine
 from trailkit.errors import SkippedFile
 
 from .conftest import read_records
@@ -279,3 +280,41 @@ def test_an_expiration_written_the_aws_way_is_a_utc_time(sample, capsys):
     assert str(minted["expiration"].iloc[0]) == "2026-10-24 03:19:17+00:00"
     code, out, _ = run(capsys, "minted", KEY, "--logs", str(sample), "--format", "csv")
     assert code == 0 and ",2026-10-24T03:19:17Z," in out
+
+
+@pytest.mark.parametrize("damage", ["bad utf-8 byte", "cut last line", "a line of garbage"])
+def test_a_bad_line_or_byte_costs_that_line_not_the_file(tmp_path, sample, records, damage):
+    recs = [r for r in records(sample) if key_of(r) == KEY][:5]
+    lines = [json.dumps(r).encode() for r in recs]
+    if damage == "bad utf-8 byte":
+        lines[1] = lines[1].replace(b'"userAgent": "', b'"userAgent": "\xff', 1)
+        kept = 5
+    elif damage == "cut last line":
+        lines[4] = lines[4][: len(lines[4]) // 2]
+        kept = 4
+    else:
+        lines.insert(2, b"this is not json")
+        kept = 5
+    (tmp_path / "export.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    for cache in (False, True):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with Trail.local(tmp_path, cache=cache) as t:
+                by_key = int(t.ips(KEY)["events"].sum())
+                windowed = len(t.window("2026-10-01", "2026-11-01"))
+                counted = int(t.sql("SELECT count(*) AS n FROM cloudtrail")["n"].iloc[0])
+        assert by_key == windowed == counted == kept, (cache, by_key, windowed, counted)
+        if kept < 5 or damage != "bad utf-8 byte":
+            assert any("export.jsonl" in str(w.message) and "read" in str(w.message) for w in caught)
+
+
+def test_the_first_cached_window_over_an_unreadable_file_names_it(logs_copy, tmp_path, sample, records):
+    bad = logs_copy / DAY / "broken.json.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00 this is not gzip")
+    want = sorted(r["eventID"] for r in records(sample) if "2026-10-24" <= r["eventTime"] < "2026-10-25")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Trail(LocalEngine(logs_copy, cache_dir=tmp_path)) as t:
+            assert sorted(t.window("2026-10-24", "2026-10-24")["eventid"]) == want
+            assert sorted(t.window("2026-10-24", "2026-10-24")["eventid"]) == want  # warm
+    assert any("broken.json.gz" in str(w.message) for w in caught)

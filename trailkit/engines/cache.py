@@ -53,6 +53,7 @@ class Cache:
         self.path = cache_path(root, directory)
         self.con = None
         self.unreadable: list[tuple[str, str]] = []
+        self._salvaged: dict = {}
         # What each entry covers, as last read or written here (the file is ours: DuckDB locks it).
         self._known: dict[tuple, dict] = {}
         # Per entry, the listing it was last brought up to date with and the paths then needed: asked again
@@ -124,7 +125,9 @@ class Cache:
         return gone, stale
 
     def _covered(self, files_table: str, key: str | None, gone: list[str], files: list[LogFile]) -> None:
-        known = self._known[(files_table, key)]
+        known = self._known.get((files_table, key))
+        if known is None:  # forgotten when a transaction was rolled back: read again from the file next time
+            return
         for path in gone:
             known.pop(path, None)
         known.update({f.path: (f.size, f.mtime_ns) for f in files})
@@ -201,8 +204,11 @@ class Cache:
         self._up_to_date("key_files", key, found, needed)
         return "SELECT * EXCLUDE (key, filename) FROM key_records WHERE key = $k", {"k": key}, len(stale)
 
-    def records_source(self, needed: list[LogFile], found: Listing, find_unreadable) -> tuple[str, int]:
-        """SELECT of every record of ``needed`` (Athena columns), refreshed first."""
+    def records_source(self, needed: list[LogFile], found: Listing, find_unreadable,
+                       salvaged: dict | None = None) -> tuple[str, int]:
+        """SELECT of every record of ``needed`` (Athena columns), refreshed first. ``find_unreadable(files)``
+        names the files DuckDB cannot read, after putting what can be read of them in ``salvaged``."""
+        self._salvaged = salvaged if salvaged is not None else {}
         gone, stale = self._stale("rec_files", None, needed, found)
         self.unreadable = []
         todo = list(stale)
@@ -211,8 +217,9 @@ class Cache:
                 self._transaction(lambda files=todo: self._write_records(gone + [f.path for f in stale], files),
                                   ("rec_files", None))
             except Exception:
+                before = len(self._salvaged)
                 bad = find_unreadable(todo)
-                if not bad:
+                if not bad and len(self._salvaged) == before:  # not a file's fault
                     raise
                 self.unreadable += bad
                 names = {p for p, _ in bad}
@@ -225,9 +232,15 @@ class Cache:
 
     def _write_records(self, forget: list[str], files: list[LogFile]) -> None:
         self._forget({"records": "filename", "rec_files": "path"}, None, forget)
+        whole = [f.path for f in files if f.path not in self._salvaged]
+        if whole:
+            self.con.execute("INSERT INTO records " + records_sql(source(whole, filename=True), keep="filename"))
+        parts = [(f.path, d) for f in files for d in self._salvaged.get(f.path, ())]
+        if parts:
+            self.con.execute("INSERT INTO records " + records_sql(
+                "(SELECT unnest($docs)::JSON AS json, unnest($paths) AS filename)", keep="filename"),
+                {"docs": [d for _, d in parts], "paths": [p for p, _ in parts]})
         if files:
-            self.con.execute("INSERT INTO records " +
-                             records_sql(source([f.path for f in files], filename=True), keep="filename"))
             self._add_files("rec_files", None, files)
 
     # -- showing and clearing

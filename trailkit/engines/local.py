@@ -68,6 +68,7 @@ class LocalEngine(Engine):
         self._watch = None  # a FolderWatch once the whole folder was listed, False where there can be none
         self._memo: Listing | None = None  # that listing, exact while the watch reports nothing
         self._prefetched = None  # a ForkedScan started by prepare()
+        self.salvaged: dict[str, list[str]] = {}  # path -> the records read of a file DuckDB could not read
         require_log_files(self.path)
 
     def describe(self) -> str:
@@ -148,20 +149,25 @@ class LocalEngine(Engine):
         cache = self.cache
         if cache is not None and key:
             select, params, read = cache.key_source(key, needed, found,
-                                                    lambda fs: self._checked(self._scan(fs, key)))
+                                                    lambda fs: self._checked(self._scan(fs, key), key))
             self._skip(cache.unreadable)
             # A view cannot take parameters: the key's rows go to a temporary table first (a few thousand rows).
             self.con.execute("CREATE OR REPLACE TEMP TABLE tk_rows AS " + select, params)
             view = "SELECT * FROM tk_rows"
         elif cache is not None:
-            view, read = cache.records_source(needed, found, self._unreadable)
+            view, read = cache.records_source(needed, found, self._unreadable, self.salvaged)
             self._skip(cache.unreadable)
         elif key:
-            view, read = self._scan_view(self._checked(self._scan(needed, key))), len(needed)
+            view, read = self._scan_view(self._checked(self._scan(needed, key), key)), len(needed)
         else:
             # A view cannot take parameters, so the path list goes in as a literal quoted by sqlglot.
-            source = duck.source([f.path for f in needed]) if needed else duck.EMPTY
-            view, read = duck.records_sql(source), len(needed)
+            whole = [f.path for f in needed if f.path not in self.salvaged]
+            view, read = duck.records_sql(duck.source(whole) if whole else duck.EMPTY), len(needed)
+            parts = [d for f in needed for d in self.salvaged.get(f.path, ())]
+            if parts:
+                self.con.execute("CREATE OR REPLACE TEMP TABLE tk_salvaged AS SELECT unnest($docs)::JSON AS json",
+                                 {"docs": parts})
+                view += "\nUNION ALL\n" + duck.records_sql("(SELECT json FROM tk_salvaged)")
         self.con.execute("CREATE OR REPLACE TEMP VIEW cloudtrail AS " + view)
         return read
 
@@ -192,13 +198,16 @@ class LocalEngine(Engine):
                 return result
         return scan(files, key, self.threads)
 
-    def _checked(self, result):
-        """Files the scan handed back whole are read by DuckDB: make sure it can, or name them."""
+    def _checked(self, result, key: str):
+        """Files the scan handed back whole are read by DuckDB: make sure it can, or read what can be read of
+        them, or name them."""
         if result.whole_files:
             bad = self._unreadable(result.whole_files)
             result.unreadable += bad
             names = {p for p, _ in bad}
-            result.whole_files = [f for f in result.whole_files if f.path not in names]
+            for f in result.whole_files:
+                result.documents += [(f.path, d) for d in self.salvaged.get(f.path, ()) if key in d]
+            result.whole_files = [f for f in result.whole_files if f.path not in names and f.path not in self.salvaged]
         return result
 
     def _scan_view(self, result) -> str:
@@ -246,8 +255,9 @@ class LocalEngine(Engine):
                 break
             except Exception as e:  # duckdb.Error; the module is imported lazily
                 direct = self.cache is None and not (hints and hints.key and self.fast_scan)
+                before = len(self.salvaged)
                 bad = self._unreadable(self.files(hints)) if direct else []
-                if not bad:
+                if not bad and len(self.salvaged) == before:  # not a file's fault: the query's
                     raise QueryFailed(f"local query failed: {str(e).splitlines()[0]}", engine=self.name,
                                       sql=duck_sql) from e
                 self._skip(bad)
@@ -267,13 +277,26 @@ class LocalEngine(Engine):
         return int(self.con.execute(count, used).fetchone()[0])
 
     def _unreadable(self, files: list[LogFile]) -> list[tuple[str, str]]:
-        """Find the files DuckDB cannot read, one at a time (only after a query over all of them failed)."""
+        """Find the files DuckDB cannot read, one at a time (only after a query over all of them failed), and
+        read what can be read of them (``scan.salvage``): those are kept in ``salvaged``, the rest returned."""
+        from .scan import salvage
+
         bad = []
         for f in files:
+            if f.path in self.salvaged:
+                continue
             try:
                 self.con.execute(f"SELECT count(*) FROM ({duck.records_sql(duck.source([f.path]))})").fetchall()
+                continue
             except Exception as e:
-                bad.append((f.path, str(e).splitlines()[0]))
+                reason = str(e).splitlines()[0]
+            try:
+                self.salvaged[f.path], lost = salvage(f.path)
+            except Exception as e:  # nothing of it can be read: named, and left out
+                bad.append((f.path, f"{reason} ({type(e).__name__}: {e})" if str(e) else reason))
+                continue
+            if lost:
+                warnings.warn(f"read {f.path} in part: {lost}", SkippedFile, stacklevel=5)
         return bad
 
     def close(self) -> None:

@@ -184,18 +184,54 @@ def _scan_one(f: LogFile, key: bytes, inflate, contains):
     return "docs", pieces
 
 
+def _records_of(text: str) -> tuple[list, int]:
+    """The records of a document or of JSON lines, and how many lines were not JSON (0 for a whole document)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:  # JSON lines: a line that is not JSON costs that line
+        records, bad = [], 0
+        for line in text.splitlines():
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    bad += 1
+        return records, bad
+    if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
+        return doc["Records"], 0
+    return (doc if isinstance(doc, list) else [doc]), 0
+
+
+def salvage(path: str) -> tuple[list[str], str]:
+    """What can be read of a file DuckDB could not read: its records (as JSON text), and what was lost, said in
+    words ('' when nothing was). A byte that is not UTF-8 costs that character; a line that is not JSON costs
+    that line. Raises when nothing of it can be read (not gzip where it should be, not JSON at all)."""
+    raw = _read(path)
+    data = _inflater()(raw) if raw[:2] == b"\x1f\x8b" or path[-3:].lower() == ".gz" else raw
+    text = data.decode("utf-8", errors="replace")
+    lost = []
+    if "\ufffd" in text and "\ufffd" not in data.decode("utf-8", errors="ignore"):
+        lost.append(f"{text.count(chr(0xFFFD))} byte(s) that are not UTF-8 replaced")
+    try:
+        records, bad = _records_of(text)
+    except RecursionError:
+        raise ValueError("records nested too deeply to read") from None
+    records = [r for r in records if isinstance(r, dict)]
+    if bad:
+        lost.append(f"{bad} line(s) that are not JSON skipped")
+    if not records:
+        raise ValueError("no JSON record could be read")
+    return [json.dumps(r) for r in records], "; ".join(lost)
+
+
 def _parsed_around(data: bytes, key: bytes) -> list[bytes] | None:
     """The records that contain ``key``, found by parsing the whole document (pretty-printed files, records in
     another key order, top-level arrays, gzip under a plain name); None if it does not parse."""
     try:
-        text = data.decode("utf-8")
-        try:
-            doc = json.loads(text)
-            records = doc.get("Records") if isinstance(doc, dict) and isinstance(doc.get("Records"), list) else \
-                doc if isinstance(doc, list) else [doc]
-        except ValueError:  # JSON lines
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        records, bad = _records_of(data.decode("utf-8"))
     except (ValueError, RecursionError):
+        return None
+    if bad:  # a line that is not JSON: the whole-file path says which file lost what
         return None
     needle = key.decode()
     out = [json.dumps(r).encode() for r in records if isinstance(r, dict)]
