@@ -318,3 +318,26 @@ def test_the_first_cached_window_over_an_unreadable_file_names_it(logs_copy, tmp
             assert sorted(t.window("2026-10-24", "2026-10-24")["eventid"]) == want
             assert sorted(t.window("2026-10-24", "2026-10-24")["eventid"]) == want  # warm
     assert any("broken.json.gz" in str(w.message) for w in caught)
+
+
+def test_the_cache_answers_as_a_cold_read_whatever_was_asked_before(logs_copy, tmp_path, sample, records):
+    """An event delivered three days late lies outside a window's padded days: a cold read does not see it, and
+    neither may a cache that read its file for an earlier, unbounded question."""
+    template = next(r for r in records(sample) if key_of(r) == KEY)
+    late = dict(template, eventID="late-1", eventTime="2026-10-24T12:00:00Z", sourceIPAddress="192.0.2.44")
+    folder = logs_copy / "AWSLogs/111122223333/CloudTrail/us-east-1/2026/10/27"
+    (folder / "late.json.gz").write_bytes(gzip.compress(json.dumps({"Records": [late]}).encode()))
+
+    def questions(t):
+        return (sorted(t.window("2026-10-24", "2026-10-24")["eventid"]),
+                sorted(t.usage(KEY, start="2026-10-24", end="2026-10-24")["eventid"]))
+
+    with Trail.local(logs_copy, cache=False) as cold:
+        want = questions(cold)
+    assert "late-1" not in want[0] and "late-1" not in want[1]
+    with Trail(LocalEngine(logs_copy, cache_dir=tmp_path)) as t:
+        t.usage(KEY)  # unbounded: every file of the key is read and kept
+        t.window("2026-10-01", "2026-10-31")
+        assert questions(t) == want
+    with Trail.local(logs_copy, cache=False) as cold:  # and the late event is there for a window that covers it
+        assert "late-1" in set(cold.window("2026-10-24", "2026-10-26")["eventid"])

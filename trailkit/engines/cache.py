@@ -202,7 +202,8 @@ class Cache:
             self._covered("key_files", key, gone, scanned)
             self.unreadable = result.unreadable
         self._up_to_date("key_files", key, found, needed)
-        return "SELECT * EXCLUDE (key, filename) FROM key_records WHERE key = $k", {"k": key}, len(stale)
+        only = self._only(("key_files", key), needed)
+        return "SELECT * EXCLUDE (key, filename) FROM key_records WHERE key = $k" + only, {"k": key}, len(stale)
 
     def records_source(self, needed: list[LogFile], found: Listing, find_unreadable,
                        salvaged: dict | None = None) -> tuple[str, int]:
@@ -228,7 +229,20 @@ class Cache:
             self._covered("rec_files", None, gone, todo)
             break
         self._up_to_date("rec_files", None, found, needed)
-        return "SELECT * EXCLUDE (filename) FROM records", len(stale)
+        return "SELECT * EXCLUDE (filename) FROM records WHERE TRUE" + self._only(("rec_files", None), needed), \
+            len(stale)
+
+    def _only(self, entry: tuple, needed: list[LogFile]) -> str:
+        """A condition keeping only the records of ``needed``: an entry also holds files that earlier questions
+        read (other days), and an answer must be the same as a cold read's, whatever was asked before."""
+        bad = {p for p, _ in self.unreadable}
+        paths = [f.path for f in needed if f.path not in bad]
+        known = self._known.get(entry)
+        if known is not None and len(known) <= len(paths):  # the entry holds nothing else
+            return ""
+        self.con.execute("CREATE OR REPLACE TEMP TABLE tk_needed AS SELECT unnest($p::VARCHAR[]) AS path",
+                         {"p": paths})
+        return " AND filename IN (SELECT path FROM tk_needed)"
 
     def _write_records(self, forget: list[str], files: list[LogFile]) -> None:
         self._forget({"records": "filename", "rec_files": "path"}, None, forget)
