@@ -22,6 +22,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 INVICTUS = ROOT.parent / "shared" / "datasets" / "invictus-aws"
+STRATUS = ROOT.parent / "shared" / "datasets" / "stratus-detonations"
 GOLDEN = Path(__file__).parent / "golden"
 
 
@@ -54,6 +55,13 @@ def invictus() -> Path:
     if not INVICTUS.exists():
         pytest.fail(f"the real public logs are missing at {INVICTUS}; CI lays ../shared beside the clone")
     return INVICTUS
+
+
+@pytest.fixture(scope="session")
+def stratus() -> Path:
+    if not STRATUS.exists():
+        pytest.fail(f"the real public logs are missing at {STRATUS}; CI lays ../shared beside the clone")
+    return STRATUS
 
 
 @pytest.fixture(scope="session")

@@ -341,3 +341,43 @@ def test_the_cache_answers_as_a_cold_read_whatever_was_asked_before(logs_copy, t
         assert questions(t) == want
     with Trail.local(logs_copy, cache=False) as cold:  # and the late event is there for a window that covers it
         assert "late-1" in set(cold.window("2026-10-24", "2026-10-26")["eventid"])
+
+
+def _secrets(node, found):
+    """Every string value under a secret-bearing key, by plain recursion over the JSON."""
+    from trailkit.contract import SECRET_KEYS
+
+    names = {k.lower() for k in SECRET_KEYS}
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k.lower() in names and isinstance(v, str) and len(v) > 8:
+                found.add(v)
+            _secrets(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _secrets(v, found)
+    return found
+
+
+def test_stratus_detonations_read_in_full_with_every_token_masked(stratus, capsys, tmp_path):
+    recs = [r for path in sorted(stratus.glob("*.json")) for r in json.loads(path.read_text())]
+    tokens = _secrets(recs, set())
+    assert len(recs) == 310 and len(tokens) >= 5
+    code, out, _ = run(capsys, "sql", "SELECT * FROM cloudtrail", "--logs", str(stratus), "--format", "json")
+    assert code == 0 and len(out.splitlines()) == 310
+    assert not [t for t in tokens if t in out or json.dumps(t)[1:-1] in out]
+    assert out.count("<masked>") >= len(tokens)
+    # the federation-token technique: the key that asked for the token, its report
+    fed = json.loads((stratus / "aws.persistence.sts-federation-token.json").read_text())
+    key = next(key_of(r) for r in fed if r["eventName"] == "GetFederationToken")
+    from trailkit import EngineSettings
+    from trailkit.investigation import Case
+    from trailkit.report import write_report
+
+    html = write_report(Case.parse(key), tmp_path / "r.html", EngineSettings(logs=stratus)).read_text()
+    assert "GetFederationToken" in html and not [t for t in tokens if t in html]
+    with Trail.local(stratus) as t:
+        frames = [t.window("2020-01-01", "2030-01-01"), t.usage(key)]
+    for frame in frames:
+        text = frame.to_csv()
+        assert not [t for t in tokens if t in text]

@@ -1,8 +1,10 @@
 """The column contract: what every question's answer looks like, whichever engine computed it.
 
-A question's SQL file declares its columns and a kind for each (``time``, ``int``, ``string``). Applied, the
-contract gives exactly those columns in that order, times as UTC instants, integers as int64 and text with ''
-as NULL, so the local engine and Athena give equal frames. It is applied in one place per engine path:
+A question's SQL file declares its columns and a kind for each (``time``, ``int``, ``string``, ``json``). Applied,
+the contract gives exactly those columns in that order, times as UTC instants, integers as int64 and text with
+'' as NULL, so the local engine and Athena give equal frames. ``json`` is text holding a JSON document from the
+log (``requestparameters``): the secrets a record can carry (session tokens, secret keys, passwords, SAML
+assertions) are masked in it, as in every text column of free SQL, wherever an answer is shown. It is applied in one place per engine path:
 
 - Arrow (the API, the notebook, the report): ``Contract.conform``, called by ``Engine.table``;
 - printable rows (the command line): ``Contract.printable`` on Arrow (Athena), or ``Contract.duckdb_sql``
@@ -19,7 +21,15 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-KINDS = ("time", "int", "string")
+KINDS = ("time", "int", "string", "json")
+#: JSON keys whose string values are credentials: masked in every answer (matched without regard to case)
+SECRET_KEYS = ("sessionToken", "secretAccessKey", "password", "newPassword", "oldPassword", "currentPassword",
+               "secretString", "secretBinary", "privateKey", "clientSecret", "accessToken", "refreshToken",
+               "idToken", "sAMLAssertion", "webIdentityToken", "passwordData")
+MASK = "<masked>"
+# RE2 (Arrow and DuckDB alike): the key, its string value (escapes included), the closing quote
+SECRET_RE = '("(?i:' + "|".join(SECRET_KEYS) + r')"\s*:\s*")(?:[^"\\]|\\.)*(")'
+_SECRET_SUB = r"\1" + MASK + r"\2"
 _ISO_Z = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -45,10 +55,15 @@ class Contract:
         return [name for name, _ in self.columns or ()]
 
     def conform(self, table: "pa.Table") -> "pa.Table":
-        """``table`` with exactly the declared columns, one Arrow type per kind (free SQL: as it is)."""
-        if self.free:
-            return table
+        """``table`` with exactly the declared columns, one Arrow type per kind (free SQL: as it is, its text
+        columns masked)."""
         import pyarrow as pa
+
+        if self.free:
+            for i, field in enumerate(table.schema):
+                if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+                    table = table.set_column(i, field.name, _masked(table.column(i)))
+            return table
 
         arrays = []
         for name, kind in self.columns:
@@ -79,6 +94,8 @@ class Contract:
         if self.free:
             return duck_sql
         convert = {  # a time that does not parse is empty, as on the Arrow path
+            "json": "NULLIF(regexp_replace(CAST({0} AS VARCHAR), '" + SECRET_RE.replace("'", "''") + "', '"
+                    + _SECRET_SUB + "', 'g'), '')",
             "time": "strftime(timezone('UTC', coalesce(TRY_CAST({0} AS TIMESTAMPTZ), "
                     "try_strptime(CAST({0} AS VARCHAR), '" + _AWS_TEXT_TIME + "') AT TIME ZONE 'UTC')), '"
                     + _ISO_Z + "')",
@@ -109,10 +126,18 @@ def _convert(values, kind: str):
     if kind == "int":
         return values.cast(pa.int64())  # whole numbers only: a fraction is an error, not a rounding
     text = values.cast(pa.string())
+    if kind == "json":
+        text = _masked(text)
     # Athena's CSV results cannot tell NULL from '', and neither is worth telling apart to an investigator.
     # (Built from arrays only: turning a Python value into an Arrow scalar makes pyarrow import pandas.)
     empty = pc.invert(pc.cast(pc.utf8_length(text), pa.bool_()))
     return pc.if_else(empty, pa.nulls(len(text), pa.string()), text)
+
+
+def _masked(text):
+    import pyarrow.compute as pc
+
+    return pc.replace_substring_regex(text, SECRET_RE, _SECRET_SUB)
 
 
 # How AWS writes some times inside responses (STS credentials' expiration, IAM's createDate), always in UTC.

@@ -7,7 +7,7 @@
 -- columns: eventtime:time eventsource:string eventname:string awsregion:string sourceipaddress:string
 --          useragent:string errorcode:string errormessage:string accesskeyid:string principalarn:string
 --          identitytype:string username:string accountid:string readonly:string eventtype:string
---          requestparameters:string eventid:string
+--          requestparameters:json eventid:string
 WITH delivered AS (
   SELECT
     eventtime,
