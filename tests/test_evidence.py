@@ -188,12 +188,27 @@ def run(capsys, *argv):
     (["sql", "INSTALL httpfs"], "read-only"),
     (["sql", "ATTACH '/tmp/x.duckdb'"], "cannot be read"),
     (["sql", "SET threads = 1"], "read-only"),
+    # a WITH name is no way around the rule: inside its own WITH, or outside its scope, it is the table itself
+    (["sql", "WITH records AS (SELECT * FROM records) SELECT count(*) FROM records"], "is not known"),
+    (["sql", "WITH key_records AS (SELECT 1) SELECT * FROM cloudtrail WHERE EXISTS "
+             "(WITH meta AS (SELECT * FROM meta) SELECT * FROM meta)"], "is not known"),
+    (["sql", 'WITH "/etc/passwd" AS (SELECT * FROM "/etc/passwd") SELECT * FROM "/etc/passwd"'], "is not known"),
+    (["sql", 'SELECT * FROM (WITH "/etc/hosts" AS (SELECT 1) SELECT 1) a, "/etc/hosts"'], "is not known"),
+    (["sql", "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SELECT * FROM r"], "RECURSIVE"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, sample, argv, needle):
     code, out, err = run(capsys, *argv, "--logs", str(sample))
     assert code == 2 and out == "", err
     assert needle in err and len(err.strip().splitlines()) == 1
     assert not os.path.exists("/tmp/trailkit-copy.csv")
+
+
+def test_with_names_and_unnest_still_work(capsys, sample, records):
+    code, out, err = run(capsys, "sql", "WITH mine AS (SELECT * FROM cloudtrail WHERE useridentity.accesskeyid = :k), "
+                         "late AS (SELECT * FROM mine WHERE eventtime >= '2026-10-24') SELECT count(*) AS n FROM late",
+                         "--param", f"k={KEY}", "--logs", str(sample), "--format", "csv")
+    want = sum(1 for r in once(records(sample)) if key_of(r) == KEY and r["eventTime"] >= "2026-10-24")
+    assert code == 0 and out.splitlines() == ["n", str(want)], err
 
 
 def test_outputs_are_checked_before_any_work(capsys, tmp_path, sample):
@@ -381,3 +396,33 @@ def test_stratus_detonations_read_in_full_with_every_token_masked(stratus, capsy
     for frame in frames:
         text = frame.to_csv()
         assert not [t for t in tokens if t in text]
+
+
+def _bomb(path, inflated: int) -> None:
+    """A gzip file of ``inflated`` zero bytes (a few hundred KB on disk), written without holding them."""
+    import zlib
+
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    with open(path, "wb") as out:
+        block = b"\0" * (1 << 20)
+        for _ in range(inflated >> 20):
+            out.write(z.compress(block))
+        out.write(z.flush())
+
+
+def test_a_decompression_bomb_is_named_and_memory_stays_flat(logs_copy, tmp_path, sample, records):
+    import subprocess
+    import sys
+
+    _bomb(logs_copy / DAY / "bomb.json.gz", 1536 << 20)  # 1.5 GiB of zeros in ~1.5 MB
+    assert (logs_copy / DAY / "bomb.json.gz").stat().st_size < 2 << 20
+    code = ("import resource, sys; from trailkit.cli import main; rc = main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr); sys.exit(rc)")
+    for argv in (["ips", KEY, "--format", "csv"], ["window", "--start", "2026-10-24", "--end", "2026-10-24"]):
+        proc = subprocess.run([sys.executable, "-c", code, *argv, "--logs", str(logs_copy), "--no-cache"],
+                              capture_output=True, text=True, env={**os.environ, "TRAILKIT_CACHE": str(tmp_path)})
+        assert proc.returncode == 0, proc.stderr
+        assert "bomb.json.gz" in proc.stderr and "a decompression bomb" in proc.stderr
+        assert int(proc.stderr.split()[-1]) < 600, "peak memory in MB"
+    with Trail.local(logs_copy, cache=False) as t:
+        assert dict(zip(t.ips(KEY)["sourceipaddress"], t.ips(KEY)["events"])) == ips_by_hand(records(sample), KEY)

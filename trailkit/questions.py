@@ -145,13 +145,26 @@ def read_only(text: str) -> None:
     if not isinstance(query, exp.Query):
         start = " ".join(text.split()[:2])
         raise InvalidInput(f"only a SELECT (or WITH ... SELECT) can run, not {start!r}; trailkit sql is read-only")
+    if any(w.args.get("recursive") for w in query.find_all(exp.With)):
+        raise InvalidInput("WITH RECURSIVE is not allowed; trailkit sql runs one plain SELECT")
+    from sqlglot.optimizer.scope import traverse_scope
+
+    try:  # which names are tables, and which are WITH names in scope where they are used
+        tables = {id(src) for scope in traverse_scope(query) for src in scope.sources.values()
+                  if isinstance(src, exp.Table)}
+    except Exception as e:  # sqlglot's scoping refuses what it cannot follow: so do we
+        raise InvalidInput(f"the SQL's tables cannot be followed ({type(e).__name__}); write one SELECT against "
+                           "the table cloudtrail") from None
     ctes = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
     for table in query.find_all(exp.Table):
+        shown = table.sql(dialect="athena")
         if not isinstance(table.this, exp.Identifier):
-            raise InvalidInput(f"{table.sql(dialect='athena')!r} is not a table; trailkit sql reads only the table cloudtrail")
+            raise InvalidInput(f"{shown!r} is not a table; trailkit sql reads only the table cloudtrail")
         name = table.name.lower()
-        if table.args.get("db") or table.args.get("catalog") or (name != "cloudtrail" and name not in ctes):
-            raise InvalidInput(f"table {table.sql(dialect='athena')!r} is not known; trailkit sql reads only the table cloudtrail")
+        # a name is the table cloudtrail, or a WITH name used where it is in scope (never inside its own WITH)
+        known = name == "cloudtrail" if id(table) in tables else name in ctes
+        if table.args.get("db") or table.args.get("catalog") or not known:
+            raise InvalidInput(f"table {shown!r} is not known; trailkit sql reads only the table cloudtrail")
     for node in query.find_all(exp.Into, exp.Command, exp.Pragma):
         raise InvalidInput(f"{node.key.upper()} is not allowed; trailkit sql is read-only")
 

@@ -206,13 +206,15 @@ class Cache:
         return "SELECT * EXCLUDE (key, filename) FROM key_records WHERE key = $k" + only, {"k": key}, len(stale)
 
     def records_source(self, needed: list[LogFile], found: Listing, find_unreadable,
-                       salvaged: dict | None = None) -> tuple[str, int]:
+                       salvaged: dict | None = None, vet=None) -> tuple[str, int]:
         """SELECT of every record of ``needed`` (Athena columns), refreshed first. ``find_unreadable(files)``
-        names the files DuckDB cannot read, after putting what can be read of them in ``salvaged``."""
+        names the files DuckDB cannot read, after putting what can be read of them in ``salvaged``; ``vet(files)``
+        names those it must not be given at all."""
         self._salvaged = salvaged if salvaged is not None else {}
         gone, stale = self._stale("rec_files", None, needed, found)
-        self.unreadable = []
-        todo = list(stale)
+        self.unreadable = list(vet(stale)) if vet else []
+        refused = {p for p, _ in self.unreadable}
+        todo = [f for f in stale if f.path not in refused]
         while gone or todo:
             try:
                 self._transaction(lambda files=todo: self._write_records(gone + [f.path for f in stale], files),

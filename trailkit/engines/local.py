@@ -155,11 +155,13 @@ class LocalEngine(Engine):
             self.con.execute("CREATE OR REPLACE TEMP TABLE tk_rows AS " + select, params)
             view = "SELECT * FROM tk_rows"
         elif cache is not None:
-            view, read = cache.records_source(needed, found, self._unreadable, self.salvaged)
+            view, read = cache.records_source(needed, found, self._unreadable, self.salvaged, self._vet)
             self._skip(cache.unreadable)
         elif key:
             view, read = self._scan_view(self._checked(self._scan(needed, key), key)), len(needed)
         else:
+            self._skip(self._vet(needed))
+            needed = self._needed(found.files, hints)
             # A view cannot take parameters, so the path list goes in as a literal quoted by sqlglot.
             whole = [f.path for f in needed if f.path not in self.salvaged]
             view, read = duck.records_sql(duck.source(whole) if whole else duck.EMPTY), len(needed)
@@ -202,7 +204,9 @@ class LocalEngine(Engine):
         """Files the scan handed back whole are read by DuckDB: make sure it can, or read what can be read of
         them, or name them."""
         if result.whole_files:
-            bad = self._unreadable(result.whole_files)
+            bad = self._vet(result.whole_files)
+            vetted = {p for p, _ in bad}
+            bad += self._unreadable([f for f in result.whole_files if f.path not in vetted])
             result.unreadable += bad
             names = {p for p, _ in bad}
             for f in result.whole_files:
@@ -275,6 +279,13 @@ class LocalEngine(Engine):
         count = duck.transpile(head + "\n)\nSELECT count(*) AS copies FROM delivered WHERE delivery > 1")
         used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", count)}
         return int(self.con.execute(count, used).fetchone()[0])
+
+    @staticmethod
+    def _vet(files: list[LogFile]) -> list[tuple[str, str]]:
+        """The files DuckDB must not be given, and why (see ``scan.oversized``)."""
+        from .scan import oversized
+
+        return [(f.path, why) for f in files if (why := oversized(f.path))]
 
     def _unreadable(self, files: list[LogFile]) -> list[tuple[str, str]]:
         """Find the files DuckDB cannot read, one at a time (only after a query over all of them failed), and
