@@ -424,5 +424,75 @@ def test_a_decompression_bomb_is_named_and_memory_stays_flat(logs_copy, tmp_path
         assert proc.returncode == 0, proc.stderr
         assert "bomb.json.gz" in proc.stderr and "a decompression bomb" in proc.stderr
         assert int(proc.stderr.split()[-1]) < 600, "peak memory in MB"
-    with Trail.local(logs_copy, cache=False) as t:
+    with warnings.catch_warnings(record=True), Trail.local(logs_copy, cache=False) as t:
         assert dict(zip(t.ips(KEY)["sourceipaddress"], t.ips(KEY)["events"])) == ips_by_hand(records(sample), KEY)
+
+
+def test_a_record_nested_past_python_s_limit_is_read_not_a_traceback(tmp_path, sample, records, capsys):
+    rec = dict(next(r for r in records(sample) if key_of(r) == KEY), eventID="deep-1", requestParameters=None)
+    text = json.dumps(rec).replace('"requestParameters": null', '"requestParameters": ' + "[" * 5000 + "]" * 5000)
+    (tmp_path / "deep.json").write_text('{"Records": [' + text + "]}")
+    for argv in (["usage", KEY], ["window", "--start", "2026-01-01", "--end", "2027-01-01"]):
+        code, out, err = run(capsys, *argv, "--logs", str(tmp_path), "--format", "csv")
+        assert code == 0 and "deep-1" in out, err
+    for argv in (["ips", KEY], ["owner", KEY]):
+        code, out, err = run(capsys, *argv, "--logs", str(tmp_path), "--format", "csv")
+        assert code == 0 and len(out.splitlines()) == 2, err
+
+
+def test_a_key_written_with_json_escapes_is_the_same_key(tmp_path, sample, records):
+    recs = [dict(r) for r in records(sample) if key_of(r) == KEY][:3]
+    text = json.dumps({"Records": recs})
+    escaped = text.replace(f'"accessKeyId": "{KEY}"', '"accessKeyId": "\\u0041' + KEY[1:] + '"', 1)
+    assert escaped != text and json.loads(escaped) == {"Records": recs}
+    (tmp_path / "escaped.json").write_text(escaped)
+    with Trail.local(tmp_path, cache=False) as t:
+        assert sorted(t.usage(KEY)["eventid"]) == sorted(r["eventID"] for r in recs)
+
+
+def test_the_kernel_s_trees_are_never_walked(tmp_path, sample, capsys):
+    shutil.copytree(sample / "AWSLogs", tmp_path / "AWSLogs")
+    os.symlink("/proc/self", tmp_path / "p")
+    code, out, err = run(capsys, "window", "--start", "2026-10-24", "--end", "2026-10-24", "--logs", str(tmp_path),
+                         "--dry-run")
+    files = sum(1 for p in (sample / "AWSLogs").rglob("*.json.gz") if "Digest" not in str(p))
+    days = {p.parent for p in (sample / "AWSLogs").rglob("*.json.gz")}
+    assert code == 0 and int(out.split("over ")[1].split(" file")[0]) < files
+    code, _, err = run(capsys, "ips", KEY, "--logs", "/proc")
+    assert code == 2 and "kernel" in err and days
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["usage", KEY, "--limit", "99999999999999999999"], "below 2**63"),
+    (["sql", "SELECT count(*) AS n FROM cloudtrail", "--param", "r=1"], "not used"),
+    (["sql", "SELECT :a AS n FROM cloudtrail", "--param", "a=1", "--param", "a=2"], "given twice"),
+    (["window", "--start", "2026"], "required: --end"),
+    (["nonsense"], "invalid choice"),
+])
+def test_more_bad_input_in_one_line(capsys, sample, argv, needle):
+    try:
+        code, out, err = run(capsys, *argv, "--logs", str(sample))
+    except SystemExit as e:  # argparse's own refusals
+        code, (out, err) = e.code, capsys.readouterr()
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_placeholder_in_a_comment_is_no_placeholder(capsys, sample):
+    code, out, err = run(capsys, "sql", "SELECT count(*) AS n FROM cloudtrail -- :nope\n", "--logs", str(sample),
+                         "--format", "csv")
+    assert code == 0, err
+
+
+def test_names_and_messages_reach_the_terminal_escaped(tmp_path, sample, capsys):
+    shutil.copytree(sample / "AWSLogs", tmp_path / "AWSLogs")
+    (tmp_path / "esc\x1b[31mRED\nname.json.gz").write_bytes(b"\x1f\x8b not gzip")
+    code, out, err = run(capsys, "ips", KEY, "--logs", str(tmp_path))
+    assert code == 0 and "\x1b" not in err and "esc\\x1b[31mRED\\nname.json.gz" in err
+
+
+def test_a_bound_finer_than_a_millisecond_never_lets_in_what_came_before(tmp_path, sample, records):
+    rec = dict(next(r for r in records(sample) if key_of(r) == KEY), eventID="ms-1", eventTime="2026-10-24T02:13:31Z")
+    (tmp_path / "ms.json").write_text(json.dumps({"Records": [rec]}))
+    with Trail.local(tmp_path, cache=False) as t:
+        assert t.window("2026-10-24T02:13:31.0005Z", "2026-10-24T03:00:00Z").empty
+        assert list(t.window("2026-10-24T02:13:30Z", "2026-10-24T02:13:31.0005Z")["eventid"]) == ["ms-1"]

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import warnings
 
+from .contract import CONTROL, visible
 from .errors import InvalidInput, TrailkitError
 
 FORMATS = ("table", "csv", "json")
@@ -43,17 +43,24 @@ def _window_options(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--end", required=required, metavar="T", help=f"window end, exclusive; a bare date means the end of that day: {help_t}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line like every other bad input (exit 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .questions import QUESTIONS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="trailkit",
         description="Where, when, by whom and for what an AWS access key was used, from CloudTrail logs.",
     )
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"trailkit {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def key_command(name: str, help: str):
         """A question about one key: KEY, a window, --fragment, the engine and output options."""
@@ -129,6 +136,8 @@ def _params(pairs: list[str]) -> dict:
         name, sep, value = pair.partition("=")
         if not sep:
             raise InvalidInput(f"--param {pair!r} is not NAME=VALUE")
+        if name.strip() in out:
+            raise InvalidInput(f"--param {name.strip()} is given twice; give each parameter once")
         out[name.strip()] = value
     return out
 
@@ -173,7 +182,7 @@ def write_result(out, names: list[str], rows: list[tuple], fmt: str, extra: dict
     if fmt == "json":  # JSON escapes C0 controls itself; C1 and bidi controls are escaped as \\uXXXX too
         for row in rows:
             line = json.dumps(dict(zip(names, row)), ensure_ascii=False, default=str)
-            out.write(_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n")
+            out.write(CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n")
         return
     if not rows:
         out.write("(no rows) columns: " + ", ".join(names) + "\n")
@@ -186,16 +195,8 @@ def write_result(out, names: list[str], rows: list[tuple], fmt: str, extra: dict
     out.write(f"({len(rows)} rows)\n")
 
 
-# Characters a terminal acts on (ANSI escapes, carriage returns, newlines) or that reorder text (bidi controls):
-# an attacker chooses user agents and request parameters, and must not hide rows on a responder's screen.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 # Cells a spreadsheet would run as a formula (OWASP "CSV injection"): written with a leading apostrophe.
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def visible(text: str) -> str:
-    """``text`` with every control character written as its escape (``\\x1b``, ``\\n``, ``\\u202e``)."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _csv_cell(value):
@@ -306,10 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             code = _run(args)
         except InvalidInput as e:
-            print(f"trailkit: {e}", file=sys.stderr)
+            print(f"trailkit: {visible(str(e))}", file=sys.stderr)
             code = 2
         except TrailkitError as e:
-            print(f"trailkit: {e}", file=sys.stderr)
+            print(f"trailkit: {visible(str(e))}", file=sys.stderr)
             code = 1
         except KeyboardInterrupt:
             print("trailkit: interrupted", file=sys.stderr)
@@ -319,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             code = 0
     for w in caught:
         if issubclass(w.category, UserWarning):
-            print(f"trailkit: warning: {w.message}", file=sys.stderr)
+            print(f"trailkit: warning: {visible(str(w.message))}", file=sys.stderr)
     return code
 
 

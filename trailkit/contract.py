@@ -14,6 +14,7 @@ Free SQL (``trailkit sql``) has ``FREE``: its columns are whatever the query giv
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -108,6 +109,17 @@ class Contract:
 
 
 FREE = Contract(None)
+
+
+# Characters a terminal acts on (ANSI escapes, carriage returns, newlines) or that reorder text (bidi controls):
+# an attacker chooses user agents and request parameters, and must not hide rows on a responder's screen.
+CONTROL = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\u061c\\u180e\\u200b-\\u200f\\u2028\\u2029\\u202a-\\u202e"
+                     "\\u2060-\\u2069\\ufeff\\ufff9-\\ufffb]")
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character written as its escape (``\\x1b``, ``\\n``, ``\\u202e``)."""
+    return CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _convert(values, kind: str):

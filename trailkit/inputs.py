@@ -176,6 +176,8 @@ def iso(moment: datetime) -> str:
 def iso_param(moment: datetime) -> str:
     """UTC instant with milliseconds (Athena's precision), for bound parameters to from_iso8601_timestamp."""
     moment = moment.astimezone(timezone.utc)
+    if moment.microsecond % 1000:  # [start, end) at millisecond precision: up, so nothing before start counts
+        moment += timedelta(microseconds=1000 - moment.microsecond % 1000)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -230,34 +232,41 @@ def positive_int(value, what: str = "limit") -> int:
         number = int(value)
     except (TypeError, ValueError):
         number = 0
-    if number <= 0:
-        raise InvalidInput(f"{what} {value!r} is not a positive whole number")
+    if number <= 0 or number >= 1 << 63:
+        raise InvalidInput(f"{what} {value!r} is not a positive whole number (below 2**63)")
     return number
 
 
 def output_file(path, what: str = "--out") -> "Path":
     """A file trailkit may write: not a folder, in a folder that exists (or can be made) and is writable."""
-    import os
+    import tempfile
     from pathlib import Path
 
     out = Path(path)
     if out.is_dir():
         raise InvalidInput(f"{what} {str(out)!r} is a folder; name the file to write, such as {str(out / 'report.html')!r}")
-    parent = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("."))
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise InvalidInput(f"{what} {str(out)!r} cannot be written ({str(parent)!r} is not a writable folder)")
+    try:  # proven by writing beside it (permissions say little to root, or on /proc)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".trailkit-", suffix=".probe"):
+            pass
+    except OSError as e:
+        raise InvalidInput(f"{what} {str(out)!r} cannot be written ({e.strerror or e}); choose another place") from None
     return out
 
 
 def output_folder(path, what: str = "--out") -> "Path":
     """A folder trailkit may write into: absent (it is made) or a writable folder, never a file."""
-    import os
+    import tempfile
     from pathlib import Path
 
     out = Path(path)
     existing = next((p for p in [out, *out.parents] if p.exists()), Path("."))
     if not existing.is_dir():
         raise InvalidInput(f"{what} {str(out)!r} cannot be a folder: {str(existing)!r} is a file")
-    if not os.access(existing, os.W_OK):
-        raise InvalidInput(f"{what} {str(out)!r} cannot be written ({str(existing)!r} is not writable)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".trailkit-", suffix=".probe"):
+            pass
+    except OSError as e:
+        raise InvalidInput(f"{what} {str(out)!r} cannot be written ({e.strerror or e}); choose another place") from None
     return out

@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import __version__, questions
 from .engines.base import QueryStats
+from .contract import visible
 from .inputs import Allowlist, KeyMatch, Window, iso
 from .investigate import Trail
 from .questions import QUESTIONS, classify_ips
@@ -141,6 +142,7 @@ def table_html(df: pd.DataFrame, max_rows: int | None = None) -> str:
         if pd.api.types.is_datetime64_any_dtype(out[col]):
             out[col] = out[col].dt.strftime("%Y-%m-%d %H:%M:%S")
     out = out.astype("object").where(out.notna(), "")  # to_html prints pd.NA as <NA> whatever na_rep says
+    out = out.map(lambda v: visible(v) if isinstance(v, str) else v)
     text = out.to_html(index=False, escape=True, classes="tk-table", border=0)
     if max_rows and len(df) > max_rows:
         text += f"<p>First {max_rows} of {len(df):,} rows; the full frame is <code>investigation.usage</code>.</p>"

@@ -116,9 +116,13 @@ def sql(text: str, params: dict | None = None) -> Request:
         identifier(name, "parameter name")
         if not isinstance(value, _PARAM_VALUE_TYPES):
             raise InvalidInput(f"parameter {name!r} must be text or a number, not {type(value).__name__}")
-    missing = sorted(set(re.findall(r"(?<![:\w]):([A-Za-z_]\w*)", _strip_literals(text))) - set(params))
+    placeholders = set(re.findall(r"(?<![:\w]):([A-Za-z_]\w*)", _strip_literals(text)))
+    missing = sorted(placeholders - set(params))
     if missing:
         raise InvalidInput(f"no value for placeholder(s) {', '.join(':' + m for m in missing)}; pass --param NAME=VALUE")
+    unused = sorted(set(params) - placeholders)
+    if unused:
+        raise InvalidInput(f"parameter(s) {', '.join(unused)} not used in the SQL; write :NAME where each belongs")
     read_only(text)
     return Request(queries.Query.free(text), params, ScanHints())
 
@@ -170,7 +174,8 @@ def read_only(text: str) -> None:
 
 
 def _strip_literals(text: str) -> str:
-    return re.sub(r"'(?:[^']|'')*'", "''", text)
+    """``text`` without string literals, quoted names and comments (a ':name' there is no placeholder)."""
+    return re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", "''", text, flags=re.S)
 
 
 def classify_ips(answer: "pd.DataFrame", allowed=None) -> "pd.DataFrame":

@@ -84,9 +84,11 @@ class _Transpiled(dict):
     def __init__(self, path: Path):
         self.path = path
         try:
-            super().__init__(json.loads(path.read_text()))
+            stored = json.loads(path.read_text())
         except (OSError, ValueError):
-            super().__init__()
+            stored = {}
+        super().__init__(stored if isinstance(stored, dict) and all(isinstance(v, str) for v in stored.values())
+                         else {})
 
     def __setitem__(self, key, value):
         super().__setitem__(key, value)

@@ -69,6 +69,9 @@ def prune(files: list[LogFile], window: Window) -> list[LogFile]:
 
 
 def _missing(root: str) -> InvalidInput:
+    if _pseudo(root):
+        return InvalidInput(f"{root!r} is one of the kernel's own folders ({', '.join(_PSEUDO)}), never logs; "
+                            "pass --logs DIR")
     return InvalidInput(f"log folder {root!r} does not exist; pass --logs DIR or set TRAILKIT_LOGS")
 
 
@@ -78,7 +81,7 @@ def listing(root: str | os.PathLike, window: Window | None = None, stat: bool = 
     leaves out each file's size and modification time (only the cache needs them: ~5 µs a file). ``watch``
     (a ``FolderWatch``) is given each directory before it is read."""
     root = os.fspath(root)
-    if not os.path.exists(root):
+    if not os.path.exists(root) or _pseudo(root):
         raise _missing(root)
     if os.path.isfile(root):
         st = os.stat(root)
@@ -91,12 +94,12 @@ def listing(root: str | os.PathLike, window: Window | None = None, stat: bool = 
 def has_log_files(root: str | os.PathLike) -> bool:
     """Whether there is at least one event file under ``root`` (stops at the first; raises if it is missing)."""
     root = os.fspath(root)
-    if not os.path.exists(root):
+    if not os.path.exists(root) or _pseudo(root):
         raise _missing(root)
     if os.path.isfile(root):
         return True
     for path, dirs, names in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if _is_log_dir(d) and os.path.join(path, d) not in _PSEUDO)
+        dirs[:] = sorted(d for d in dirs if _is_log_dir(d) and not _pseudo(os.path.join(path, d)))
         if any(map(_is_log_file, names)):
             return True
     return False
@@ -109,8 +112,13 @@ def require_log_files(root: str | os.PathLike) -> None:
                            "point --logs at the folder holding AWSLogs/ or your exported logs")
 
 
-# The kernel's own trees: never evidence, and reading /proc's files can block.
-_PSEUDO = frozenset({"/proc", "/sys", "/dev", "/run"})
+# The kernel's own trees: never evidence, reading /proc's files can block, and /proc/<pid>/root leads to "/".
+_PSEUDO = ("/proc", "/sys", "/dev", "/run")
+
+
+def _pseudo(path: str) -> bool:
+    real = os.path.realpath(path)
+    return any(real == p or real.startswith(p + "/") for p in _PSEUDO)
 
 
 def _is_log_dir(name: str) -> bool:
@@ -154,7 +162,7 @@ def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | No
         try:
             link = entry.is_symlink()
             if entry.is_dir():  # follows links: the loop and twice-listed cases are caught above
-                if _is_log_dir(entry.name) and os.path.realpath(entry.path) not in _PSEUDO:
+                if _is_log_dir(entry.name) and not _pseudo(entry.path):
                     _walk(entry.path, f"{rel}/{entry.name}" if rel else entry.name, out, first, last, stat, watch)
                 continue
             if not _is_log_file(entry.name):

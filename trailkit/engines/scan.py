@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .layout import LogFile
 
 _RECORD = b'{"eventVersion"'
+# an escaped capital letter or digit: the only characters of a key id
+_ESCAPED = re.compile(rb"\\u00(?:3[0-9]|4[1-9a-fA-F]|5[0-9aA])")
 
 
 class CorruptGzip(ValueError):
@@ -183,7 +186,7 @@ def _lines_around(data: bytes, key: bytes) -> list[bytes]:
 def _valid(pieces: list[bytes]) -> bool:
     try:
         return all(isinstance(json.loads(p), dict) for p in pieces)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past Python's limit: DuckDB reads the file instead
         return False
 
 
@@ -214,7 +217,11 @@ def _scan_one(f: LogFile, key: bytes, inflate, contains):
     except Exception as e:
         return "bad", f"{type(e).__name__}: {e}"
     if not contains(data, key):
-        return "skip", None
+        # JSON may write any character as \uXXXX: a file with such escapes is parsed, not searched
+        if not (contains(data, b"\\u00") and _ESCAPED.search(data)):
+            return "skip", None
+        pieces = _parsed_around(data, key)
+        return ("docs", pieces) if pieces else ("skip", None) if pieces is not None else ("whole", None)
     head = data[:64].lstrip()
     if head.startswith(b'{"Records"'):
         pieces = _records_around(data, key)
