@@ -164,11 +164,11 @@ def test_the_key_search_finds_the_key_anywhere(monkeypatch, simd):
 
 @pytest.mark.parametrize("libdeflate", [True, False], ids=["libdeflate", "ISA-L"])
 def test_the_inflater_reads_every_member_and_refuses_damage(monkeypatch, libdeflate):
-    from trailkit.engines import scan
+    from trailkit.engines import inflate
 
     if not libdeflate:
         monkeypatch.setitem(sys.modules, "deflate", None)
-    gunzip = scan._inflater()
+    gunzip = inflate.inflater()
     one, two = b'{"Records":[]}' * 500, b"\n".join([b'{"eventVersion":"1.08"}'] * 50)
     assert gunzip(gzip.compress(one)) == one
     assert gunzip(gzip.compress(one) + gzip.compress(two)) == one + two  # Firehose: several members
@@ -176,7 +176,7 @@ def test_the_inflater_reads_every_member_and_refuses_damage(monkeypatch, libdefl
     damaged = bytearray(gzip.compress(one))
     damaged[-8] ^= 1  # the CRC no longer matches
     for bad in (bytes(damaged), gzip.compress(one)[:-6], gzip.compress(one) + b"junk", b"\x00" * 100):
-        with pytest.raises(scan.CorruptGzip, match="not a readable gzip file"):  # a reason to name it with
+        with pytest.raises(inflate.CorruptGzip, match="not a readable gzip file"):  # a reason to name it with
             gunzip(bad)
 
 

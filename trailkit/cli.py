@@ -11,7 +11,7 @@ import sys
 import warnings
 
 from .contract import CONTROL, visible
-from .errors import InvalidInput, TrailkitError
+from .errors import InvalidInput, ReadAs, TrailkitError
 
 FORMATS = ("table", "csv", "json")
 
@@ -320,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
             code = 0
     for w in caught:
         if issubclass(w.category, UserWarning):
-            print(f"trailkit: warning: {visible(str(w.message))}", file=sys.stderr)
+            kind = "note" if issubclass(w.category, ReadAs) else "warning"
+            print(f"trailkit: {kind}: {visible(str(w.message))}", file=sys.stderr)
     return code
 
 

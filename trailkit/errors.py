@@ -21,6 +21,10 @@ class SkippedFile(UserWarning):
     """A log file could not be read and was left out of the answer (its path is in the message)."""
 
 
+class ReadAs(UserWarning):
+    """A file's records were read from an export's layout, or in part: the message says which and how."""
+
+
 class QueryFailed(TrailkitError):
     """A query did not complete. Carries the engine, the query id (Athena) and the SQL sent."""
 

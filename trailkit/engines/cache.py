@@ -53,7 +53,7 @@ class Cache:
         self.path = cache_path(root, directory)
         self.con = None
         self.unreadable: list[tuple[str, str]] = []
-        self._salvaged: dict = {}
+        self._parsed: dict = {}
         # What each entry covers, as last read or written here (the file is ours: DuckDB locks it).
         self._known: dict[tuple, dict] = {}
         # Per entry, the listing it was last brought up to date with and the paths then needed: asked again
@@ -206,13 +206,13 @@ class Cache:
         return "SELECT * EXCLUDE (key, filename) FROM key_records WHERE key = $k" + only, {"k": key}, len(stale)
 
     def records_source(self, needed: list[LogFile], found: Listing, find_unreadable,
-                       salvaged: dict | None = None, vet=None) -> tuple[str, int]:
+                       parsed: dict | None = None, prepare=None) -> tuple[str, int]:
         """SELECT of every record of ``needed`` (Athena columns), refreshed first. ``find_unreadable(files)``
-        names the files DuckDB cannot read, after putting what can be read of them in ``salvaged``; ``vet(files)``
-        names those it must not be given at all."""
-        self._salvaged = salvaged if salvaged is not None else {}
+        names the files DuckDB cannot read, after putting what can be read of them in ``parsed``; ``prepare(files)``
+        reads in Python those DuckDB is not to read (exports) into ``parsed``, and names those nobody can."""
+        self._parsed = parsed if parsed is not None else {}
         gone, stale = self._stale("rec_files", None, needed, found)
-        self.unreadable = list(vet(stale)) if vet else []
+        self.unreadable = list(prepare(stale)) if prepare else []
         refused = {p for p, _ in self.unreadable}
         todo = [f for f in stale if f.path not in refused]
         while gone or todo:
@@ -220,9 +220,9 @@ class Cache:
                 self._transaction(lambda files=todo: self._write_records(gone + [f.path for f in stale], files),
                                   ("rec_files", None))
             except Exception:
-                before = len(self._salvaged)
+                before = len(self._parsed)
                 bad = find_unreadable(todo)
-                if not bad and len(self._salvaged) == before:  # not a file's fault
+                if not bad and len(self._parsed) == before:  # not a file's fault
                     raise
                 self.unreadable += bad
                 names = {p for p, _ in bad}
@@ -248,10 +248,10 @@ class Cache:
 
     def _write_records(self, forget: list[str], files: list[LogFile]) -> None:
         self._forget({"records": "filename", "rec_files": "path"}, None, forget)
-        whole = [f.path for f in files if f.path not in self._salvaged]
+        whole = [f.path for f in files if f.path not in self._parsed]
         if whole:
             self.con.execute("INSERT INTO records " + records_sql(source(whole, filename=True), keep="filename"))
-        parts = [(f.path, d) for f in files for d in self._salvaged.get(f.path, ())]
+        parts = [(f.path, d) for f in files for d in self._parsed.get(f.path, ())]
         if parts:
             self.con.execute("INSERT INTO records " + records_sql(
                 "(SELECT unnest($docs)::JSON AS json, unnest($paths) AS filename)", keep="filename"),

@@ -20,7 +20,7 @@ from typing import NamedTuple
 from ..errors import InvalidInput, SkippedFile
 from ..inputs import Window
 
-LOG_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+LOG_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".zip")
 _DAY_DIR_RE = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})$")
 
 

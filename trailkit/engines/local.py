@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import QueryFailed, SkippedFile
+from ..errors import QueryFailed, ReadAs, SkippedFile
 from ..inputs import Window
 from . import duck
 from .base import Engine, QueryStats
@@ -29,6 +29,15 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+
+
+def _plain_name(path: str) -> bool:
+    """Whether DuckDB can be given this file's name (it takes names as UTF-8 text)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class LocalEngine(Engine):
@@ -68,7 +77,7 @@ class LocalEngine(Engine):
         self._watch = None  # a FolderWatch once the whole folder was listed, False where there can be none
         self._memo: Listing | None = None  # that listing, exact while the watch reports nothing
         self._prefetched = None  # a ForkedScan started by prepare()
-        self.salvaged: dict[str, list[str]] = {}  # path -> the records read of a file DuckDB could not read
+        self.parsed: dict[str, list[str]] = {}  # path -> records read in Python (exports, damaged files), per question
         require_log_files(self.path)
 
     def describe(self) -> str:
@@ -155,21 +164,21 @@ class LocalEngine(Engine):
             self.con.execute("CREATE OR REPLACE TEMP TABLE tk_rows AS " + select, params)
             view = "SELECT * FROM tk_rows"
         elif cache is not None:
-            view, read = cache.records_source(needed, found, self._unreadable, self.salvaged, self._vet)
+            view, read = cache.records_source(needed, found, self._unreadable, self.parsed, self._prepare)
             self._skip(cache.unreadable)
         elif key:
             view, read = self._scan_view(self._checked(self._scan(needed, key), key)), len(needed)
         else:
-            self._skip(self._vet(needed))
+            self._skip(self._prepare(needed))
             needed = self._needed(found.files, hints)
             # A view cannot take parameters, so the path list goes in as a literal quoted by sqlglot.
-            whole = [f.path for f in needed if f.path not in self.salvaged]
+            whole = [f.path for f in needed if f.path not in self.parsed]
             view, read = duck.records_sql(duck.source(whole) if whole else duck.EMPTY), len(needed)
-            parts = [d for f in needed for d in self.salvaged.get(f.path, ())]
+            parts = [d for f in needed for d in self.parsed.get(f.path, ())]
             if parts:
-                self.con.execute("CREATE OR REPLACE TEMP TABLE tk_salvaged AS SELECT unnest($docs)::JSON AS json",
+                self.con.execute("CREATE OR REPLACE TEMP TABLE tk_parsed AS SELECT unnest($docs)::JSON AS json",
                                  {"docs": parts})
-                view += "\nUNION ALL\n" + duck.records_sql("(SELECT json FROM tk_salvaged)")
+                view += "\nUNION ALL\n" + duck.records_sql("(SELECT json FROM tk_parsed)")
         self.con.execute("CREATE OR REPLACE TEMP VIEW cloudtrail AS " + view)
         return read
 
@@ -210,12 +219,14 @@ class LocalEngine(Engine):
             result.unreadable += bad
             names = {p for p, _ in bad}
             for f in result.whole_files:
-                result.documents += [(f.path, d) for d in self.salvaged.get(f.path, ()) if key in d]
-            result.whole_files = [f for f in result.whole_files if f.path not in names and f.path not in self.salvaged]
+                result.documents += [(f.path, d) for d in self.parsed.get(f.path, ()) if key in d]
+            result.whole_files = [f for f in result.whole_files if f.path not in names and f.path not in self.parsed]
         return result
 
     def _scan_view(self, result) -> str:
         self._skip(result.unreadable)
+        for path, how in result.notes:
+            self._note(path, how)
         self.con.execute("CREATE OR REPLACE TEMP TABLE tk_hits AS SELECT unnest($docs)::JSON AS json",
                          {"docs": [d for _, d in result.documents]})
         parts = [duck.records_sql("(SELECT json FROM tk_hits)")]
@@ -249,6 +260,7 @@ class LocalEngine(Engine):
         """Run ``sql`` (transpiled, then passed through ``wrap``) over the view of what the question needs;
         ``fetch(result)`` collects the rows."""
         started = time.perf_counter()
+        self.parsed = {}  # files may have changed since the last question: read again when needed
         duck_sql = duck.transpile(sql)
         if wrap is not None:
             duck_sql = wrap(duck_sql)
@@ -259,9 +271,9 @@ class LocalEngine(Engine):
                 break
             except Exception as e:  # duckdb.Error; the module is imported lazily
                 direct = self.cache is None and not (hints and hints.key and self.fast_scan)
-                before = len(self.salvaged)
+                before = len(self.parsed)
                 bad = self._unreadable(self.files(hints)) if direct else []
-                if not bad and len(self.salvaged) == before:  # not a file's fault: the query's
+                if not bad and len(self.parsed) == before:  # not a file's fault: the query's
                     raise QueryFailed(f"local query failed: {str(e).splitlines()[0]}", engine=self.name,
                                       sql=duck_sql) from e
                 self._skip(bad)
@@ -283,18 +295,47 @@ class LocalEngine(Engine):
     @staticmethod
     def _vet(files: list[LogFile]) -> list[tuple[str, str]]:
         """The files DuckDB must not be given, and why (see ``scan.oversized``)."""
-        from .scan import oversized
+        from .inflate import oversized
 
         return [(f.path, why) for f in files if (why := oversized(f.path))]
 
+    def _prepare(self, files: list[LogFile]) -> list[tuple[str, str]]:
+        """Before DuckDB reads ``files``: name those it must not be given, and read in Python (into ``parsed``)
+        those outside the delivered layout, which may be a log pipeline's export (see ``exports``), or whose
+        names DuckDB cannot take. Returns the files nobody can read, with why."""
+        from .exports import read_records
+
+        bad = self._vet(files)
+        refused = {p for p, _ in bad}
+        for f in files:
+            if f.path in refused or f.path in self.parsed or \
+                    (f.day is not None and _plain_name(f.path) and not f.path.lower().endswith(".zip")):
+                continue
+            try:
+                docs, how = read_records(f.path)
+            except Exception:  # DuckDB reads it (records nested past Python's limit), or names it
+                continue
+            self.parsed[f.path] = docs
+            if docs:
+                self._note(f.path, how)
+            else:
+                warnings.warn(f"skipped {f.path}: it holds no CloudTrail record ({how or 'empty'})", SkippedFile,
+                              stacklevel=4)
+        return bad
+
+    @staticmethod
+    def _note(path: str, how: str) -> None:
+        if how:
+            warnings.warn(f"read {path}: {how}", ReadAs, stacklevel=5)
+
     def _unreadable(self, files: list[LogFile]) -> list[tuple[str, str]]:
         """Find the files DuckDB cannot read, one at a time (only after a query over all of them failed), and
-        read what can be read of them (``scan.salvage``): those are kept in ``salvaged``, the rest returned."""
-        from .scan import salvage
+        read what can be read of them (``scan.read_records``): those are kept in ``parsed``, the rest returned."""
+        from .exports import read_records
 
         bad = []
         for f in files:
-            if f.path in self.salvaged:
+            if f.path in self.parsed:
                 continue
             try:
                 self.con.execute(f"SELECT count(*) FROM ({duck.records_sql(duck.source([f.path]))})").fetchall()
@@ -302,12 +343,14 @@ class LocalEngine(Engine):
             except Exception as e:
                 reason = str(e).splitlines()[0]
             try:
-                self.salvaged[f.path], lost = salvage(f.path)
+                self.parsed[f.path], how = read_records(f.path)
+                if not self.parsed[f.path]:
+                    raise ValueError(f"no CloudTrail record in it ({how or 'empty'})")
             except Exception as e:  # nothing of it can be read: named, and left out
+                self.parsed.pop(f.path, None)
                 bad.append((f.path, f"{reason} ({type(e).__name__}: {e})" if str(e) else reason))
                 continue
-            if lost:
-                warnings.warn(f"read {f.path} in part: {lost}", SkippedFile, stacklevel=5)
+            self._note(f.path, f"in part, {how}" if how else "in part")
         return bad
 
     def close(self) -> None:

@@ -14,108 +14,12 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from . import exports, inflate
 from .layout import LogFile
 
 _RECORD = b'{"eventVersion"'
 # an escaped capital letter or digit: the only characters of a key id
 _ESCAPED = re.compile(rb"\\u00(?:3[0-9]|4[1-9a-fA-F]|5[0-9aA])")
-
-
-class CorruptGzip(ValueError):
-    """Bytes that do not inflate as gzip (damaged, cut short, or not gzip at all)."""
-
-
-class DecompressionBomb(CorruptGzip):
-    """A file that inflates to far more than any log file does: named and skipped, never held in memory."""
-
-
-# A CloudTrail file inflates ~10-30 times; past 100 times (and 64 MiB) it is not a log, and 1 GiB is the most
-# any file may take. Memory stays within these whatever a file claims in its gzip trailer.
-MAX_RATIO, MIN_LIMIT, MAX_LIMIT = 100, 64 << 20, 1 << 30
-
-
-def inflate_limit(compressed: int) -> int:
-    return min(MAX_LIMIT, max(MIN_LIMIT, MAX_RATIO * compressed))
-
-
-def oversized(path: str) -> str | None:
-    """Why DuckDB must not be handed this gzip file (its trailer says it inflates past ``inflate_limit``), or
-    None. DuckDB inflates what it reads in memory; a bomb is named before it gets there. (A trailer holds the
-    size modulo 4 GiB of the last member only: a crafted file can still lie, and then meets DuckDB's own 1 GiB
-    object limit.)"""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    except OSError:
-        return None  # named by whoever reads it
-    try:
-        size = os.fstat(fd).st_size
-        if size < 18 or os.pread(fd, 2, 0) != b"\x1f\x8b":
-            return None
-        claimed = int.from_bytes(os.pread(fd, 4, size - 4), "little")
-    finally:
-        os.close(fd)
-    limit = inflate_limit(size)
-    if claimed > limit:
-        return (f"its gzip trailer claims {claimed >> 20} MiB from {size:,} bytes, more than {limit >> 20} MiB: "
-                "a decompression bomb or a damaged file, not read")
-    return None
-
-
-def _inflater():
-    """gunzip(raw) -> bytes with the fastest inflate at hand: libdeflate, then ISA-L, zlib-ng, zlib.
-
-    All of them release the GIL while inflating. libdeflate inflates a whole buffer ~20% faster than ISA-L on
-    CloudTrail files (it sizes its output from the gzip trailer and checks the CRC), and is used when the
-    trailer's size is within ``inflate_limit``; anything else (several gzip members, as Firehose writes them;
-    a trailer that lies; no libdeflate) is inflated member by member, in a stream that stops at the limit.
-    """
-    try:
-        from deflate import DeflateError, gzip_decompress
-    except ImportError:
-        gzip_decompress, DeflateError = None, ValueError
-    for module in ("isal.isal_zlib", "zlib_ng.zlib_ng", "zlib"):
-        try:
-            stream = __import__(module, fromlist=["decompressobj"]).decompressobj
-            break
-        except ImportError:
-            continue
-
-    def gunzip(raw: bytes) -> bytes:
-        try:
-            return inflate(raw)
-        except (MemoryError, DecompressionBomb):
-            raise
-        except Exception as e:  # each inflater has its own error types: one name for all of them
-            raise CorruptGzip(f"not a readable gzip file ({type(e).__name__}: {e})") from e
-
-    def inflate(raw: bytes) -> bytes:
-        limit = inflate_limit(len(raw))
-        size = int.from_bytes(raw[-4:], "little") if len(raw) >= 18 else None
-        if gzip_decompress is not None and size is not None and size <= limit:
-            try:
-                data = gzip_decompress(raw)
-                if len(data) == size:
-                    return data
-            except (DeflateError, ValueError, MemoryError):  # not one plain gzip member: streamed below,
-                pass                                          # which reads it or says what is wrong
-        return members(raw, limit)
-
-    def members(raw: bytes, limit: int) -> bytes:
-        out, total, rest = [], 0, raw
-        while rest:
-            d = stream(47)
-            chunk = d.decompress(rest, limit - total + 1)
-            total += len(chunk)
-            out.append(chunk)
-            if total > limit:
-                raise DecompressionBomb(f"inflates to more than {limit >> 20} MiB from {len(raw):,} bytes; "
-                                        "a decompression bomb, not a log file")
-            if not d.eof:
-                raise ValueError("the gzip stream is cut short")
-            rest = d.unused_data
-        return b"".join(out)
-
-    return gunzip
 
 
 def _finder():
@@ -148,6 +52,7 @@ class ScanResult:
     documents: list = field(default_factory=list)   # (path, JSON text of one record)
     whole_files: list = field(default_factory=list)  # files to read the ordinary way (odd layouts)
     unreadable: list = field(default_factory=list)   # (path, reason)
+    notes: list = field(default_factory=list)        # (path, how its records were found): exports
 
 
 def _records_around(data: bytes, key: bytes) -> list[bytes] | None:
@@ -190,29 +95,17 @@ def _valid(pieces: list[bytes]) -> bool:
         return False
 
 
-def _read(path: str) -> bytes:
-    """A whole file, without the buffered file object ``open()`` builds (over a quarter less time a file)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:
-        size = os.fstat(fd).st_size
-        chunks = []
-        while True:  # to the end, however the file changed since fstat
-            chunk = os.read(fd, size + 1)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _scan_one(f: LogFile, key: bytes, inflate, contains):
+def _scan_one(f: LogFile, key: bytes, gunzip, contains):
     """(status, payload) for one file; status is skip, docs, whole or bad."""
     try:
-        raw = _read(f.path)
+        raw = inflate.read(f.path)
+        if raw[:4] == inflate.ZIP:  # an archive: every log file in it, parsed
+            docs, how = exports.read_records(f.path)
+            needle = key.decode()
+            return "docs", ([d.encode() for d in docs if needle in d], how)
         # gzip by its name (then bytes that are not gzip are named as unreadable) or by its bytes
-        data = inflate(raw) if raw[:2] == b"\x1f\x8b" or f.path[-3:].lower() == ".gz" else raw
-    except CorruptGzip as e:  # unreadable (or a bomb): named by the caller
+        data = gunzip(raw) if raw[:2] == b"\x1f\x8b" or f.path[-3:].lower() == ".gz" else raw
+    except inflate.CorruptGzip as e:  # unreadable (or a bomb): named by the caller
         return "bad", str(e)
     except Exception as e:
         return "bad", f"{type(e).__name__}: {e}"
@@ -220,8 +113,8 @@ def _scan_one(f: LogFile, key: bytes, inflate, contains):
         # JSON may write any character as \uXXXX: a file with such escapes is parsed, not searched
         if not (contains(data, b"\\u00") and _ESCAPED.search(data)):
             return "skip", None
-        pieces = _parsed_around(data, key)
-        return ("docs", pieces) if pieces else ("skip", None) if pieces is not None else ("whole", None)
+        pieces, how = _parsed_around(data, key)
+        return ("docs", (pieces, how)) if pieces else ("skip", None) if pieces is not None else ("whole", None)
     head = data[:64].lstrip()
     if head.startswith(b'{"Records"'):
         pieces = _records_around(data, key)
@@ -229,71 +122,34 @@ def _scan_one(f: LogFile, key: bytes, inflate, contains):
         pieces = _lines_around(data, key)
     else:
         pieces = None
-    if pieces is None or not _valid(pieces):
-        pieces = _parsed_around(data, key)
+    # CloudTrail's own records, cut out around the key; anything else (an export, odd layouts) is parsed whole
+    if pieces is not None and all(p.lstrip().startswith(_RECORD) for p in pieces) and _valid(pieces):
+        return "docs", (pieces, "")
+    pieces, how = _parsed_around(data, key)
     if pieces is None:
         return "whole", None
-    return "docs", pieces
+    return "docs", (pieces, how)
 
 
-def _records_of(text: str) -> tuple[list, int]:
-    """The records of a document or of JSON lines, and how many lines were not JSON (0 for a whole document)."""
-    try:
-        doc = json.loads(text)
-    except ValueError:  # JSON lines: a line that is not JSON costs that line
-        records, bad = [], 0
-        for line in text.splitlines():
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    bad += 1
-        return records, bad
-    if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
-        return doc["Records"], 0
-    return (doc if isinstance(doc, list) else [doc]), 0
-
-
-def salvage(path: str) -> tuple[list[str], str]:
-    """What can be read of a file DuckDB could not read: its records (as JSON text), and what was lost, said in
-    words ('' when nothing was). A byte that is not UTF-8 costs that character; a line that is not JSON costs
-    that line. Raises when nothing of it can be read (not gzip where it should be, not JSON at all)."""
-    raw = _read(path)
-    data = _inflater()(raw) if raw[:2] == b"\x1f\x8b" or path[-3:].lower() == ".gz" else raw
-    text = data.decode("utf-8", errors="replace")
-    lost = []
-    if "\ufffd" in text and "\ufffd" not in data.decode("utf-8", errors="ignore"):
-        lost.append(f"{text.count(chr(0xFFFD))} byte(s) that are not UTF-8 replaced")
-    try:
-        records, bad = _records_of(text)
-    except RecursionError:
-        raise ValueError("records nested too deeply to read") from None
-    records = [r for r in records if isinstance(r, dict)]
-    if bad:
-        lost.append(f"{bad} line(s) that are not JSON skipped")
-    if not records:
-        raise ValueError("no JSON record could be read")
-    return [json.dumps(r) for r in records], "; ".join(lost)
-
-
-def _parsed_around(data: bytes, key: bytes) -> list[bytes] | None:
+def _parsed_around(data: bytes, key: bytes) -> tuple[list[bytes] | None, str]:
     """The records that contain ``key``, found by parsing the whole document (pretty-printed files, records in
-    another key order, top-level arrays, gzip under a plain name); None if it does not parse."""
+    another key order, top-level arrays, exports, gzip under a plain name), and how they were found; None if
+    it does not parse whole (the whole-file path then says which file lost what)."""
     try:
-        records, bad = _records_of(data.decode("utf-8"))
+        records, how, bad = exports.read_text(data.decode("utf-8"))
     except (ValueError, RecursionError):
-        return None
-    if bad:  # a line that is not JSON: the whole-file path says which file lost what
-        return None
+        return None, ""
+    if bad:
+        return None, ""
     needle = key.decode()
-    out = [json.dumps(r).encode() for r in records if isinstance(r, dict)]
-    return [r for r in out if needle in r.decode()]
+    out = [json.dumps(r) for r in records]
+    return [r.encode() for r in out if needle in r], exports.describe(how)
 
 
 def scan(files: list[LogFile], key: str, threads: int | None = None) -> ScanResult:
     """Find every record that contains ``key`` in ``files``; see the module docstring."""
     needle = key.encode()
-    inflate, contains = _inflater(), _finder()
+    gunzip, contains = inflate.inflater(), _finder()
     result = ScanResult()
     if not files:
         return result
@@ -303,7 +159,7 @@ def scan(files: list[LogFile], key: str, threads: int | None = None) -> ScanResu
     batches = [files[i:i + 32] for i in range(0, len(files), 32)]
 
     def run(batch):
-        return [(f, *_scan_one(f, needle, inflate, contains)) for f in batch]
+        return [(f, *_scan_one(f, needle, gunzip, contains)) for f in batch]
 
     with ThreadPoolExecutor(workers) as pool:
         for done in pool.map(run, batches):
@@ -316,7 +172,10 @@ def scan(files: list[LogFile], key: str, threads: int | None = None) -> ScanResu
                 if status == "whole":
                     result.whole_files.append(f)
                 else:
-                    result.documents.extend((f.path, p.decode("utf-8", "replace")) for p in payload)
+                    pieces, how = payload
+                    result.documents.extend((f.path, p.decode("utf-8", "replace")) for p in pieces)
+                    if how:
+                        result.notes.append((f.path, how))
     return result
 
 
