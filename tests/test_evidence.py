@@ -590,3 +590,27 @@ def test_a_zip_of_logs_is_read(tmp_path, sample, records):
         with Trail.local(tmp_path, cache=cache) as t:
             assert sorted(t.usage(KEY)["eventid"]) == sorted(r["eventID"] for r in recs)
             assert len(t.window("2026-10-01", "2026-11-01")) == len(recs)
+
+
+def test_every_answer_says_what_it_rests_on(tmp_path, sample, records):
+    """Files covered, read, skipped (why), exports (how), records without a time, duplicates: in trail.last and in
+    the report's data-quality section."""
+    shutil.copytree(sample / "AWSLogs", tmp_path / "AWSLogs")
+    recs = _key_records(records, sample, 4)
+    (tmp_path / "splunk.json").write_text(SHAPES["splunk.json"](recs[:2]))  # two events delivered again
+    (tmp_path / "notime.json").write_text(json.dumps({"Records": [dict(recs[2], eventID="nt-1", eventTime="soon")]}))
+    (tmp_path / "AWSLogs" / "broken.json.gz").write_bytes(b"\x1f\x8b\x08 not gzip")
+    from trailkit.investigation import Case, investigate, quality_html
+
+    with warnings.catch_warnings(record=True), Trail.local(tmp_path, cache=False) as t:
+        done = investigate(t, Case.parse(KEY))
+        last = done.stats[0]  # the usage question: every event of the key
+    assert done.stats[-1].duplicates == 0  # minted: no STS call among the copies
+    files = sum(1 for p in tmp_path.rglob("*.json*") if "Digest" not in str(p))
+    assert last.covered == files and last.untimed == 1 and last.duplicates == 2
+    assert [p for p, _ in last.skipped] == [str(tmp_path / "AWSLogs" / "broken.json.gz")]
+    assert [p for p, _ in last.notes] == [str(tmp_path / "splunk.json")]
+    page = quality_html(done)
+    for needle in ("broken.json.gz", "splunk.json", "the record in _raw", "records without a usable time",
+                   f"{files:,} (", ">2 records were second deliveries"):
+        assert needle in page, needle

@@ -145,7 +145,7 @@ def table_html(df: pd.DataFrame, max_rows: int | None = None) -> str:
     out = out.map(lambda v: visible(v) if isinstance(v, str) else v)
     text = out.to_html(index=False, escape=True, classes="tk-table", border=0)
     if max_rows and len(df) > max_rows:
-        text += f"<p>First {max_rows} of {len(df):,} rows; the full frame is <code>investigation.usage</code>.</p>"
+        text += f"<p>First {max_rows} of {len(df):,} rows.</p>"
     return text
 
 
@@ -165,10 +165,6 @@ def about_html(f: Investigation) -> str:
     ]
     if f.case.allowed:
         parts.append(("allowlist", f.case.allowed.text))
-    copies = [s.duplicates for s in f.stats if s.duplicates is not None]
-    if copies:
-        parts.append(("duplicate deliveries", f"{max(copies):,} records were second deliveries of an event "
-                                              "(same eventid) and were counted once"))
     if f.scanned:
         parts.append(("Athena", f.scanned))
         parts += [(f"query id ({s.rows} rows)", s.query_id or "") for s in f.stats]
@@ -176,6 +172,34 @@ def about_html(f: Investigation) -> str:
     sql = "".join(f"<h4>{html.escape(name)}: {html.escape(QUESTIONS[name].help)}</h4>"
                   f"<pre class='tk-sql'>{html.escape(text)}</pre>" for name, text in f.sql.items())
     return CSS + f"<table class='tk-summary'>{rows}</table>{sql}"
+
+
+def quality_html(f: Investigation) -> str:
+    """What the answers rest on: the files covered and read, those skipped and why, exports and how they were
+    read, records without a usable time, duplicate deliveries set aside."""
+    local = [s for s in f.stats if s.covered is not None]
+    if not local:
+        return ("<p>Athena read the files with its CloudTrail SerDe: what it could not read is not reported to "
+                "trailkit. Each event is still counted once (same <code>eventid</code>).</p>")
+    skipped = sorted({item for s in local for item in s.skipped})
+    notes = sorted({item for s in local for item in s.notes})
+    parts = [
+        ("log files covered by the window", f"{max(s.covered for s in local):,} "
+                                            f"({max(s.files or 0 for s in local):,} read now, the rest from the cache)"),
+        ("files skipped", f"{len(skipped):,}" + (" (below)" if skipped else "")),
+        ("files read from an export's layout or in part", f"{len(notes):,}" + (" (below)" if notes else "")),
+        ("records without a usable time", f"{max(s.untimed or 0 for s in local):,} (kept where no window is asked; "
+                                          "left out of windows)"),
+        ("duplicate deliveries", f"{max(s.duplicates or 0 for s in local):,} records were second deliveries of an "
+                                 "event (same eventid) and were counted once"),
+    ]
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in parts)
+    out = CSS + f"<table class='tk-summary'>{rows}</table>"
+    if skipped:
+        out += table_html(pd.DataFrame(skipped, columns=["file skipped", "why"]), 100)
+    if notes:
+        out += table_html(pd.DataFrame(notes, columns=["file", "how its records were read"]), 100)
+    return out
 
 
 def ip_table(f: Investigation) -> pd.DataFrame:
@@ -221,6 +245,7 @@ SECTIONS = {
     "Per-API breakdown": _per_api,
     "Temporary keys minted": lambda f: [table_html(f.minted) if len(f.minted) else "<p>None.</p>"],
     "Raw events (newest first)": lambda f: [table_html(f.usage[RAW_COLUMNS], RAW_ROWS)],
+    "Data quality": lambda f: [quality_html(f)],
     "About this analysis": lambda f: [about_html(f)],
 }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -44,8 +44,12 @@ class QueryStats:
     state: str | None = None
     bytes_scanned: int | None = None
     cost_usd: float | None = None
-    files: int | None = None
+    files: int | None = None  # log files read for the question (the cache spares the rest)
+    covered: int | None = None  # log files the question's window covers
     duplicates: int | None = None  # records counted once because their event was delivered before
+    untimed: int | None = None  # records read whose eventtime is no time (left out of every window)
+    skipped: list = field(default_factory=list)  # (path, why) of files that could not be read
+    notes: list = field(default_factory=list)  # (path, how) of files read from an export's layout or in part
 
     def summary(self) -> str:
         parts = [f"{self.engine}: {self.rows} rows in {self.seconds:.2f} s"]
@@ -53,6 +57,10 @@ class QueryStats:
             parts.append(f"{self.files} files read")
         if self.duplicates:
             parts.append(f"{self.duplicates} duplicate deliveries counted once")
+        if self.untimed:
+            parts.append(f"{self.untimed} records without a usable time")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} files skipped")
         if self.query_id:
             parts.append(f"query id {self.query_id}, {self.state}")
         if self.bytes_scanned is not None:

@@ -78,6 +78,7 @@ class LocalEngine(Engine):
         self._memo: Listing | None = None  # that listing, exact while the watch reports nothing
         self._prefetched = None  # a ForkedScan started by prepare()
         self.parsed: dict[str, list[str]] = {}  # path -> records read in Python (exports, damaged files), per question
+        self._log: dict = {"skipped": [], "notes": [], "covered": 0}  # what the current question met
         require_log_files(self.path)
 
     def describe(self) -> str:
@@ -142,6 +143,8 @@ class LocalEngine(Engine):
 
     def _skip(self, bad: list[tuple[str, str]]) -> None:
         for path, reason in bad:
+            if (path, reason) not in self._log["skipped"]:
+                self._log["skipped"].append((path, reason))
             if path not in self.skipped:
                 self.skipped.append(path)
                 warnings.warn(f"skipped unreadable file {path}: {reason}", SkippedFile, stacklevel=4)
@@ -154,6 +157,7 @@ class LocalEngine(Engine):
         """
         found = self._listing(hints)
         needed = self._needed(found.files, hints)
+        self._log["covered"] = len(prune(found.files, hints.window if hints else Window()))  # skipped ones too
         key = hints.key if hints and self.fast_scan else None
         cache = self.cache
         if cache is not None and key:
@@ -261,6 +265,7 @@ class LocalEngine(Engine):
         ``fetch(result)`` collects the rows."""
         started = time.perf_counter()
         self.parsed = {}  # files may have changed since the last question: read again when needed
+        self._log = {"skipped": [], "notes": [], "covered": 0}
         duck_sql = duck.transpile(sql)
         if wrap is not None:
             duck_sql = wrap(duck_sql)
@@ -277,8 +282,11 @@ class LocalEngine(Engine):
                     raise QueryFailed(f"local query failed: {str(e).splitlines()[0]}", engine=self.name,
                                       sql=duck_sql) from e
                 self._skip(bad)
+        untimed = self.con.execute("SELECT count(*) FROM cloudtrail WHERE TRY_CAST(eventtime AS TIMESTAMPTZ) IS NULL"
+                                   ).fetchone()[0]
         self._record(QueryStats(self.name, duck_sql, dict(params), time.perf_counter() - started, len(out),
-                                files=read, duplicates=self._duplicates(sql, params)))
+                                files=read, covered=self._log["covered"], duplicates=self._duplicates(sql, params),
+                                untimed=int(untimed), skipped=self._log["skipped"], notes=self._log["notes"]))
         return out
 
     def _duplicates(self, sql: str, params: dict) -> int | None:
@@ -319,13 +327,14 @@ class LocalEngine(Engine):
             if docs:
                 self._note(f.path, how)
             else:
+                self._log["skipped"].append((f.path, f"it holds no CloudTrail record ({how or 'empty'})"))
                 warnings.warn(f"skipped {f.path}: it holds no CloudTrail record ({how or 'empty'})", SkippedFile,
                               stacklevel=4)
         return bad
 
-    @staticmethod
-    def _note(path: str, how: str) -> None:
+    def _note(self, path: str, how: str) -> None:
         if how:
+            self._log["notes"].append((path, how))
             warnings.warn(f"read {path}: {how}", ReadAs, stacklevel=5)
 
     def _unreadable(self, files: list[LogFile]) -> list[tuple[str, str]]:
