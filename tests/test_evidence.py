@@ -614,3 +614,57 @@ def test_every_answer_says_what_it_rests_on(tmp_path, sample, records):
     for needle in ("broken.json.gz", "splunk.json", "the record in _raw", "records without a usable time",
                    f"{files:,} (", ">2 records were second deliveries"):
         assert needle in page, needle
+
+
+def test_a_report_can_be_shared_with_identities_masked(tmp_path, sample, records, capsys):
+    out = tmp_path / "shared.html"
+    code, _, err = run(capsys, "report", KEY, "--logs", str(sample), "--allow", "203.0.113.0/24", "--out", str(out),
+                       "--redact")
+    assert code == 0, err
+    html = out.read_text()
+    recs = [r for r in records(sample) if key_of(r) == KEY]
+    # (the partner's user agent names its own software "partner-sync/4.2": that is no identity, and stays)
+    identities = {KEY, "111122223333", "ASIA3OPSADMINTMP0001", ">partner-sync<", "user/partner-sync"} | \
+        {r["sourceIPAddress"] for r in recs}
+    assert not [v for v in identities if v in html]
+    assert "AKIA-KEY-1" in html and "ACCOUNT-1" in html and "user/NAME-" in html and "IP-1" in html
+    assert "unexpected" in html and "AccessDenied" in html  # the story stays
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+
+
+def test_what_trailkit_keeps_is_its_owner_s_alone(tmp_path, sample, monkeypatch, capsys):
+    monkeypatch.setenv("TRAILKIT_CACHE", str(tmp_path / "cache"))
+    assert run(capsys, "ips", KEY, "--logs", str(sample))[0] == 0
+    assert oct((tmp_path / "cache").stat().st_mode & 0o777) == "0o700"
+    assert all(p.stat().st_mode & 0o077 == 0 for p in (tmp_path / "cache").glob("*.duckdb"))
+
+
+def test_the_forked_scan_dies_with_its_parent(tmp_path, sample):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    shutil.copytree(sample / "AWSLogs", tmp_path / "AWSLogs")
+    # the child's scan takes a minute (as over a large folder); the parent is killed meanwhile
+    code = ("import time; import trailkit.engines.scan as s; from trailkit.inputs import Window\n"
+            "s.scan = lambda *a, **k: time.sleep(60)\n"
+            f"child = s.ForkedScan.start({str(tmp_path)!r}, Window(), {KEY!r}); print(child.pid, flush=True); "
+            "time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    for _ in range(50):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        try:  # a zombie no one reaps still answers kill(0): look at its state
+            if open(f"/proc/{child}/stat").read().split()[2] == "Z":
+                break
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the forked scan outlived its parent")

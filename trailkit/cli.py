@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow", metavar="CIDRS", help="expected networks (comma-separated): other IPs are flagged")
     p.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write, e.g. report.html")
     p.add_argument("--with-code", action="store_true", help="keep the notebook's code cells in the report")
+    p.add_argument("--redact", action="store_true",
+                   help="mask account ids, IPs, key ids and ARN names (the same value, the same mask) for sharing")
     _engine_options(p)
 
     p = sub.add_parser("ddl", help="print the CREATE TABLE statement for CloudTrail logs in Athena")
@@ -265,7 +267,7 @@ def _run(args) -> int:
         from .report import write_report
 
         case = Case.parse(args.key, args.start, args.end, args.allow)
-        out = write_report(case, args.out, _settings(args), with_code=args.with_code)
+        out = write_report(case, args.out, _settings(args), with_code=args.with_code, redact=args.redact)
         print(f"wrote {out}")
         return 0
     request = _request(args)  # every input checked before touching any engine

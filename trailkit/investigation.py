@@ -60,6 +60,21 @@ class Investigation:
     def key(self) -> str:
         return self.case.key.value
 
+    def redacted(self) -> "Investigation":
+        """The same investigation with account ids, IPs, key ids and ARN names masked consistently (see
+        ``trailkit.redact``), for a report that leaves the team."""
+        from dataclasses import replace
+
+        from .redact import Redactor
+
+        r = Redactor()
+        allowed = self.case.allowed
+        case = replace(self.case, key=KeyMatch(r.text(self.case.key.value), self.case.key.fragment),
+                       allowed=Allowlist(allowed.networks, r.text(allowed.text)) if allowed else allowed)
+        return replace(self, case=case, usage=r.frame(self.usage), ips=r.frame(self.ips), owner=r.frame(self.owner),
+                       minted=r.frame(self.minted), sql={k: r.text(v) for k, v in self.sql.items()},
+                       source=r.text(self.source))
+
     @property
     def window(self) -> Window:
         return self.case.window

@@ -19,7 +19,7 @@ NOTEBOOK = NOTEBOOKS / "investigate_access_key.ipynb"
 
 
 def write_report(case: Case, out: str | os.PathLike, settings: EngineSettings | None = None, *,
-                 with_code: bool = False, kernel: str = "python3") -> Path:
+                 with_code: bool = False, redact: bool = False, kernel: str = "python3") -> Path:
     """Run ``notebooks/investigate_access_key.ipynb`` for ``case`` and write it as HTML to ``out``.
 
     The inputs were parsed once (``Case.parse``); the notebook is given them as absolute values, so a relative
@@ -42,7 +42,7 @@ def write_report(case: Case, out: str | os.PathLike, settings: EngineSettings | 
     params = {"key": case.key.value, "start": window.start.isoformat() if window.start else None,
               "end": window.end.isoformat() if window.end else None, "engine": settings.engine,
               "logs": str(Path(settings.log_folder).resolve()) if settings.engine == "local" else "",
-              "athena": settings.athena_given, "allowed": case.allowed.text or ""}
+              "athena": settings.athena_given, "allowed": case.allowed.text or "", "redact": bool(redact)}
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / "executed.ipynb"
         try:
@@ -55,7 +55,11 @@ def write_report(case: Case, out: str | os.PathLike, settings: EngineSettings | 
         nb = nbformat.read(executed, as_version=4)
     html = export_html(nb, with_code=with_code)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
+    # the report holds what the logs hold: readable by its owner only, whatever the umask
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(html)
     return out
 
 

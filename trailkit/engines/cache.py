@@ -66,7 +66,7 @@ class Cache:
         """Connect to the cache file, creating or rebuilding it; raises if another process holds it."""
         import duckdb
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             self.con = self._open(duckdb)
         except duckdb.IOException as e:
@@ -86,6 +86,8 @@ class Cache:
 
     def _open(self, duckdb):
         con = duckdb.connect(str(self.path))
+        for p in _files_of(self.path):  # what the logs hold, kept: readable by its owner only
+            os.chmod(p, 0o600)
         try:
             tables = {r[0] for r in con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()}

@@ -93,7 +93,7 @@ class _Transpiled(dict):
     def __setitem__(self, key, value):
         super().__setitem__(key, value)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(self))
             tmp.replace(self.path)  # atomic: a reader sees the old file or the new one
