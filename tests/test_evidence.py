@@ -668,3 +668,30 @@ def test_the_forked_scan_dies_with_its_parent(tmp_path, sample):
         time.sleep(0.1)
     else:
         raise AssertionError("the forked scan outlived its parent")
+
+
+@pytest.mark.parametrize("cache", ["--no-cache", None])
+def test_ctrl_c_stops_within_a_second_and_leaves_the_cache_whole(tmp_path, sample, cache):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    slow = ("SELECT count(*) AS n FROM cloudtrail a, cloudtrail b, cloudtrail c, cloudtrail d "
+            "WHERE md5(a.eventid || b.eventid || c.eventid || d.eventid) < 'a'")  # hours of work
+    env = {**os.environ, "TRAILKIT_CACHE": str(tmp_path)}
+    argv = [sys.executable, "-m", "trailkit", "sql", slow, "--logs", str(sample)] + ([cache] if cache else [])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(2.5)  # well into the query
+    assert proc.poll() is None, proc.communicate()
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert time.monotonic() - sent < 1.5 and proc.returncode == 130 and "interrupted" in err
+    # the cache answers as before
+    done = subprocess.run([sys.executable, "-m", "trailkit", "ips", KEY, "--logs", str(sample), "--format", "csv"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and "203.0.113.10" in done.stdout, done.stderr

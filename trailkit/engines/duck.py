@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -142,3 +143,55 @@ def arrow(result) -> "pa.Table":
         if pa.types.is_decimal(f.type) and f.type.scale == 0:
             table = table.set_column(i, f.name, table.column(i).cast(pa.int64()))
     return table
+
+
+def plain_name(path: str) -> bool:
+    """Whether DuckDB can be given this file's name (it takes names as UTF-8 text)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def interruptibly(connection, work):
+    """``work()`` on a thread of its own, so that Ctrl-C reaches this one at once and interrupts DuckDB
+    (which does not look for signals while it runs) on the connection ``connection()`` returns then: stopped
+    within a second, a transaction under way rolled back."""
+    import threading
+
+    box, done = {}, threading.Event()
+
+    def run():
+        try:
+            box["out"] = work()
+        except BaseException as e:  # noqa: B036 - handed to the caller as it is
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="trailkit-query", daemon=True).start()
+    try:  # (an Event, not Thread.join: a join cut short by Ctrl-C may later return before the thread ends)
+        while not done.wait(0.05):
+            pass
+    except KeyboardInterrupt:
+        con = connection()
+        if con is not None:
+            con.interrupt()
+        done.wait(10)  # DuckDB stops at its next check; a transaction under way is rolled back
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["out"]
+
+
+def duplicates(con, sql: str, params: dict) -> int | None:
+    """How many records the question counted once because their event had been delivered before: the
+    questions number each event's copies in a first part ``delivered`` (see ``queries/``), which is
+    asked again for the copies past the first. None for SQL without it (free SQL)."""
+    head, sep, _ = sql.partition("\n)\nSELECT")
+    if not sep or not head.lstrip().upper().startswith("WITH DELIVERED AS ("):
+        return None
+    count = transpile(head + "\n)\nSELECT count(*) AS copies FROM delivered WHERE delivery > 1")
+    used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", count)}
+    return int(con.execute(count, used).fetchone()[0])

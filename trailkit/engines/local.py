@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 import warnings
 from pathlib import Path
@@ -29,15 +28,6 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
-
-
-def _plain_name(path: str) -> bool:
-    """Whether DuckDB can be given this file's name (it takes names as UTF-8 text)."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class LocalEngine(Engine):
@@ -269,12 +259,22 @@ class LocalEngine(Engine):
         duck_sql = duck.transpile(sql)
         if wrap is not None:
             duck_sql = wrap(duck_sql)
+        out, read = duck.interruptibly(lambda: self._con, lambda: self._answer(duck_sql, params, hints, fetch))
+        untimed = self.con.execute("SELECT count(*) FROM cloudtrail WHERE TRY_CAST(eventtime AS TIMESTAMPTZ) IS NULL"
+                                   ).fetchone()[0]
+        self._record(QueryStats(self.name, duck_sql, dict(params), time.perf_counter() - started, len(out),
+                                files=read, covered=self._log["covered"], duplicates=duck.duplicates(self.con, sql, params),
+                                untimed=int(untimed), skipped=self._log["skipped"], notes=self._log["notes"]))
+        return out
+
+    def _answer(self, duck_sql: str, params: dict, hints: ScanHints | None, fetch):
         while True:
             read = self._bind_view(hints)
             try:
-                out = fetch(self.con.execute(duck_sql, params))
-                break
+                return fetch(self.con.execute(duck_sql, params)), read
             except Exception as e:  # duckdb.Error; the module is imported lazily
+                if type(e).__name__ == "InterruptException":
+                    raise
                 direct = self.cache is None and not (hints and hints.key and self.fast_scan)
                 before = len(self.parsed)
                 bad = self._unreadable(self.files(hints)) if direct else []
@@ -282,23 +282,6 @@ class LocalEngine(Engine):
                     raise QueryFailed(f"local query failed: {str(e).splitlines()[0]}", engine=self.name,
                                       sql=duck_sql) from e
                 self._skip(bad)
-        untimed = self.con.execute("SELECT count(*) FROM cloudtrail WHERE TRY_CAST(eventtime AS TIMESTAMPTZ) IS NULL"
-                                   ).fetchone()[0]
-        self._record(QueryStats(self.name, duck_sql, dict(params), time.perf_counter() - started, len(out),
-                                files=read, covered=self._log["covered"], duplicates=self._duplicates(sql, params),
-                                untimed=int(untimed), skipped=self._log["skipped"], notes=self._log["notes"]))
-        return out
-
-    def _duplicates(self, sql: str, params: dict) -> int | None:
-        """How many records the question counted once because their event had been delivered before: the
-        questions number each event's copies in a first part ``delivered`` (see ``queries/``), which is
-        asked again for the copies past the first. None for SQL without it (free SQL)."""
-        head, sep, _ = sql.partition("\n)\nSELECT")
-        if not sep or not head.lstrip().upper().startswith("WITH DELIVERED AS ("):
-            return None
-        count = duck.transpile(head + "\n)\nSELECT count(*) AS copies FROM delivered WHERE delivery > 1")
-        used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", count)}
-        return int(self.con.execute(count, used).fetchone()[0])
 
     @staticmethod
     def _vet(files: list[LogFile]) -> list[tuple[str, str]]:
@@ -317,7 +300,7 @@ class LocalEngine(Engine):
         refused = {p for p, _ in bad}
         for f in files:
             if f.path in refused or f.path in self.parsed or \
-                    (f.day is not None and _plain_name(f.path) and not f.path.lower().endswith(".zip")):
+                    (f.day is not None and duck.plain_name(f.path) and not f.path.lower().endswith(".zip")):
                 continue
             try:
                 docs, how = read_records(f.path)
