@@ -695,3 +695,43 @@ def test_ctrl_c_stops_within_a_second_and_leaves_the_cache_whole(tmp_path, sampl
     done = subprocess.run([sys.executable, "-m", "trailkit", "ips", KEY, "--logs", str(sample), "--format", "csv"],
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0 and "203.0.113.10" in done.stdout, done.stderr
+
+
+def test_gzip_members_of_equal_sizes_are_all_read(tmp_path, sample, records):
+    recs = _key_records(records, sample, 4)
+    one = ("".join(json.dumps(dict(recs[0], eventID=f"m-{i}")) + "\n" for i in range(2))).encode()
+    two = ("".join(json.dumps(dict(recs[0], eventID=f"n-{i}")) + "\n" for i in range(2))).encode()
+    assert len(one) == len(two)  # the trailer (the last member's size) matches the first member: nothing tells
+    (tmp_path / "firehose.jsonl.gz").write_bytes(gzip.compress(one) + gzip.compress(two))
+    with Trail.local(tmp_path, cache=False) as t:
+        assert sorted(t.usage(KEY)["eventid"]) == ["m-0", "m-1", "n-0", "n-1"]
+
+
+def test_a_file_linked_from_outside_and_changed_there_is_seen_in_a_notebook(tmp_path, sample, records):
+    logs, outside = tmp_path / "logs", tmp_path / "outside"
+    shutil.copytree(sample / "AWSLogs", logs / "AWSLogs")
+    outside.mkdir()
+    rec = _key_records(records, sample, 1)[0]
+    target = outside / "extra.json"
+    target.write_text(json.dumps({"Records": [dict(rec, eventID="x-1")]}))
+    os.symlink(target, logs / "extra.json")
+    with Trail(LocalEngine(logs, cache_dir=tmp_path / "cache")) as t:  # watch on, as in a notebook
+        before = len(t.usage(KEY))
+        target.write_text(json.dumps({"Records": [dict(rec, eventID="x-1"), dict(rec, eventID="x-2")]}))
+        assert len(t.usage(KEY)) == before + 1
+
+
+def test_a_rewrite_that_keeps_size_and_time_is_noticed(tmp_path, sample, records):
+    logs = tmp_path / "logs"
+    (logs / DAY).mkdir(parents=True)
+    rec = _key_records(records, sample, 1)[0]
+    path = logs / DAY / "one.json"
+    path.write_text(json.dumps({"Records": [dict(rec, eventID="same-0001")]}))
+    before = os.stat(path)
+    with Trail(LocalEngine(logs, cache_dir=tmp_path / "cache", watch=False)) as t:
+        assert list(t.usage(KEY)["eventid"]) == ["same-0001"]
+        path.write_text(json.dumps({"Records": [dict(rec, eventID="same-0002")]}))  # same length, other event
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        after = os.stat(path)
+        assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+        assert list(t.usage(KEY)["eventid"]) == ["same-0002"]

@@ -2,8 +2,8 @@
 
 One DuckDB database file per log folder, under the user's cache directory (``$TRAILKIT_CACHE``, else
 ``$XDG_CACHE_HOME/trailkit``, else ``~/.cache/trailkit``); the engine's connection is to that file. Two kinds of
-entries, both keyed by each source file's path, size and modification time, so new or changed files are read
-again and removed files dropped:
+entries, both keyed by each source file's path, size, modification time and inode change time, so new or
+changed files are read again (a rewrite that keeps size and modification time too) and removed files dropped:
 
 - ``key_records``: for one access key, the records that mention it (what the fast scan found), already in the
   Athena table's columns, and the list of files scanned for it (``key_files``). A second question about the
@@ -27,7 +27,7 @@ from ..paths import cache_dir
 from .duck import EMPTY, records_sql, source
 from .layout import Listing, LogFile
 
-VERSION = 3
+VERSION = 4
 
 
 def cache_path(root: str | os.PathLike, directory: str | os.PathLike | None = None) -> Path:
@@ -99,10 +99,10 @@ class Cache:
             if not tables:
                 con.execute("CREATE TABLE meta (version INTEGER, root VARCHAR)")
                 con.execute("INSERT INTO meta VALUES (?, ?)", [VERSION, os.path.realpath(self.root)])
-                con.execute("CREATE TABLE key_files (key VARCHAR, path VARCHAR, size BIGINT, mtime BIGINT)")
+                con.execute("CREATE TABLE key_files (key VARCHAR, path VARCHAR, size BIGINT, mtime BIGINT, ctime BIGINT)")
                 con.execute("CREATE TABLE key_records AS SELECT ''::VARCHAR AS key, * FROM ("
                             + records_sql(EMPTY, keep="filename") + ")")
-                con.execute("CREATE TABLE rec_files (path VARCHAR, size BIGINT, mtime BIGINT)")
+                con.execute("CREATE TABLE rec_files (path VARCHAR, size BIGINT, mtime BIGINT, ctime BIGINT)")
                 con.execute("CREATE TABLE records AS " + records_sql(EMPTY, keep="filename"))
         except Exception:
             con.close()
@@ -117,13 +117,13 @@ class Cache:
             return [], []
         known = self._known.get((files_table, key))
         if known is None:
-            rows = self.con.execute(f"SELECT path, size, mtime FROM {files_table} WHERE key = $k",
+            rows = self.con.execute(f"SELECT path, size, mtime, ctime FROM {files_table} WHERE key = $k",
                                     {"k": key}).fetchall() if key else \
-                self.con.execute(f"SELECT path, size, mtime FROM {files_table}").fetchall()
-            known = self._known[(files_table, key)] = {p: (s, m) for p, s, m in rows}
+                self.con.execute(f"SELECT path, size, mtime, ctime FROM {files_table}").fetchall()
+            known = self._known[(files_table, key)] = {p: (s, m, c) for p, s, m, c in rows}
         present = {f.path for f in found.files}
         gone = [p for p in known if p not in present and found.covers(p)]
-        stale = [f for f in needed if known.get(f.path) != (f.size, f.mtime_ns)]
+        stale = [f for f in needed if known.get(f.path) != (f.size, f.mtime_ns, f.ctime_ns)]
         return gone, stale
 
     def _covered(self, files_table: str, key: str | None, gone: list[str], files: list[LogFile]) -> None:
@@ -132,7 +132,7 @@ class Cache:
             return
         for path in gone:
             known.pop(path, None)
-        known.update({f.path: (f.size, f.mtime_ns) for f in files})
+        known.update({f.path: (f.size, f.mtime_ns, f.ctime_ns) for f in files})
 
     def _up_to_date(self, files_table: str, key: str | None, found: Listing, needed: list[LogFile]) -> None:
         """Remember that the entry now matches ``found`` for ``needed`` (less the files that could not be read)."""
@@ -155,9 +155,9 @@ class Cache:
     def _add_files(self, table: str, key: str | None, files: list[LogFile]) -> None:
         if not files:
             return
-        cols = "unnest($path), unnest($size), unnest($mtime)"
+        cols = "unnest($path), unnest($size), unnest($mtime), unnest($ctime)"
         params = {"path": [f.path for f in files], "size": [f.size for f in files],
-                  "mtime": [f.mtime_ns for f in files]}
+                  "mtime": [f.mtime_ns for f in files], "ctime": [f.ctime_ns for f in files]}
         if key:
             cols, params["k"] = "$k, " + cols, key
         self.con.execute(f"INSERT INTO {table} SELECT {cols}", params)

@@ -29,6 +29,9 @@ class LogFile(NamedTuple):
     day: date | None  # delivery date from the path, None outside the delivered layout
     size: int | None  # size and modification time: None when listed without them (no cache to key)
     mtime_ns: int | None
+    # the inode's change time: a rewrite that keeps size and modification time (``touch -r``, ``cp -p``) still
+    # moves it, and it comes with the same stat() (``os.utime`` cannot set it)
+    ctime_ns: int | None = None
 
 
 class Listing(NamedTuple):
@@ -85,7 +88,7 @@ def listing(root: str | os.PathLike, window: Window | None = None, stat: bool = 
         raise _missing(root)
     if os.path.isfile(root):
         st = os.stat(root)
-        return Listing([LogFile(root, None, st.st_size, st.st_mtime_ns)], set(), set())
+        return Listing([LogFile(root, None, st.st_size, st.st_mtime_ns, st.st_ctime_ns)], set(), set())
     out = Listing.new()
     _walk(root, "", out, *delivery_days(window or Window()), stat, watch)
     return out
@@ -161,6 +164,8 @@ def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | No
     for entry in entries:
         try:
             link = entry.is_symlink()
+            if link and watch is not None:  # its target lies where the watch may not see it change
+                watch.broken = True
             if entry.is_dir():  # follows links: the loop and twice-listed cases are caught above
                 if _is_log_dir(entry.name) and not _pseudo(entry.path):
                     _walk(entry.path, f"{rel}/{entry.name}" if rel else entry.name, out, first, last, stat, watch)
@@ -180,5 +185,5 @@ def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | No
         if ident in out.seen:
             continue
         out.seen.add(ident)
-        out.files.append(LogFile(entry.path, day, st.st_size, st.st_mtime_ns) if stat else
+        out.files.append(LogFile(entry.path, day, st.st_size, st.st_mtime_ns, st.st_ctime_ns) if stat else
                          LogFile(entry.path, day, None, None))
