@@ -735,3 +735,30 @@ def test_a_rewrite_that_keeps_size_and_time_is_noticed(tmp_path, sample, records
         after = os.stat(path)
         assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
         assert list(t.usage(KEY)["eventid"]) == ["same-0002"]
+
+
+def test_a_name_that_is_not_utf8_and_a_hard_link_are_read_once(tmp_path, sample, records):
+    recs = _key_records(records, sample, 3)
+    odd = os.path.join(os.fsencode(tmp_path), b"bad\xff\xfename.json")
+    with open(odd, "w") as f:
+        f.write(json.dumps({"Records": recs}))
+    os.link(odd, os.path.join(os.fsencode(tmp_path), b"hard.json"))
+    for cache in (False, True):
+        with Trail.local(tmp_path, cache=cache) as t:
+            assert sorted(t.usage(KEY)["eventid"]) == sorted(r["eventID"] for r in recs)
+            assert len(t.window("2026-10-01", "2026-11-01")) == 3
+            assert int(t.sql("SELECT count(*) AS n FROM cloudtrail")["n"].iloc[0]) == 3
+
+
+def test_a_name_that_is_not_utf8_alone(tmp_path, sample, records):
+    recs = _key_records(records, sample, 2)
+    with open(os.path.join(os.fsencode(tmp_path), b"only\xff.json"), "w") as f:
+        f.write(json.dumps({"Records": recs}))
+    day = os.path.join(os.fsencode(tmp_path), DAY.encode(), b"x\xfe.json.gz")
+    os.makedirs(os.path.dirname(day))
+    with open(day, "wb") as f:
+        f.write(gzip.compress(json.dumps({"Records": _key_records(records, sample, 4)[2:]}).encode()))
+    for cache in (False, True):
+        with Trail.local(tmp_path, cache=cache) as t:
+            assert len(t.usage(KEY)) == 4
+            assert len(t.window("2026-10-01", "2026-11-01")) == 4

@@ -40,6 +40,12 @@ def cache_path(root: str | os.PathLike, directory: str | os.PathLike | None = No
 _OURS = re.compile(r".+-[0-9a-f]{16}\.duckdb(\.wal)?|transpiled-sqlglot-[0-9a-f]{12}\.json")
 
 
+def _db(path: str) -> str:
+    """A file's path as the cache stores it: DuckDB keeps UTF-8 text, and a name need not be UTF-8 (the bytes
+    that are not are written as backslash escapes)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _files_of(path: Path) -> list[Path]:
     """The database file of a cache and its write-ahead log, those that exist."""
     return [p for p in (path, Path(str(path) + ".wal")) if p.is_file()]
@@ -121,9 +127,9 @@ class Cache:
                                     {"k": key}).fetchall() if key else \
                 self.con.execute(f"SELECT path, size, mtime, ctime FROM {files_table}").fetchall()
             known = self._known[(files_table, key)] = {p: (s, m, c) for p, s, m, c in rows}
-        present = {f.path for f in found.files}
+        present = {_db(f.path) for f in found.files}
         gone = [p for p in known if p not in present and found.covers(p)]
-        stale = [f for f in needed if known.get(f.path) != (f.size, f.mtime_ns, f.ctime_ns)]
+        stale = [f for f in needed if known.get(_db(f.path)) != (f.size, f.mtime_ns, f.ctime_ns)]
         return gone, stale
 
     def _covered(self, files_table: str, key: str | None, gone: list[str], files: list[LogFile]) -> None:
@@ -132,7 +138,7 @@ class Cache:
             return
         for path in gone:
             known.pop(path, None)
-        known.update({f.path: (f.size, f.mtime_ns, f.ctime_ns) for f in files})
+        known.update({_db(f.path): (f.size, f.mtime_ns, f.ctime_ns) for f in files})
 
     def _up_to_date(self, files_table: str, key: str | None, found: Listing, needed: list[LogFile]) -> None:
         """Remember that the entry now matches ``found`` for ``needed`` (less the files that could not be read)."""
@@ -147,7 +153,8 @@ class Cache:
         """Delete the rows of ``paths`` (and of ``key``, if given) from each table (name -> its path column)."""
         if not paths:
             return
-        self.con.execute("CREATE OR REPLACE TEMP TABLE tk_forget AS SELECT unnest($p) AS path", {"p": paths})
+        self.con.execute("CREATE OR REPLACE TEMP TABLE tk_forget AS SELECT unnest($p) AS path",
+                         {"p": [_db(p) for p in paths]})  # (_db of a stored path is that path)
         for table, column in tables.items():
             self.con.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT path FROM tk_forget)"
                              + (" AND key = $k" if key else ""), {"k": key} if key else {})
@@ -156,7 +163,7 @@ class Cache:
         if not files:
             return
         cols = "unnest($path), unnest($size), unnest($mtime), unnest($ctime)"
-        params = {"path": [f.path for f in files], "size": [f.size for f in files],
+        params = {"path": [_db(f.path) for f in files], "size": [f.size for f in files],
                   "mtime": [f.mtime_ns for f in files], "ctime": [f.ctime_ns for f in files]}
         if key:
             cols, params["k"] = "$k, " + cols, key
@@ -195,7 +202,7 @@ class Cache:
                     docs = "(SELECT unnest($docs)::JSON AS json, unnest($paths) AS filename)"
                     self.con.execute(insert + "(" + records_sql(docs, keep="filename") + ")",
                                      {"k": key, "docs": [d for _, d in result.documents],
-                                      "paths": [p for p, _ in result.documents]})
+                                      "paths": [_db(p) for p, _ in result.documents]})
                 if result.whole_files:
                     self.con.execute(insert + "(" + records_sql(
                         source([f.path for f in result.whole_files], filename=True), keep="filename") + ")", {"k": key})
@@ -240,7 +247,7 @@ class Cache:
         """A condition keeping only the records of ``needed``: an entry also holds files that earlier questions
         read (other days), and an answer must be the same as a cold read's, whatever was asked before."""
         bad = {p for p, _ in self.unreadable}
-        paths = [f.path for f in needed if f.path not in bad]
+        paths = [_db(f.path) for f in needed if f.path not in bad]
         known = self._known.get(entry)
         if known is not None and len(known) <= len(paths):  # the entry holds nothing else
             return ""
@@ -257,7 +264,7 @@ class Cache:
         if parts:
             self.con.execute("INSERT INTO records " + records_sql(
                 "(SELECT unnest($docs)::JSON AS json, unnest($paths) AS filename)", keep="filename"),
-                {"docs": [d for _, d in parts], "paths": [p for p, _ in parts]})
+                {"docs": [d for _, d in parts], "paths": [_db(p) for p, _ in parts]})
         if files:
             self._add_files("rec_files", None, files)
 
