@@ -249,6 +249,11 @@ def test_what_an_attacker_writes_cannot_hurt_the_reader(capsys, tmp_path, sample
     assert "\\x1b[2J" in out and "\\u202e" in out
     code, out, _ = run(capsys, "usage", KEY, "--logs", str(tmp_path), "--no-cache", "--format", "csv")
     assert "'=HYPERLINK" in out
+    code, out, _ = run(capsys, "sql", "SELECT sourceipaddress, eventname FROM cloudtrail", "--logs", str(tmp_path),
+                       "--format", "csv")  # free SQL: through Arrow
+    assert out.splitlines()[1].startswith("\"'=HYPERLINK")
+    code, out, _ = run(capsys, "usage", KEY, "--logs", str(tmp_path), "--no-cache", "--format", "json")
+    assert json.loads(out.splitlines()[0])["sourceipaddress"] == "=HYPERLINK(\"http://x\")"  # JSON keeps it as it is
     import matplotlib
 
     matplotlib.use("Agg")
@@ -460,6 +465,8 @@ def test_the_kernel_s_trees_are_never_walked(tmp_path, sample, capsys):
     assert code == 0 and int(out.split("over ")[1].split(" file")[0]) < files
     code, _, err = run(capsys, "ips", KEY, "--logs", "/proc")
     assert code == 2 and "kernel" in err and days
+    code, _, err = run(capsys, "ips", KEY, "--logs", "/")
+    assert code == 2 and "whole machine" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("argv, needle", [

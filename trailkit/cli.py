@@ -179,7 +179,7 @@ def write_result(out, names: list[str], rows: list[tuple], fmt: str, extra: dict
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(names)
-        writer.writerows([_csv_cell(v) for v in row] for row in rows)  # None is written as an empty field
+        writer.writerows(rows)  # None is written as an empty field; formulas were defused by the engine
         return
     if fmt == "json":  # JSON escapes C0 controls itself; C1 and bidi controls are escaped as \\uXXXX too
         for row in rows:
@@ -195,14 +195,6 @@ def write_result(out, names: list[str], rows: list[tuple], fmt: str, extra: dict
     for line in cells:
         out.write(" ".join(v.rjust(w) for v, w in zip(line, widths)) + "\n")
     out.write(f"({len(rows)} rows)\n")
-
-
-# Cells a spreadsheet would run as a formula (OWASP "CSV injection"): written with a leading apostrophe.
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_cell(value):
-    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA) else value
 
 
 def _cell(value) -> str:
@@ -281,7 +273,7 @@ def _run(args) -> int:
             sys.stdout.write(trail.explain(request))
             return 0
         trail.engine.prepare(request)  # the local key scan overlaps importing DuckDB
-        names, rows = trail.ask_rows(request)
+        names, rows = trail.ask_rows(request, spreadsheet_safe=args.format == "csv")
         extra = {}
         if allowlist is not None:
             ips = names.index("sourceipaddress")

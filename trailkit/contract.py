@@ -72,9 +72,10 @@ class Contract:
             arrays.append(_convert(values, kind))
         return pa.Table.from_arrays(arrays, names=self.names)  # (pa.table() would import pandas to sniff)
 
-    def printable(self, table: "pa.Table") -> tuple[list[str], list[tuple]]:
+    def printable(self, table: "pa.Table", spreadsheet_safe: bool = False) -> tuple[list[str], list[tuple]]:
         """Column names and rows of Python values for printing, conformed first; times as ISO 8601 text in UTC
-        with a Z (whole seconds, as CloudTrail writes them)."""
+        with a Z (whole seconds, as CloudTrail writes them); with ``spreadsheet_safe``, text a spreadsheet
+        would run as a formula begins with an apostrophe (see ``FORMULA_RE``)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -85,13 +86,16 @@ class Contract:
                 # to UTC first: the Z written after it must be true whatever zone the engine returned
                 seconds = pc.floor_temporal(col, unit="second").cast(pa.timestamp("s", tz="UTC"))
                 col = pc.strftime(seconds, format=_ISO_Z)
+            elif spreadsheet_safe and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+                formula = pc.fill_null(pc.match_substring_regex(col, FORMULA_RE), False)
+                col = pc.if_else(formula, pc.binary_join_element_wise("'", col, ""), col)
             columns.append(col.to_pylist())
         return table.column_names, (list(zip(*columns)) if columns else [])
 
-    def duckdb_sql(self, duck_sql: str) -> str:
+    def duckdb_sql(self, duck_sql: str, spreadsheet_safe: bool = False) -> str:
         """``duck_sql`` wrapped so DuckDB returns what ``printable`` would: declared order, times as ISO 8601 UTC
-        text with a Z, BIGINT, text with '' as NULL. An outer SELECT keeps its input's row order in DuckDB, so
-        the query's ORDER BY still holds."""
+        text with a Z, BIGINT, text with '' as NULL (and, ``spreadsheet_safe``, formulas defused). An outer
+        SELECT keeps its input's row order in DuckDB, so the query's ORDER BY still holds."""
         if self.free:
             return duck_sql
         convert = {  # a time that does not parse is empty, as on the Arrow path
@@ -103,12 +107,23 @@ class Contract:
             "int": "CAST({} AS BIGINT)",
             "string": "NULLIF(CAST({} AS VARCHAR), '')",
         }
-        select = ",\n  ".join(convert[kind].format(f'tk_result."{name}"') + f' AS "{name}"'
-                              for name, kind in self.columns)
+        def shown(name, kind):
+            value = convert[kind].format(f'tk_result."{name}"')
+            if spreadsheet_safe and kind in ("string", "json"):
+                value = (f"CASE WHEN regexp_matches({value}, '{FORMULA_RE}') THEN " + QUOTE +
+                         f" || {value} ELSE {value} END")
+            return f'{value} AS "{name}"'
+
+        select = ",\n  ".join(shown(name, kind) for name, kind in self.columns)
         return f"SELECT\n  {select}\nFROM (\n{duck_sql.rstrip().rstrip(';')}\n) AS tk_result"
 
 
 FREE = Contract(None)
+
+# Text a spreadsheet would run as a formula (OWASP "CSV injection") starts with one of = + - @ tab or carriage
+# return. In CSV output it is written with a leading apostrophe, which spreadsheets show as text.
+FORMULA_RE = "^[=+@\\t\\r-]"
+QUOTE = "''''"  # SQL for the text of one apostrophe
 
 
 # Characters a terminal acts on (ANSI escapes, carriage returns, newlines) or that reorder text (bidi controls):

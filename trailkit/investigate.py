@@ -66,10 +66,11 @@ class Trail:
         """Run a request; its rows as an Arrow table with the question's column contract (no pandas needed)."""
         return self.engine.table(request)
 
-    def ask_rows(self, request: Request) -> tuple[list[str], list[tuple]]:
+    def ask_rows(self, request: Request, spreadsheet_safe: bool = False) -> tuple[list[str], list[tuple]]:
         """Run a request; column names and printable rows (times as ISO 8601 text with Z), the contract applied:
-        what the command line prints, without importing pyarrow or pandas."""
-        return self.engine.rows(request)
+        what the command line prints, without importing pyarrow or pandas. ``spreadsheet_safe``: text that a
+        spreadsheet would run as a formula begins with an apostrophe (for CSV)."""
+        return self.engine.rows(request, spreadsheet_safe)
 
     def explain(self, request: Request) -> str:
         """The exact SQL the engine would run for ``request``, values in place; runs nothing."""

@@ -94,10 +94,10 @@ class Engine(ABC):
         sql, params = self.render(request)
         return request.contract.conform(self.run(sql, params, request.hints))
 
-    def rows(self, request: Request) -> tuple[list[str], list[tuple]]:
+    def rows(self, request: Request, spreadsheet_safe: bool = False) -> tuple[list[str], list[tuple]]:
         """Column names and printable rows (times as ISO 8601 text with Z), the contract applied: what the
-        command line prints. Engines that can answer without Arrow override it."""
-        return request.contract.printable(self.table(request))
+        command line prints (``spreadsheet_safe`` for CSV). Engines that can answer without Arrow override it."""
+        return request.contract.printable(self.table(request), spreadsheet_safe)
 
     def explain(self, request: Request) -> str:
         """The exact text this engine would execute for ``request`` (runs nothing): ``statement`` and, where

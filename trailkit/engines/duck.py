@@ -185,13 +185,15 @@ def interruptibly(connection, work):
     return box["out"]
 
 
-def duplicates(con, sql: str, params: dict) -> int | None:
-    """How many records the question counted once because their event had been delivered before: the
-    questions number each event's copies in a first part ``delivered`` (see ``queries/``), which is
-    asked again for the copies past the first. None for SQL without it (free SQL)."""
+def counted(con, sql: str, params: dict) -> tuple[int | None, int]:
+    """What the question set aside, in one query over the view: how many records it counted once because their
+    event had been delivered before (the questions number each event's copies in a first part ``delivered``,
+    see ``queries/``; None for SQL without it, free SQL), and how many records read have no usable time."""
+    untimed = "(SELECT count(*) FROM cloudtrail WHERE TRY_CAST(eventtime AS TIMESTAMPTZ) IS NULL)"
     head, sep, _ = sql.partition("\n)\nSELECT")
     if not sep or not head.lstrip().upper().startswith("WITH DELIVERED AS ("):
-        return None
-    count = transpile(head + "\n)\nSELECT count(*) AS copies FROM delivered WHERE delivery > 1")
-    used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", count)}
-    return int(con.execute(count, used).fetchone()[0])
+        return None, int(con.execute("SELECT " + untimed).fetchone()[0])
+    query = transpile(head + "\n)\nSELECT count(*) AS copies FROM delivered WHERE delivery > 1")
+    used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", query)}
+    copies, none = con.execute(f"SELECT ({query.rstrip().rstrip(';')}), {untimed}", used).fetchone()
+    return int(copies), int(none)

@@ -72,6 +72,9 @@ def prune(files: list[LogFile], window: Window) -> list[LogFile]:
 
 
 def _missing(root: str) -> InvalidInput:
+    if os.path.realpath(root) == os.path.realpath(os.sep):
+        return InvalidInput(f"{root!r} is the whole machine: every JSON file on it would be read; pass --logs DIR, "
+                            "the folder holding AWSLogs/ or your exported logs")
     if _pseudo(root):
         return InvalidInput(f"{root!r} is one of the kernel's own folders ({', '.join(_PSEUDO)}), never logs; "
                             "pass --logs DIR")
@@ -84,7 +87,7 @@ def listing(root: str | os.PathLike, window: Window | None = None, stat: bool = 
     leaves out each file's size and modification time (only the cache needs them: ~5 µs a file). ``watch``
     (a ``FolderWatch``) is given each directory before it is read."""
     root = os.fspath(root)
-    if not os.path.exists(root) or _pseudo(root):
+    if not os.path.exists(root) or _pseudo(root) or os.path.realpath(root) == os.path.realpath(os.sep):
         raise _missing(root)
     if os.path.isfile(root):
         st = os.stat(root)
@@ -97,7 +100,7 @@ def listing(root: str | os.PathLike, window: Window | None = None, stat: bool = 
 def has_log_files(root: str | os.PathLike) -> bool:
     """Whether there is at least one event file under ``root`` (stops at the first; raises if it is missing)."""
     root = os.fspath(root)
-    if not os.path.exists(root) or _pseudo(root):
+    if not os.path.exists(root) or _pseudo(root) or os.path.realpath(root) == os.path.realpath(os.sep):
         raise _missing(root)
     if os.path.isfile(root):
         return True

@@ -160,6 +160,8 @@ class LocalEngine(Engine):
         elif cache is not None:
             view, read = cache.records_source(needed, found, self._unreadable, self.parsed, self._prepare)
             self._skip(cache.unreadable)
+            if " IN " in view:  # a window's files of a larger cache: taken once, asked several times
+                view = self._materialized(view)
         elif key:
             view, read = self._scan_view(self._checked(self._scan(needed, key), key)), len(needed)
         else:
@@ -173,8 +175,15 @@ class LocalEngine(Engine):
                 self.con.execute("CREATE OR REPLACE TEMP TABLE tk_parsed AS SELECT unnest($docs)::JSON AS json",
                                  {"docs": parts})
                 view += "\nUNION ALL\n" + duck.records_sql("(SELECT json FROM tk_parsed)")
+            view = self._materialized(view)  # the files are read once, whatever is asked of them
         self.con.execute("CREATE OR REPLACE TEMP VIEW cloudtrail AS " + view)
         return read
+
+    def _materialized(self, view: str) -> str:
+        """``view``'s rows in a temporary table: the question and what is counted of its records (copies,
+        records without a time) then read them once."""
+        self.con.execute("CREATE OR REPLACE TEMP TABLE tk_view AS " + view)
+        return "SELECT * FROM tk_view"
 
     def prepare(self, request: Request) -> None:
         """Start the key scan ``request`` will need in a child process now (see ``scan.ForkedScan``), when
@@ -240,15 +249,15 @@ class LocalEngine(Engine):
     def run(self, sql: str, params: dict, hints: ScanHints | None = None) -> pa.Table:
         return self._execute(sql, params, hints, duck.arrow)
 
-    def rows(self, request: Request) -> tuple[list[str], list[tuple]]:
+    def rows(self, request: Request, spreadsheet_safe: bool = False) -> tuple[list[str], list[tuple]]:
         """As ``Engine.rows``, with the contract applied by DuckDB (``Contract.duckdb_sql``) and its rows
         fetched as they are: no pyarrow import, and no Python work per value however many rows there are."""
         contract = request.contract
         if contract.free:  # any column type, so through Arrow's general conversions
-            return super().rows(request)
+            return super().rows(request, spreadsheet_safe)
         sql, params = self.render(request)
         return contract.names, self._execute(sql, params, request.hints, lambda result: result.fetchall(),
-                                             wrap=contract.duckdb_sql)
+                                             wrap=lambda duck_sql: contract.duckdb_sql(duck_sql, spreadsheet_safe))
 
     def _execute(self, sql: str, params: dict, hints: ScanHints | None, fetch, wrap=None):
         """Run ``sql`` (transpiled, then passed through ``wrap``) over the view of what the question needs;
@@ -260,20 +269,19 @@ class LocalEngine(Engine):
         if wrap is not None:
             duck_sql = wrap(duck_sql)
         out, read = duck.interruptibly(lambda: self._con, lambda: self._answer(duck_sql, params, hints, fetch))
-        untimed = self.con.execute("SELECT count(*) FROM cloudtrail WHERE TRY_CAST(eventtime AS TIMESTAMPTZ) IS NULL"
-                                   ).fetchone()[0]
+        copies, untimed = duck.counted(self.con, sql, params)
         self._record(QueryStats(self.name, duck_sql, dict(params), time.perf_counter() - started, len(out),
-                                files=read, covered=self._log["covered"], duplicates=duck.duplicates(self.con, sql, params),
-                                untimed=int(untimed), skipped=self._log["skipped"], notes=self._log["notes"]))
+                                files=read, covered=self._log["covered"], duplicates=copies, untimed=untimed,
+                                skipped=self._log["skipped"], notes=self._log["notes"]))
         return out
 
     def _answer(self, duck_sql: str, params: dict, hints: ScanHints | None, fetch):
         while True:
-            read = self._bind_view(hints)
             try:
+                read = self._bind_view(hints)
                 return fetch(self.con.execute(duck_sql, params)), read
             except Exception as e:  # duckdb.Error; the module is imported lazily
-                if type(e).__name__ == "InterruptException":
+                if not type(e).__module__.lstrip("_").startswith("duckdb") or type(e).__name__ == "InterruptException":
                     raise
                 direct = self.cache is None and not (hints and hints.key and self.fast_scan)
                 before = len(self.parsed)
