@@ -178,7 +178,7 @@ def run(capsys, *argv):
     (["sql", "SELEC eventname FROM cloudtrail"], "cannot be read"),
     (["sql", "EXPLAIN SELECT 1"], "read-only"),
     (["sql", "SELECT (eventname FROM cloudtrail"], "cannot be read"),
-    (["sql", "SELECT * FROM read_csv('/etc/passwd')"], "is not a table"),
+    (["sql", "SELECT * FROM read_csv('/etc/passwd')"], "not allowed"),
     (["sql", "COPY (SELECT 1) TO '/tmp/trailkit-copy.csv'"], "read-only"),
     (["sql", "SELECT 1; SELECT 2"], "exactly one SELECT"),
     (["sql", "UPDATE records SET eventname = 'x'"], "read-only"),
@@ -195,6 +195,9 @@ def run(capsys, *argv):
     (["sql", 'WITH "/etc/passwd" AS (SELECT * FROM "/etc/passwd") SELECT * FROM "/etc/passwd"'], "is not known"),
     (["sql", 'SELECT * FROM (WITH "/etc/hosts" AS (SELECT 1) SELECT 1) a, "/etc/hosts"'], "is not known"),
     (["sql", "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SELECT * FROM r"], "RECURSIVE"),
+    (["sql", "SELECT l.* FROM cloudtrail, LATERAL read_text('/etc/passwd') l"], "not allowed"),
+    (["sql", "SELECT * FROM cloudtrail CROSS JOIN LATERAL read_csv('/etc/passwd')"], "not allowed"),
+    (["sql", "SELECT current_setting('secret_directory') AS s"], "not allowed"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, sample, argv, needle):
     code, out, err = run(capsys, *argv, "--logs", str(sample))
@@ -609,7 +612,7 @@ def test_every_answer_says_what_it_rests_on(tmp_path, sample, records):
     (tmp_path / "AWSLogs" / "broken.json.gz").write_bytes(b"\x1f\x8b\x08 not gzip")
     from trailkit.investigation import Case, investigate, quality_html
 
-    with warnings.catch_warnings(record=True), Trail.local(tmp_path, cache=False) as t:
+    with warnings.catch_warnings(record=True), Trail(LocalEngine(tmp_path, cache_dir=tmp_path / "cache")) as t:
         done = investigate(t, Case.parse(KEY))
         last = done.stats[0]  # the usage question: every event of the key
     assert done.stats[-1].duplicates == 0  # minted: no STS call among the copies
@@ -617,6 +620,9 @@ def test_every_answer_says_what_it_rests_on(tmp_path, sample, records):
     assert last.covered == files and last.untimed == 1 and last.duplicates == 2
     assert [p for p, _ in last.skipped] == [str(tmp_path / "AWSLogs" / "broken.json.gz")]
     assert [p for p, _ in last.notes] == [str(tmp_path / "splunk.json")]
+    with warnings.catch_warnings(record=True), Trail.local(tmp_path, cache=False) as t:
+        t.window("2026-10-01", "2026-11-01")  # straight from the files: copies not counted, and it says so
+        assert t.last.duplicates is None and t.last.untimed is None
     page = quality_html(done)
     for needle in ("broken.json.gz", "splunk.json", "the record in _raw", "records without a usable time",
                    f"{files:,} (", ">2 records were second deliveries"):
@@ -769,3 +775,61 @@ def test_a_name_that_is_not_utf8_alone(tmp_path, sample, records):
         with Trail.local(tmp_path, cache=cache) as t:
             assert len(t.usage(KEY)) == 4
             assert len(t.window("2026-10-01", "2026-11-01")) == 4
+
+
+
+def test_records_without_an_event_id_are_no_copies(tmp_path, sample, records):
+    recs = [dict(r) for r in _key_records(records, sample, 3)]
+    for r in recs:
+        r.pop("eventID")
+    (tmp_path / "AWSLogs").mkdir()
+    (tmp_path / "export.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with warnings.catch_warnings(record=True), Trail(LocalEngine(tmp_path, cache_dir=tmp_path / "c")) as t:
+        assert len(t.usage(KEY)) == 3 and t.last.duplicates == 0
+
+
+def test_free_sql_shaped_like_a_question_is_answered_not_a_traceback(capsys, sample):
+    code, out, err = run(capsys, "sql", "WITH delivered AS (\n SELECT eventid FROM cloudtrail\n)\nSELECT count(*) AS n "
+                         "FROM delivered", "--logs", str(sample), "--format", "csv")
+    assert code == 0 and out.splitlines()[0] == "n", err
+
+
+def test_with_names_in_any_case_and_two_tables_on_athena(capsys, sample, moto):
+    code, out, err = run(capsys, "sql", "WITH Recent AS (SELECT * FROM cloudtrail) SELECT count(*) AS n FROM recent",
+                         "--logs", str(sample), "--format", "csv")
+    assert code == 0, err
+    moto.seed([("n", "bigint")], [["1"]])
+    code, out, err = run(capsys, "sql", "SELECT count(*) AS n FROM cloudtrail a, cloudtrail b WHERE cloudtrail.x = 1",
+                         "--athena", "--database", "security", "--output", "s3://trailkit-results/q/", "--dry-run")
+    assert code == 0 and out.count('"security"."cloudtrail"') == 3 and " cloudtrail" not in out.replace('"cloudtrail"', ""), out
+
+
+def test_a_zip_cannot_inflate_past_one_budget(tmp_path, sample, records):
+    import zipfile
+
+    member = b"\0" * (200 << 20)
+    with zipfile.ZipFile(tmp_path / "many.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(3):
+            z.writestr(f"part{i}.json", member)
+    (tmp_path / "a.json").write_text(json.dumps({"Records": _key_records(records, sample, 2)}))
+    with warnings.catch_warnings(record=True) as caught, Trail.local(tmp_path, cache=False) as t:
+        warnings.simplefilter("always")
+        assert len(t.usage(KEY)) == 2
+    assert any("many.zip" in str(w.message) and "decompression bomb" in str(w.message) for w in caught)
+
+
+def test_a_redacted_report_leaks_no_path_name_or_session(tmp_path, sample, records, capsys):
+    shutil.copytree(sample / "AWSLogs", tmp_path / "AWSLogs")
+    (tmp_path / "AWSLogs" / "111122223333_broken.json.gz").write_bytes(b"\x1f\x8b\x08 not gzip")
+    from trailkit.redact import Redactor
+
+    r = Redactor()
+    text = r.text('arn:aws:sts::111122223333:assumed-role/ops-admin/sync-maint AROAEXAMPLEID1234567:alice@corp.com '
+                  '{"userName": "bob", "roleSessionName": "sync-maint"}')
+    assert "ops-admin" not in text and "alice" not in text and '"bob"' not in text
+    assert text.count("NAME-2") == 2  # the session in the ARN and in the parameters: one mask
+    out = tmp_path / "r.html"
+    code, _, err = run(capsys, "report", KEY, "--logs", str(tmp_path), "--out", str(out), "--redact")
+    assert code == 0, err
+    html = out.read_text()
+    assert "111122223333" not in html and "broken.json.gz" in html  # the file is named, its account masked

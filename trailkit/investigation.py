@@ -71,9 +71,11 @@ class Investigation:
         allowed = self.case.allowed
         case = replace(self.case, key=KeyMatch(r.text(self.case.key.value), self.case.key.fragment),
                        allowed=Allowlist(allowed.networks, r.text(allowed.text)) if allowed else allowed)
+        stats = [replace(s, sql="", params={}, skipped=[(r.text(p), r.text(w)) for p, w in s.skipped],
+                         notes=[(r.text(p), r.text(h)) for p, h in s.notes]) for s in self.stats]
         return replace(self, case=case, usage=r.frame(self.usage), ips=r.frame(self.ips), owner=r.frame(self.owner),
                        minted=r.frame(self.minted), sql={k: r.text(v) for k, v in self.sql.items()},
-                       source=r.text(self.source))
+                       source=r.text(self.source), stats=stats)
 
     @property
     def window(self) -> Window:
@@ -109,7 +111,7 @@ class Investigation:
         return f"{len(athena)} Athena queries, {total / 1024 ** 2:.1f} MB scanned, about USD {cost:.4f}"
 
 
-def investigate(trail: Trail, case: Case, progress=None) -> Investigation:
+def investigate(trail: Trail, case: Case, progress=None, redact: bool = False) -> Investigation:
     """Ask everything about ``case``: the key's events, source IPs (classified by its allowlist), owner and
     minted keys.
 
@@ -120,19 +122,25 @@ def investigate(trail: Trail, case: Case, progress=None) -> Investigation:
         >>> investigate(Trail.local("data/sample"),
         ...             Case.parse("AKIA3PARTNERSYNC0001", allowed="203.0.113.0/24"))  # doctest: +SKIP
     """
+    import warnings
+
     say = progress or (lambda text: None)
     requests = case.requests()
     answers, sql, stats = {}, {}, []
-    for i, (name, request) in enumerate(requests.items(), 1):
-        say(f"{i}/{len(requests)} {name}…")
-        answers[name] = trail.ask(request)
-        sql[name] = trail.engine.statement(request)
-        if trail.last is not None:
-            stats.append(trail.last)
+    with warnings.catch_warnings():
+        if redact:  # file names in warnings would leave the report unmasked: the data-quality section says it
+            warnings.simplefilter("ignore")
+        for i, (name, request) in enumerate(requests.items(), 1):
+            say(f"{i}/{len(requests)} {name}…")
+            answers[name] = trail.ask(request)
+            sql[name] = trail.engine.statement(request)
+            if trail.last is not None:
+                stats.append(trail.last)
     say("done")
-    return Investigation(case=case, source=trail.engine.describe(), usage=answers["usage"],
+    done = Investigation(case=case, source=trail.engine.describe(), usage=answers["usage"],
                          ips=classify_ips(answers["ips"], case.allowed), owner=answers["owner"],
                          minted=answers["minted"], sql=sql, stats=stats)
+    return done.redacted() if redact else done
 
 
 # ------------------------------------------------------------------ rendering
@@ -189,6 +197,13 @@ def about_html(f: Investigation) -> str:
     return CSS + f"<table class='tk-summary'>{rows}</table>{sql}"
 
 
+def _most(stats: list, field: str, text: str) -> str:
+    values = [getattr(s, field) for s in stats if getattr(s, field) is not None]
+    if not values:  # a window read straight from the files: counting would read them all a second time
+        return "not counted without the cache (each event is still counted once)"
+    return text.format(max(values))
+
+
 def quality_html(f: Investigation) -> str:
     """What the answers rest on: the files covered and read, those skipped and why, exports and how they were
     read, records without a usable time, duplicate deliveries set aside."""
@@ -203,10 +218,10 @@ def quality_html(f: Investigation) -> str:
                                             f"({max(s.files or 0 for s in local):,} read now, the rest from the cache)"),
         ("files skipped", f"{len(skipped):,}" + (" (below)" if skipped else "")),
         ("files read from an export's layout or in part", f"{len(notes):,}" + (" (below)" if notes else "")),
-        ("records without a usable time", f"{max(s.untimed or 0 for s in local):,} (kept where no window is asked; "
-                                          "left out of windows)"),
-        ("duplicate deliveries", f"{max(s.duplicates or 0 for s in local):,} records were second deliveries of an "
-                                 "event (same eventid) and were counted once"),
+        ("records without a usable time", _most(local, "untimed", "{:,} (kept where no window is asked; left out "
+                                                                 "of windows)")),
+        ("duplicate deliveries", _most(local, "duplicates", "{:,} records were second deliveries of an event (same "
+                                                            "eventid) and were counted once")),
     ]
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in parts)
     out = CSS + f"<table class='tk-summary'>{rows}</table>"

@@ -151,8 +151,19 @@ def read_only(text: str) -> None:
         raise InvalidInput(f"only a SELECT (or WITH ... SELECT) can run, not {start!r}; trailkit sql is read-only")
     if any(w.args.get("recursive") for w in query.find_all(exp.With)):
         raise InvalidInput("WITH RECURSIVE is not allowed; trailkit sql runs one plain SELECT")
+    # a source that is not a table, a subquery, UNNEST or VALUES is a table function (LATERAL read_text(...))
+    for node in query.find_all(exp.Lateral, exp.TableFromRows, exp.Pivot):
+        if not isinstance(node.this, (exp.Subquery, exp.Unnest, exp.Values, exp.Select, type(None))) or \
+                isinstance(node, exp.TableFromRows):
+            raise InvalidInput(f"{node.sql(dialect='athena')!r} is not allowed; trailkit sql reads only the table cloudtrail")
+    for fn in query.find_all(exp.Anonymous, exp.Func):
+        name = (fn.name if isinstance(fn, exp.Anonymous) else fn.sql_name()).lower()
+        if name.startswith(_FORBIDDEN_FUNCTIONS):
+            raise InvalidInput(f"function {name}() is not allowed; trailkit sql reads only the table cloudtrail")
+    from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
     from sqlglot.optimizer.scope import traverse_scope
 
+    query = normalize_identifiers(query, dialect="athena")  # Recent and recent are one WITH name
     try:  # which names are tables, and which are WITH names in scope where they are used
         tables = {id(src) for scope in traverse_scope(query) for src in scope.sources.values()
                   if isinstance(src, exp.Table)}
@@ -171,6 +182,12 @@ def read_only(text: str) -> None:
             raise InvalidInput(f"table {shown!r} is not known; trailkit sql reads only the table cloudtrail")
     for node in query.find_all(exp.Into, exp.Command, exp.Pragma):
         raise InvalidInput(f"{node.key.upper()} is not allowed; trailkit sql is read-only")
+
+
+# DuckDB functions that reach outside the table: files, settings, the catalog, the environment
+_FORBIDDEN_FUNCTIONS = ("read_", "glob", "current_setting", "getenv", "getvariable", "duckdb_", "pragma_",
+                        "query", "sniff_csv", "parquet_", "iceberg_", "delta_", "load_", "install_", "which_secret",
+                        "current_database", "current_schema", "sqlite_", "postgres_", "mysql_", "http")
 
 
 def _strip_literals(text: str) -> str:

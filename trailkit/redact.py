@@ -14,7 +14,9 @@ from .inputs import KEY_PREFIXES
 
 _ARN = re.compile(r"\barn:(aws[a-z-]*):([a-z0-9-]*):([a-z0-9-]*):(\d{12})?:([^\s\"',;)}\]]+)")
 # access key ids (20 characters) and the other unique ids AWS writes with the same prefixes (principal ids)
-_KEY = re.compile(r"\b(" + "|".join(KEY_PREFIXES) + r")[A-Z0-9]{12,24}\b")
+_KEY = re.compile(r"\b(" + "|".join(KEY_PREFIXES) + r")[A-Z0-9]{12,24}\b(?::[\w.@+=,-]+)?")
+# names inside request parameters that are identities too (the user, the role, the session)
+_NAMED = re.compile(r'("(?:userName|roleName|roleSessionName|groupName|instanceProfileName)"\s*:\s*")([^"\\]+)"')
 #: columns holding a bare name that also appears inside ARNs (masked alike)
 NAME_COLUMNS = ("username", "rolesessionname")
 _ACCOUNT = re.compile(r"(?<![\d.:-])\d{12}(?![\d.:])")
@@ -39,6 +41,7 @@ class Redactor:
         if not isinstance(value, str):
             return value
         value = _ARN.sub(self._arn, value)
+        value = _NAMED.sub(lambda m: m.group(1) + self._mask("name", m.group(2), "NAME") + '"', value)
         value = _KEY.sub(lambda m: self._mask("key", m.group(), m.group(1) + (
             "-KEY" if len(m.group()) == 20 and m.group(1) in ("AKIA", "ASIA") else "-ID")), value)
         value = _ACCOUNT.sub(lambda m: self._mask("account", m.group(), "ACCOUNT"), value)
@@ -48,7 +51,9 @@ class Redactor:
     def _arn(self, m) -> str:
         partition, service, region, account, resource = m.groups()
         kind, sep, name = resource.partition("/") if "/" in resource else ("", "", resource)
-        masked = f"{kind}{sep}{self._mask('name', name, 'NAME')}" if name else resource
+        # each name of the path alone (role, then session), so each matches its own column's mask
+        masked = kind + sep + "/".join(self._mask("name", part, "NAME") for part in name.split("/")) if name \
+            else resource
         account = self._mask("account", account, "ACCOUNT") if account else ""
         return f"arn:{partition}:{service}:{region}:{account}:{masked}"
 

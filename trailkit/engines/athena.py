@@ -93,8 +93,11 @@ def _splice(sql: str, table: str, with_params: bool) -> str:
     edits = []
     for i, tok in enumerate(tokens):
         prev = tokens[i - 1] if i else None
-        if tok.token_type == TokenType.VAR and tok.text.lower() == "cloudtrail" and prev is not None \
-                and prev.token_type in (TokenType.FROM, TokenType.JOIN):
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        # the table after FROM, JOIN or a comma among FROM's tables, and as a qualifier (cloudtrail.eventname)
+        if tok.token_type == TokenType.VAR and tok.text.lower() == "cloudtrail" and (
+                prev is not None and prev.token_type in (TokenType.FROM, TokenType.JOIN, TokenType.COMMA)
+                or nxt is not None and nxt.token_type == TokenType.DOT and (prev is None or prev.token_type != TokenType.DOT)):
             edits.append((tok.start, tok.end + 1, table))
         elif tok.token_type == TokenType.COLON and i + 1 < len(tokens) and tokens[i + 1].start == tok.end + 1 \
                 and re.fullmatch(r"[A-Za-z_]\w*", tokens[i + 1].text):

@@ -92,9 +92,12 @@ class Cache:
 
     def _open(self, duckdb):
         con = duckdb.connect(str(self.path))
-        for p in _files_of(self.path):  # what the logs hold, kept: readable by its owner only
-            os.chmod(p, 0o600)
         try:
+            for p in _files_of(self.path):  # what the logs hold, kept: readable by its owner only
+                try:
+                    os.chmod(p, 0o600)
+                except OSError:  # not ours to change (then not ours to delete either): used as it is
+                    pass
             tables = {r[0] for r in con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()}
             if tables and ("meta" not in tables or

@@ -185,15 +185,21 @@ def interruptibly(connection, work):
     return box["out"]
 
 
-def counted(con, sql: str, params: dict) -> tuple[int | None, int]:
-    """What the question set aside, in one query over the view: how many records it counted once because their
-    event had been delivered before (the questions number each event's copies in a first part ``delivered``,
-    see ``queries/``; None for SQL without it, free SQL), and how many records read have no usable time."""
-    untimed = "(SELECT count(*) FROM cloudtrail WHERE TRY_CAST(eventtime AS TIMESTAMPTZ) IS NULL)"
+def counted(con, sql: str, params: dict) -> tuple[int | None, int | None]:
+    """What one of trailkit's questions set aside, in one query over the view: how many records it counted once
+    because their event had been delivered before (the questions number each event's copies in a first part
+    ``delivered``, see ``queries/``; records without an ``eventid`` are never copies), and how many records read
+    have no usable time. (None, None) when that cannot be told."""
     head, sep, _ = sql.partition("\n)\nSELECT")
     if not sep or not head.lstrip().upper().startswith("WITH DELIVERED AS ("):
-        return None, int(con.execute("SELECT " + untimed).fetchone()[0])
-    query = transpile(head + "\n)\nSELECT count(*) AS copies FROM delivered WHERE delivery > 1")
+        return None, None
+    query = transpile(head + "\n)\nSELECT count(*) AS copies FROM delivered WHERE delivery > 1 AND eventid IS NOT NULL")
     used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", query)}
-    copies, none = con.execute(f"SELECT ({query.rstrip().rstrip(';')}), {untimed}", used).fetchone()
+    untimed = "(SELECT count(*) FROM cloudtrail WHERE TRY_CAST(eventtime AS TIMESTAMPTZ) IS NULL)"
+    try:
+        copies, none = con.execute(f"SELECT ({query.rstrip().rstrip(';')}), {untimed}", used).fetchone()
+    except Exception as e:  # duckdb.Error: an interruption goes on up, anything else leaves them untold
+        if type(e).__name__ == "InterruptException":
+            raise
+        return None, None
     return int(copies), int(none)

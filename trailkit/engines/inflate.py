@@ -142,17 +142,19 @@ def unzipped(raw: bytes) -> list[tuple[str, bytes]]:
 
     from .layout import LOG_SUFFIXES
 
-    out = []
+    out, seen, budget = [], set(), inflate_limit(len(raw))  # one budget for the whole archive
     with zipfile.ZipFile(io.BytesIO(raw)) as archive:
         for info in archive.infolist():
             name = info.filename.lower()
-            if info.is_dir() or not name.endswith(LOG_SUFFIXES) or name.endswith(".zip"):
+            if info.is_dir() or not name.endswith(LOG_SUFFIXES) or name.endswith(".zip") or \
+                    info.header_offset in seen:  # entries sharing one member: read once
                 continue
-            limit = inflate_limit(info.compress_size)
+            seen.add(info.header_offset)
             with archive.open(info) as member:
-                data = member.read(limit + 1)
-            if len(data) > limit:
-                raise DecompressionBomb(f"{info.filename} in the archive inflates to more than {limit >> 20} MiB "
-                                        f"from {info.compress_size:,} bytes; a decompression bomb")
+                data = member.read(budget + 1)
+            budget -= len(data)
+            if budget < 0:
+                raise DecompressionBomb(f"the archive inflates to more than {inflate_limit(len(raw)) >> 20} MiB from "
+                                        f"{len(raw):,} bytes (at {info.filename}); a decompression bomb")
             out.append((info.filename, inflater()(data) if data[:2] == b"\x1f\x8b" else data))
     return out

@@ -68,7 +68,8 @@ class LocalEngine(Engine):
         self._memo: Listing | None = None  # that listing, exact while the watch reports nothing
         self._prefetched = None  # a ForkedScan started by prepare()
         self.parsed: dict[str, list[str]] = {}  # path -> records read in Python (exports, damaged files), per question
-        self._log: dict = {"skipped": [], "notes": [], "covered": 0}  # what the current question met
+        self._log: dict = {"skipped": [], "notes": [], "covered": 0, "uncounted": False}  # what the question met
+        self._counting = True  # whether the question is one of trailkit's (free SQL's copies are not counted)
         require_log_files(self.path)
 
     def describe(self) -> str:
@@ -175,7 +176,7 @@ class LocalEngine(Engine):
                 self.con.execute("CREATE OR REPLACE TEMP TABLE tk_parsed AS SELECT unnest($docs)::JSON AS json",
                                  {"docs": parts})
                 view += "\nUNION ALL\n" + duck.records_sql("(SELECT json FROM tk_parsed)")
-            view = self._materialized(view)  # the files are read once, whatever is asked of them
+            self._log["uncounted"] = True  # counting copies would read every file a second time: not done
         self.con.execute("CREATE OR REPLACE TEMP VIEW cloudtrail AS " + view)
         return read
 
@@ -215,6 +216,9 @@ class LocalEngine(Engine):
     def _checked(self, result, key: str):
         """Files the scan handed back whole are read by DuckDB: make sure it can, or read what can be read of
         them, or name them."""
+        for path, how in result.notes:  # exports the scan found, on every path (cold, forked, into the cache)
+            self._note(path, how)
+        result.notes = []
         if result.whole_files:
             bad = self._vet(result.whole_files)
             vetted = {p for p, _ in bad}
@@ -228,8 +232,6 @@ class LocalEngine(Engine):
 
     def _scan_view(self, result) -> str:
         self._skip(result.unreadable)
-        for path, how in result.notes:
-            self._note(path, how)
         self.con.execute("CREATE OR REPLACE TEMP TABLE tk_hits AS SELECT unnest($docs)::JSON AS json",
                          {"docs": [d for _, d in result.documents]})
         parts = [duck.records_sql("(SELECT json FROM tk_hits)")]
@@ -239,7 +241,11 @@ class LocalEngine(Engine):
 
     def statement(self, request: Request) -> str:
         sql, params = self.render(request)
-        return duck.with_values(duck.transpile(sql), params) + ";\n"
+        duck_sql = duck.transpile(sql)
+        try:
+            return duck.with_values(duck_sql, params) + ";\n"
+        except Exception:  # sqlglot cannot read back all of DuckDB's syntax: the SQL, and its values apart
+            return duck_sql.rstrip().rstrip(";") + ";\n" + "".join(f"-- ${k} = {v!r}\n" for k, v in params.items())
 
     def explain(self, request: Request) -> str:
         files = self.files(request.hints)
@@ -249,10 +255,15 @@ class LocalEngine(Engine):
     def run(self, sql: str, params: dict, hints: ScanHints | None = None) -> pa.Table:
         return self._execute(sql, params, hints, duck.arrow)
 
+    def table(self, request: Request) -> pa.Table:
+        self._counting = not request.contract.free
+        return super().table(request)
+
     def rows(self, request: Request, spreadsheet_safe: bool = False) -> tuple[list[str], list[tuple]]:
         """As ``Engine.rows``, with the contract applied by DuckDB (``Contract.duckdb_sql``) and its rows
         fetched as they are: no pyarrow import, and no Python work per value however many rows there are."""
         contract = request.contract
+        self._counting = not contract.free
         if contract.free:  # any column type, so through Arrow's general conversions
             return super().rows(request, spreadsheet_safe)
         sql, params = self.render(request)
@@ -264,12 +275,15 @@ class LocalEngine(Engine):
         ``fetch(result)`` collects the rows."""
         started = time.perf_counter()
         self.parsed = {}  # files may have changed since the last question: read again when needed
-        self._log = {"skipped": [], "notes": [], "covered": 0}
+        self._log = {"skipped": [], "notes": [], "covered": 0, "uncounted": not self._counting}
         duck_sql = duck.transpile(sql)
         if wrap is not None:
             duck_sql = wrap(duck_sql)
-        out, read = duck.interruptibly(lambda: self._con, lambda: self._answer(duck_sql, params, hints, fetch))
-        copies, untimed = duck.counted(self.con, sql, params)
+        def work():
+            answer = self._answer(duck_sql, params, hints, fetch)
+            return answer, ((None, None) if self._log["uncounted"] else duck.counted(self.con, sql, params))
+
+        (out, read), (copies, untimed) = duck.interruptibly(lambda: self._con, work)
         self._record(QueryStats(self.name, duck_sql, dict(params), time.perf_counter() - started, len(out),
                                 files=read, covered=self._log["covered"], duplicates=copies, untimed=untimed,
                                 skipped=self._log["skipped"], notes=self._log["notes"]))
@@ -361,5 +375,8 @@ class LocalEngine(Engine):
             self._watch.close()
             self._watch, self._memo = None, None
         if self._con is not None:
-            self._con.close()
+            try:
+                self._con.close()
+            except Exception:  # still busy with a question cut short by Ctrl-C: the process's end closes it
+                pass
             self._con = None

@@ -258,7 +258,8 @@ class ForkedScan:
         return ScanResult(
             documents=[d for d in found.documents if d[0] in wanted] + extra.documents,
             whole_files=[f for f in found.whole_files if f.path in wanted] + extra.whole_files,
-            unreadable=[u for u in found.unreadable if u[0] in wanted] + extra.unreadable)
+            unreadable=[u for u in found.unreadable if u[0] in wanted] + extra.unreadable,
+            notes=[n for n in found.notes if n[0] in wanted] + extra.notes)
 
     def cancel(self) -> None:
         import signal
