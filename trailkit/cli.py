@@ -268,7 +268,9 @@ def _run(args) -> int:
         from .inputs import Allowlist
 
         allowlist = Allowlist.parse(args.allow)
-    with _trail(_settings(args)) as trail:
+    from .investigate import Trail
+
+    with Trail.open(_settings(args)) as trail:
         if args.dry_run:
             sys.stdout.write(trail.explain(request))
             return 0
@@ -286,12 +288,6 @@ def _run(args) -> int:
             print(f"trailkit: note: {last.duplicates} duplicate deliveries of events (same eventid) were counted "
                   "once", file=sys.stderr)
     return 0
-
-
-def _trail(settings):
-    from .investigate import Trail
-
-    return Trail.open(settings)
 
 
 def main(argv: list[str] | None = None) -> int:

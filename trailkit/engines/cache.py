@@ -243,8 +243,13 @@ class Cache:
             self._covered("rec_files", None, gone, todo)
             break
         self._up_to_date("rec_files", None, found, needed)
-        return "SELECT * EXCLUDE (filename) FROM records WHERE TRUE" + self._only(("rec_files", None), needed), \
-            len(stale)
+        only = self._only(("rec_files", None), needed)
+        if not only:
+            return "SELECT * EXCLUDE (filename) FROM records", len(stale)
+        # a window's files of a larger cache: taken once, so the question and what is counted of it read them once
+        self.con.execute("CREATE OR REPLACE TEMP TABLE tk_view AS SELECT * EXCLUDE (filename) FROM records WHERE TRUE"
+                         + only)
+        return "SELECT * FROM tk_view", len(stale)
 
     def _only(self, entry: tuple, needed: list[LogFile]) -> str:
         """A condition keeping only the records of ``needed``: an entry also holds files that earlier questions

@@ -223,9 +223,13 @@ def read_records(path: str) -> tuple[list[str], str]:
     text, and what was done to get them, in words ('' for a plain CloudTrail file): records found in an
     export's layout (see ``exports``), bytes that are not UTF-8 replaced, lines that are not JSON skipped.
     Raises when it cannot be read as JSON at all (not gzip where it should be, nested past Python's limit)."""
-    raw = inflate.read(path)
-    parts = inflate.unzipped(raw) if raw[:4] == inflate.ZIP else [(None, inflate.inflater()(raw) if raw[:2] == b"\x1f\x8b" or
-                                                        path[-3:].lower() == ".gz" else raw)]
+    return records_of(inflate.read(path), path)
+
+
+def records_of(raw: bytes, path: str) -> tuple[list[str], str]:
+    """``read_records`` of a file's bytes already read (``path`` names it)."""
+    parts = inflate.unzipped(raw) if raw[:4] == inflate.ZIP else \
+        [(None, inflate.inflater()(raw) if inflate.gzipped(raw, path) else raw)]
     records, how, bad, lost = [], Counter(), 0, []
     for member, data in parts:
         text = data.decode("utf-8", errors="replace")

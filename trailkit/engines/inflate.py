@@ -25,6 +25,12 @@ class DecompressionBomb(CorruptGzip):
 MAX_RATIO, MIN_LIMIT, MAX_LIMIT = 100, 64 << 20, 1 << 30
 
 
+def gzipped(raw: bytes, name: str = "") -> bool:
+    """Whether to inflate: gzip by its bytes, whatever the name, or by a ``.gz`` name (then bytes that are not
+    gzip are named as unreadable rather than read as text)."""
+    return raw[:2] == b"\x1f\x8b" or name[-3:].lower() == ".gz"
+
+
 def inflate_limit(compressed: int) -> int:
     return min(MAX_LIMIT, max(MIN_LIMIT, MAX_RATIO * compressed))
 
@@ -156,5 +162,5 @@ def unzipped(raw: bytes) -> list[tuple[str, bytes]]:
             if budget < 0:
                 raise DecompressionBomb(f"the archive inflates to more than {inflate_limit(len(raw)) >> 20} MiB from "
                                         f"{len(raw):,} bytes (at {info.filename}); a decompression bomb")
-            out.append((info.filename, inflater()(data) if data[:2] == b"\x1f\x8b" else data))
+            out.append((info.filename, inflater()(data) if gzipped(data) else data))
     return out

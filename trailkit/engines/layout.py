@@ -71,6 +71,15 @@ def prune(files: list[LogFile], window: Window) -> list[LogFile]:
     return [f for f in files if f.day is None or _in_range(f.day, first, last)]
 
 
+def _log_root(root: str | os.PathLike) -> str:
+    """``root`` as a path, if it can be a log folder (or file): it exists, and is neither the whole machine nor
+    one of the kernel's trees."""
+    root = os.fspath(root)
+    if not os.path.exists(root) or _pseudo(root) or os.path.realpath(root) == os.path.realpath(os.sep):
+        raise _missing(root)
+    return root
+
+
 def _missing(root: str) -> InvalidInput:
     if os.path.realpath(root) == os.path.realpath(os.sep):
         return InvalidInput(f"{root!r} is the whole machine: every JSON file on it would be read; pass --logs DIR, "
@@ -86,9 +95,7 @@ def listing(root: str | os.PathLike, window: Window | None = None, stat: bool = 
     not listed at all: a one-day question over a month of logs looks at two days of files. ``stat=False``
     leaves out each file's size and modification time (only the cache needs them: ~5 µs a file). ``watch``
     (a ``FolderWatch``) is given each directory before it is read."""
-    root = os.fspath(root)
-    if not os.path.exists(root) or _pseudo(root) or os.path.realpath(root) == os.path.realpath(os.sep):
-        raise _missing(root)
+    root = _log_root(root)
     if os.path.isfile(root):
         st = os.stat(root)
         return Listing([LogFile(root, None, st.st_size, st.st_mtime_ns, st.st_ctime_ns)], set(), set())
@@ -99,9 +106,7 @@ def listing(root: str | os.PathLike, window: Window | None = None, stat: bool = 
 
 def has_log_files(root: str | os.PathLike) -> bool:
     """Whether there is at least one event file under ``root`` (stops at the first; raises if it is missing)."""
-    root = os.fspath(root)
-    if not os.path.exists(root) or _pseudo(root) or os.path.realpath(root) == os.path.realpath(os.sep):
-        raise _missing(root)
+    root = _log_root(root)
     if os.path.isfile(root):
         return True
     for path, dirs, names in os.walk(root, followlinks=True):

@@ -161,8 +161,6 @@ class LocalEngine(Engine):
         elif cache is not None:
             view, read = cache.records_source(needed, found, self._unreadable, self.parsed, self._prepare)
             self._skip(cache.unreadable)
-            if " IN " in view:  # a window's files of a larger cache: taken once, asked several times
-                view = self._materialized(view)
         elif key:
             view, read = self._scan_view(self._checked(self._scan(needed, key), key)), len(needed)
         else:
@@ -179,12 +177,6 @@ class LocalEngine(Engine):
             self._log["uncounted"] = True  # counting copies would read every file a second time: not done
         self.con.execute("CREATE OR REPLACE TEMP VIEW cloudtrail AS " + view)
         return read
-
-    def _materialized(self, view: str) -> str:
-        """``view``'s rows in a temporary table: the question and what is counted of its records (copies,
-        records without a time) then read them once."""
-        self.con.execute("CREATE OR REPLACE TEMP TABLE tk_view AS " + view)
-        return "SELECT * FROM tk_view"
 
     def prepare(self, request: Request) -> None:
         """Start the key scan ``request`` will need in a child process now (see ``scan.ForkedScan``), when
@@ -307,7 +299,7 @@ class LocalEngine(Engine):
 
     @staticmethod
     def _vet(files: list[LogFile]) -> list[tuple[str, str]]:
-        """The files DuckDB must not be given, and why (see ``scan.oversized``)."""
+        """The files DuckDB must not be given, and why (see ``inflate.oversized``)."""
         from .inflate import oversized
 
         return [(f.path, why) for f in files if (why := oversized(f.path))]
@@ -344,7 +336,7 @@ class LocalEngine(Engine):
 
     def _unreadable(self, files: list[LogFile]) -> list[tuple[str, str]]:
         """Find the files DuckDB cannot read, one at a time (only after a query over all of them failed), and
-        read what can be read of them (``scan.read_records``): those are kept in ``parsed``, the rest returned."""
+        read what can be read of them (``exports.read_records``): those are kept in ``parsed``, the rest returned."""
         from .exports import read_records
 
         bad = []

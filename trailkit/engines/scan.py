@@ -100,11 +100,10 @@ def _scan_one(f: LogFile, key: bytes, gunzip, contains):
     try:
         raw = inflate.read(f.path)
         if raw[:4] == inflate.ZIP:  # an archive: every log file in it, parsed
-            docs, how = exports.read_records(f.path)
+            docs, how = exports.records_of(raw, f.path)
             needle = key.decode()
             return "docs", ([d.encode() for d in docs if needle in d], how)
-        # gzip by its name (then bytes that are not gzip are named as unreadable) or by its bytes
-        data = gunzip(raw) if raw[:2] == b"\x1f\x8b" or f.path[-3:].lower() == ".gz" else raw
+        data = gunzip(raw) if inflate.gzipped(raw, f.path) else raw
     except inflate.CorruptGzip as e:  # unreadable (or a bomb): named by the caller
         return "bad", str(e)
     except Exception as e:
