@@ -107,6 +107,22 @@ class Moto:
         }]}
         requests.post(f"{self.endpoint}/moto-api/static/athena/query-results", json=body, timeout=10).raise_for_status()
 
+    def table(self, database: str, table: str, partition_keys=(), parameters=None, location=None):
+        """A table in moto's Glue Data Catalog, as Athena's CREATE EXTERNAL TABLE makes it: ``partition_keys``
+        names (strings), ``parameters`` the TBLPROPERTIES (projection), ``location`` the table's LOCATION."""
+        import boto3
+
+        glue = boto3.client("glue", region_name="us-east-1")
+        try:
+            glue.create_database(DatabaseInput={"Name": database})
+        except glue.exceptions.AlreadyExistsException:
+            pass
+        glue.create_table(DatabaseName=database, TableInput={
+            "Name": table, "TableType": "EXTERNAL_TABLE", "Parameters": dict(parameters or {}),
+            "PartitionKeys": [{"Name": k, "Type": "string"} for k in partition_keys],
+            "StorageDescriptor": {"Columns": [{"Name": "eventtime", "Type": "string"}],
+                                  "Location": location or f"s3://trail-bucket/AWSLogs/"}})
+
     def sent(self) -> list[str]:
         """The SQL of every query started since the last reset, oldest first."""
         import boto3

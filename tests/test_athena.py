@@ -19,6 +19,12 @@ KEY = "AKIA3PARTNERSYNC0001"
 OUTPUT = "s3://trailkit-results/athena/"
 
 
+@pytest.fixture(autouse=True)
+def flat_table(moto):
+    """The console's table: not partitioned."""
+    moto.table("security", "cloudtrail_logs")
+
+
 def athena(**kw) -> Trail:
     config = AthenaConfig.resolve(database="security", table="cloudtrail_logs", output_location=OUTPUT,
                                   region="us-east-1", **kw)
@@ -36,7 +42,7 @@ REQUESTS = {
     "usage": lambda: questions.usage(KEYM, Window.parse("2026-10-24T00:00:00Z", "2026-10-25T00:00:00Z"), 100),
     "window": lambda: questions.window(Window.parse("2026-10-24T02:00:00Z", "2026-10-24T03:00:00Z")),
     "ips": lambda: questions.ips(KEYM, Window.parse("2026-10-01", "2026-10-28")),
-    "owner": lambda: questions.owner(KEYM),
+    "owner": lambda: questions.owner(KEYM, Window.parse("2026-09-01", "2026-10-28")),
     "minted": lambda: questions.minted(KEYM, Window.parse("2026-10-20", "2026-10-27")),
 }
 
@@ -64,8 +70,8 @@ def test_partition_predicates_only_on_partitioned_tables(moto):
     partitioned, flat = moto.sent()
     assert "\"timestamp\" BETWEEN '2026/10/24' AND '2026/10/25'" in partitioned
     assert "timestamp\" BETWEEN" not in flat
-    # no window, no partition predicate: a partitioned table is scanned whole, as asked
-    athena(partition_column="timestamp").ask(questions.usage(KEYM))
+    # no window, with --all-time: a partitioned table is scanned whole, as asked
+    athena(partition_column="timestamp", all_time=True).ask(questions.usage(KEYM))
     assert "BETWEEN" not in moto.sent()[-1]
 
 
@@ -112,8 +118,8 @@ def test_cost_estimate():
     assert athena_cost_usd(10 * 1024 ** 2 + 1) == pytest.approx(11 / 1024 ** 2 * 5)
 
 
-def test_failed_query_carries_reason_and_id(moto, monkeypatch):
-    """moto never fails a query, so its response is made to say FAILED with a reason, as Athena does."""
+def fail_queries(monkeypatch, state="FAILED", reason="HIVE_BAD_DATA: Error parsing field value", scanned=None):
+    """moto never fails a query: its answer is made to say ``state`` with ``reason`` (and bytes scanned)."""
     import json
 
     from moto.athena.responses import AthenaResponse
@@ -122,19 +128,58 @@ def test_failed_query_carries_reason_and_id(moto, monkeypatch):
 
     def failing(self):
         body = json.loads(original(self))
-        if "no_such_table" in body["QueryExecution"]["Query"]:
-            body["QueryExecution"]["Status"]["State"] = "FAILED"
-            body["QueryExecution"]["Status"]["StateChangeReason"] = "TABLE_NOT_FOUND: line 1:15: Table awsdatacatalog.security.no_such_table does not exist"
+        if "information_schema" not in body["QueryExecution"]["Query"]:
+            body["QueryExecution"]["Status"]["State"] = state
+            body["QueryExecution"]["Status"]["StateChangeReason"] = reason
+            if scanned is not None:
+                body["QueryExecution"].setdefault("Statistics", {})["DataScannedInBytes"] = scanned
         return json.dumps(body)
 
     monkeypatch.setattr(AthenaResponse, "get_query_execution", failing)
-    trail = Trail(AthenaEngine(AthenaConfig.resolve(database="security", table="no_such_table",
-                                                    output_location=OUTPUT, region="us-east-1")))
+
+
+def test_failed_query_carries_reason_and_id_and_costs_nothing(moto, monkeypatch):
+    fail_queries(monkeypatch, scanned=5 * 1024 ** 3)
+    trail = athena()
     with pytest.raises(QueryFailed) as err:
         trail.ips(KEY)
     e = err.value
-    assert "TABLE_NOT_FOUND" in str(e) and e.query_id and e.query_id in str(e) and e.state == "FAILED"
-    assert '"security"."no_such_table"' in e.sql
+    assert "HIVE_BAD_DATA" in str(e) and e.query_id and e.query_id in str(e) and e.state == "FAILED"
+    assert '"security"."cloudtrail_logs"' in e.sql
+    # Athena does not bill a failed query, whatever it scanned
+    assert trail.last.state == "FAILED" and trail.last.bytes_scanned == 5 * 1024 ** 3 and trail.last.cost_usd == 0
+
+
+def test_cancelled_query_costs_what_it_scanned(moto, monkeypatch):
+    fail_queries(monkeypatch, state="CANCELLED", reason="Query cancelled by user", scanned=3 * 1024 ** 3)
+    trail = athena()
+    with pytest.raises(QueryFailed):
+        trail.ips(KEY)
+    assert trail.last.state == "CANCELLED" and trail.last.cost_usd == pytest.approx(3 / 1024 * 5)
+
+
+def test_workgroup_cutoff_is_named_when_athena_stops_a_query(moto, monkeypatch):
+    import boto3
+
+    boto3.client("athena", region_name="us-east-1").create_work_group(
+        Name="capped", Configuration={"BytesScannedCutoffPerQuery": 10 * 1024 ** 3,
+                                      "ResultConfiguration": {"OutputLocation": OUTPUT}})
+    fail_queries(monkeypatch, state="CANCELLED", scanned=10 * 1024 ** 3,
+                 reason="Query cancelled! : Bytes scanned limit was exceeded")
+    with pytest.raises(QueryFailed) as err:
+        athena(workgroup="capped").ips(KEY)
+    message = str(err.value)
+    assert "per-query limit of 10.0 GB" in message and "workgroup capped" in message
+
+
+def test_a_table_that_does_not_exist_is_named_before_anything_is_sent(moto):
+    from trailkit import InvalidInput
+
+    trail = Trail(AthenaEngine(AthenaConfig.resolve(database="security", table="no_such_table",
+                                                    output_location=OUTPUT, region="us-east-1")))
+    with pytest.raises(InvalidInput, match="security.no_such_table is not in the Glue Data Catalog"):
+        trail.ips(KEY)
+    assert moto.sent() == []
 
 
 def test_ctrl_c_cancels_the_running_query(moto):

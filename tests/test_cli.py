@@ -155,10 +155,24 @@ def test_ddl(capsys):
     assert code == 0 and out.startswith("CREATE EXTERNAL TABLE `default`.`ct`")
     assert "'projection.timestamp.format'='yyyy/MM/dd'" in out and "useridentity struct<type:string" in out
     code, _, err = run(capsys, "ddl", "s3://x'; DROP")
-    assert code == 2 and "not an S3 location" in err
+    assert code == 2 and "not a bucket name" in err
+    # without partitions: any level at or above a region folder, as a folder (not the digests beside it)
+    code, out, _ = run(capsys, "ddl", "s3://acme-trail/AWSLogs/111122223333/CloudTrail", "--not-partitioned")
+    assert code == 0 and "LOCATION 's3://acme-trail/AWSLogs/111122223333/CloudTrail/'" in out and "PARTITIONED" not in out
+    for bad in ("s3://acme-trail/AWSLogs/111122223333/CloudTrail-Digest/", "s3://acme-trail/AWSLogs/1/CloudTrail/us-east-1/2026"):
+        code, _, err = run(capsys, "ddl", bad, "--not-partitioned")
+        assert code == 2 and len(err.strip().splitlines()) == 1
+    # many accounts and regions in one table
+    code, out, _ = run(capsys, "ddl", "s3://acme-trail", "--accounts", "111122223333,444455556666", "--regions",
+                       "us-east-1,eu-west-1", "--start", "2024-01-01")
+    assert code == 0 and "PARTITIONED BY (`account` string, `region` string, `date` string)" in out
+    assert "'projection.date.range'='2024/01/01,NOW'" in out
+    code, _, err = run(capsys, "ddl", "s3://acme-trail", "--accounts", "111122223333", "--not-partitioned")
+    assert code == 2 and "--not-partitioned" in err
 
 
 def test_athena_through_cli_reports_query_id(capsys, moto):
+    moto.table("default", "cloudtrail")
     moto.seed([("sourceipaddress", "varchar"), ("events", "bigint"), ("first_seen", "varchar"),
                ("last_seen", "varchar"), ("apis", "bigint"), ("errors", "bigint"), ("regions", "bigint"),
                ("useragents", "bigint")], [["198.51.100.77", "11", "2026-10-24T02:13:31Z", "2026-10-24T02:19:17Z",
@@ -210,6 +224,7 @@ def test_times_are_printed_in_utc_whatever_zone_the_engine_returned(sample):
     zoned = pa.array([1688990073], pa.timestamp("s", tz="UTC")).cast(pa.timestamp("us", tz="Europe/Berlin"))
     table = pa.Table.from_arrays([zoned, pa.array([1688990073], pa.timestamp("s"))], names=["a", "b"])
     names, rows = Contract.of({"a": "time", "b": "time"}).printable(table)
+    rows = list(rows)  # made as they are read: printed twice here
     assert format_result(names, rows, "csv").splitlines()[1] == "2023-07-10T11:54:33Z,2023-07-10T11:54:33Z"
     assert '"a": "2023-07-10T11:54:33Z"' in format_result(names, rows, "json")
     # the same contract applied by DuckDB (the command line's path): zoned, naive and ISO text times,
@@ -249,3 +264,33 @@ def test_the_cli_prints_what_the_api_returns(capsys, invictus, argv):
     expected = [dict(zip(names, row)) for row in rows]
     assert [json.loads(line) for line in out.splitlines()] == expected
     assert len(expected) > 0
+
+
+@pytest.mark.parametrize("accounts, regions", [
+    ("111122223333", "eu-west-1"), (None, "us-east-1,eu-west-1"), ("444455556666", None), (None, "eu-west-1")])
+def test_accounts_and_regions_narrow_the_local_answers(capsys, sample, records, accounts, regions):
+    """--accounts/--regions keep events recorded in those accounts and regions, on the local engine too."""
+    want = [r["eventID"] for r in records(sample) if r["userIdentity"].get("accessKeyId") == KEY
+            and (accounts is None or r["recipientAccountId"] in accounts.split(","))
+            and (regions is None or r["awsRegion"] in regions.split(","))]
+    argv = ["usage", KEY, "--logs", str(sample), "--format", "json"]
+    argv += ["--accounts", accounts] if accounts else []
+    argv += ["--regions", regions] if regions else []
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert sorted(json.loads(line)["eventid"] for line in out.splitlines()) == sorted(want)
+
+
+@pytest.mark.parametrize("option, value, needle", [
+    ("--accounts", "12345", "not an AWS account id"), ("--regions", "mars-1", "not an AWS region name"),
+    ("--max-scan", "lots", "not a size"), ("--timeout", "-3", "not a duration")])
+def test_scope_and_cost_options_are_checked(capsys, sample, option, value, needle):
+    argv = ["usage", KEY, "--logs", str(sample), option, value]
+    argv += ["--athena"] if option in ("--max-scan", "--timeout") else []
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_athena_options_without_athena_are_refused(capsys, sample):
+    code, _, err = run(capsys, "usage", KEY, "--logs", str(sample), "--max-scan", "5GB")
+    assert code == 2 and "--athena" in err

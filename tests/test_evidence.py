@@ -798,6 +798,7 @@ def test_with_names_in_any_case_and_two_tables_on_athena(capsys, sample, moto):
     code, out, err = run(capsys, "sql", "WITH Recent AS (SELECT * FROM cloudtrail) SELECT count(*) AS n FROM recent",
                          "--logs", str(sample), "--format", "csv")
     assert code == 0, err
+    moto.table("security", "cloudtrail")
     moto.seed([("n", "bigint")], [["1"]])
     code, out, err = run(capsys, "sql", "SELECT count(*) AS n FROM cloudtrail a, cloudtrail b WHERE cloudtrail.x = 1",
                          "--athena", "--database", "security", "--output", "s3://trailkit-results/q/", "--dry-run")

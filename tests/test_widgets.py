@@ -71,6 +71,7 @@ def test_engine_choice_switches_the_settings_shown(sample):
 
 
 def test_athena_from_the_panel_shows_scanned_and_cost(moto):
+    moto.table("security", "cloudtrail")
     panel = InvestigationPanel(key=KEY, engine="athena",
                                athena={"database": "security", "output_location": "s3://trailkit-results/w/"})
     for columns in (["eventtime", "sourceipaddress", "errorcode", "eventsource", "eventname", "eventid"],

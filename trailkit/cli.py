@@ -11,7 +11,7 @@ import sys
 import warnings
 
 from .contract import CONTROL, visible
-from .errors import InvalidInput, ReadAs, TrailkitError
+from .errors import InvalidInput, Notice, ReadAs, TrailkitError
 
 FORMATS = ("table", "csv", "json")
 
@@ -29,7 +29,19 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--profile", help="AWS profile (default: $TRAILKIT_PROFILE, then the AWS config chain)")
     g.add_argument("--partition-column", metavar="COL",
                    help="date partition column of a partition-projection table, e.g. timestamp "
-                        "(default: $TRAILKIT_PARTITION_COLUMN; unset = not partitioned)")
+                        "(default: $TRAILKIT_PARTITION_COLUMN; unset = learned from the table's definition)")
+    g.add_argument("--accounts", metavar="IDS", help="only these accounts' events (comma-separated 12-digit ids); "
+                                                     "Athena also bounds its account partition")
+    g.add_argument("--regions", metavar="NAMES", help="only these regions' events (comma-separated, e.g. "
+                                                      "us-east-1,eu-west-1); Athena also bounds its region partition")
+    g.add_argument("--all-time", action="store_true",
+                   help="Athena: allow a question without a window on a date-partitioned table (scans every day)")
+    g.add_argument("--max-scan", metavar="SIZE", help="Athena: refuse a query estimated to scan more (e.g. 5GB), "
+                                                      "stop one that reports more (default: $TRAILKIT_MAX_SCAN)")
+    g.add_argument("--timeout", metavar="SECONDS", help="Athena: stop a query running longer (90, 5m; "
+                                                        "default: $TRAILKIT_TIMEOUT)")
+    g.add_argument("--reuse", metavar="MINUTES", help="Athena: reuse a result up to MINUTES old (never for a window "
+                                                      "ending within the last day; default: $TRAILKIT_REUSE_MINUTES)")
 
 
 def _output_options(p: argparse.ArgumentParser) -> None:
@@ -105,10 +117,28 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(p)
 
     p = sub.add_parser("ddl", help="print the CREATE TABLE statement for CloudTrail logs in Athena")
-    p.add_argument("location", help="s3://BUCKET/AWSLogs/ACCOUNT/CloudTrail/REGION")
+    p.add_argument("location", help="s3://BUCKET[/PREFIX] (above AWSLogs) with --accounts/--regions, or one region's "
+                                    "folder s3://BUCKET/AWSLogs/ACCOUNT/CloudTrail/REGION")
+    p.add_argument("--accounts", metavar="IDS", help="the accounts that deliver there (comma-separated 12-digit ids)")
+    p.add_argument("--regions", metavar="NAMES", help="their regions (comma-separated; default: every CloudTrail region)")
+    p.add_argument("--org", metavar="ORG_ID", help="an organization trail's id (o-...): logs under AWSLogs/ORG_ID/")
+    p.add_argument("--injected", action="store_true",
+                   help="accounts projected as 'injected' (large organizations): every question names --accounts")
+    p.add_argument("--start", metavar="YYYY-MM-DD", help="first day of the date partitions (default: 2013-11-01)")
     p.add_argument("--database", default="default")
     p.add_argument("--table", default="cloudtrail")
     p.add_argument("--not-partitioned", action="store_true", help="no partition projection (scans everything)")
+
+    p = sub.add_parser("fetch", help="copy a window's CloudTrail files from S3 to a local folder, for --logs")
+    p.add_argument("location", help="s3://BUCKET[/PREFIX]: where the trail writes AWSLogs/")
+    _window_options(p, required=True)
+    p.add_argument("--accounts", metavar="IDS", help="only these accounts (default: every account found)")
+    p.add_argument("--regions", metavar="NAMES", help="only these regions (default: every region found)")
+    p.add_argument("--org", metavar="ORG_ID", help="an organization trail's id (o-...)")
+    p.add_argument("--dest", required=True, metavar="DIR", help="the local folder (keeps the delivered layout)")
+    p.add_argument("--profile", help="AWS profile (default: the AWS config chain)")
+    p.add_argument("--region", help="the bucket's AWS region (default: the AWS config chain)")
+    p.add_argument("--workers", type=int, default=8, metavar="N", help="parallel downloads (default 8)")
 
     p = sub.add_parser("cache", help="show or clear the local engine's cache of a log folder")
     p.add_argument("--logs", metavar="DIR", help="the log folder (default: $TRAILKIT_LOGS or ./data/sample)")
@@ -126,10 +156,11 @@ def _settings(args):
 
     athena = {"database": args.database, "table": args.table, "workgroup": args.workgroup,
               "output_location": args.output, "region": args.region, "profile": args.profile,
-              "partition_column": args.partition_column}
+              "partition_column": args.partition_column, "all_time": args.all_time, "max_scan": args.max_scan,
+              "timeout": args.timeout, "reuse_minutes": args.reuse}
     # one question per process: no listing worth keeping between questions
     return EngineSettings(engine="athena" if args.athena else "local", logs=args.logs, cache=not args.no_cache,
-                          watch=False, athena=athena)
+                          watch=False, athena=athena, accounts=args.accounts, regions=args.regions)
 
 
 def _params(pairs: list[str]) -> dict:
@@ -166,7 +197,7 @@ TABLE_HIDDEN = ("requestparameters", "errormessage", "principalarn", "accountid"
                 "eventtype", "eventid", "regions", "useragents")
 
 
-def write_result(out, names: list[str], rows: list[tuple], fmt: str, extra: dict | None = None) -> None:
+def write_result(out, names: list[str], rows, fmt: str, extra: dict | None = None) -> None:
     """Write printable rows (see ``Trail.ask_rows``) to ``out``: ``table`` for people, ``csv`` and ``json``
     (lines) for programs, row by row so that a large answer is never held twice. ``extra`` adds columns
     given as lists (the IP category)."""
@@ -186,6 +217,7 @@ def write_result(out, names: list[str], rows: list[tuple], fmt: str, extra: dict
             line = json.dumps(dict(zip(names, row)), ensure_ascii=False, default=str)
             out.write(CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n")
         return
+    rows = list(rows)  # a table's widths need every row
     if not rows:
         out.write("(no rows) columns: " + ", ".join(names) + "\n")
         return
@@ -200,6 +232,26 @@ def write_result(out, names: list[str], rows: list[tuple], fmt: str, extra: dict
 def _cell(value) -> str:
     text = visible("" if value is None else str(value))
     return text if len(text) <= 48 else text[:47] + "…"
+
+
+def _fetch_command(args) -> int:
+    from .engines import s3layout
+    from .engines.fetch import bar_to, fetch, s3_client
+    from .inputs import Window
+
+    window = Window.parse(args.start, args.end)  # every input checked before S3 is asked anything
+    layout = s3layout.TrailLayout.parse(args.location, args.org)
+    client = s3_client(args.workers, args.profile, args.region) if args.workers > 0 else None
+    result = fetch(layout, window, args.dest, accounts=args.accounts, regions=args.regions, workers=args.workers,
+                   progress=bar_to(sys.stderr), client=client)
+    for note in result.notes:
+        print(f"trailkit: note: {visible(note)}", file=sys.stderr)
+    for key, why in result.failures:
+        print(f"trailkit: warning: not copied: {visible(key)}: {visible(why)}", file=sys.stderr)
+    print(visible(result.summary()))
+    if result.complete:
+        print(f"answer with: trailkit usage KEY --logs {result.dest}")
+    return 0 if result.complete else 1
 
 
 def _cache_command(args) -> int:
@@ -241,11 +293,22 @@ def _cache_command(args) -> int:
 
 def _run(args) -> int:
     if args.command == "ddl":
-        from .schema import athena_ddl
+        from .schema import athena_ddl, athena_table_ddl
 
-        sys.stdout.write(athena_ddl(args.location, database=args.database, table=args.table,
-                                    partitioned=not args.not_partitioned))
+        if args.accounts or args.regions or args.org or args.injected:
+            if args.not_partitioned:
+                raise InvalidInput("--not-partitioned makes a one-location table: drop it, or drop --accounts/"
+                                   "--regions/--org/--injected")
+            text = athena_table_ddl(args.location, accounts=args.accounts, regions=args.regions, org=args.org,
+                                    injected=args.injected, start=args.start, database=args.database,
+                                    table=args.table)
+        else:
+            text = athena_ddl(args.location, database=args.database, table=args.table,
+                              partitioned=not args.not_partitioned, start=args.start)
+        sys.stdout.write(text)
         return 0
+    if args.command == "fetch":
+        return _fetch_command(args)
     if args.command == "cache":
         return _cache_command(args)
     if args.command == "sample":
@@ -271,6 +334,8 @@ def _run(args) -> int:
     from .investigate import Trail
 
     with Trail.open(_settings(args)) as trail:
+        if sys.stderr.isatty() and hasattr(trail.engine, "on_progress"):
+            trail.engine.on_progress = _athena_progress
         if args.dry_run:
             sys.stdout.write(trail.explain(request))
             return 0
@@ -278,7 +343,7 @@ def _run(args) -> int:
         names, rows = trail.ask_rows(request, spreadsheet_safe=args.format == "csv")
         extra = {}
         if allowlist is not None:
-            ips = names.index("sourceipaddress")
+            rows, ips = list(rows), names.index("sourceipaddress")
             extra["category"] = [allowlist.category(row[ips]) for row in rows]
         write_result(sys.stdout, names, rows, args.format, extra)
         last = trail.last
@@ -288,6 +353,16 @@ def _run(args) -> int:
             print(f"trailkit: note: {last.duplicates} duplicate deliveries of events (same eventid) were counted "
                   "once", file=sys.stderr)
     return 0
+
+
+def _athena_progress(state: str, elapsed: float, scanned: int) -> None:
+    """A query's state on the terminal once it has run ~2 s, rewritten in place, cleared when it ends."""
+    if elapsed < 2:
+        return
+    line = "" if state in ("SUCCEEDED", "FAILED", "CANCELLED") else \
+        f"athena: {state.lower()} for {elapsed:.0f} s, {scanned / 1024 ** 2:,.1f} MB scanned so far"
+    sys.stderr.write("\r" + line.ljust(70) + ("\r" if not line else ""))
+    sys.stderr.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
             code = 0
     for w in caught:
         if issubclass(w.category, UserWarning):
-            kind = "note" if issubclass(w.category, ReadAs) else "warning"
+            kind = "note" if issubclass(w.category, (ReadAs, Notice)) else "warning"
             print(f"trailkit: {kind}: {visible(str(w.message))}", file=sys.stderr)
     return code
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,16 +72,21 @@ class Contract:
             arrays.append(_convert(values, kind))
         return pa.Table.from_arrays(arrays, names=self.names)  # (pa.table() would import pandas to sniff)
 
-    def printable(self, table: "pa.Table", spreadsheet_safe: bool = False) -> tuple[list[str], list[tuple]]:
+    def printable(self, table: "pa.Table", spreadsheet_safe: bool = False) -> tuple[list[str], Iterator[tuple]]:
         """Column names and rows of Python values for printing, conformed first; times as ISO 8601 text in UTC
         with a Z (whole seconds, as CloudTrail writes them); with ``spreadsheet_safe``, text a spreadsheet
-        would run as a formula begins with an apostrophe (see ``FORMULA_RE``)."""
+        would run as a formula begins with an apostrophe (see ``FORMULA_RE``). The rows are made one Arrow
+        batch at a time as they are read, so a large answer is never held twice."""
+        table = self.conform(table)
+        return table.column_names, (row for batch in table.to_batches() for row in self._batch_rows(batch, spreadsheet_safe))
+
+    @staticmethod
+    def _batch_rows(batch, spreadsheet_safe: bool):
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        table = self.conform(table)
         columns = []
-        for col in table.columns:
+        for col in batch.columns:
             if pa.types.is_timestamp(col.type):
                 # to UTC first: the Z written after it must be true whatever zone the engine returned
                 seconds = pc.floor_temporal(col, unit="second").cast(pa.timestamp("s", tz="UTC"))
@@ -90,7 +95,7 @@ class Contract:
                 formula = pc.fill_null(pc.match_substring_regex(col, FORMULA_RE), False)
                 col = pc.if_else(formula, pc.binary_join_element_wise("'", col, ""), col)
             columns.append(col.to_pylist())
-        return table.column_names, (list(zip(*columns)) if columns else [])
+        return zip(*columns)
 
     def duckdb_sql(self, duck_sql: str, spreadsheet_safe: bool = False) -> str:
         """``duck_sql`` wrapped so DuckDB returns what ``printable`` would: declared order, times as ISO 8601 UTC

@@ -25,6 +25,10 @@ class ReadAs(UserWarning):
     """A file's records were read from an export's layout, or in part: the message says which and how."""
 
 
+class Notice(UserWarning):
+    """How a question was run, worth knowing (a scan that could not be estimated, results not reused)."""
+
+
 class QueryFailed(TrailkitError):
     """A query did not complete. Carries the engine, the query id (Athena) and the SQL sent."""
 

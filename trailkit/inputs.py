@@ -227,6 +227,51 @@ def networks(values) -> tuple:
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The accounts and regions a question is narrowed to (empty: all). Both engines filter on the events'
+    ``recipientaccountid`` and ``awsregion``; Athena also bounds its account and region partitions."""
+
+    accounts: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, accounts=None, regions=None) -> "Scope":
+        from .engines import s3layout
+
+        return cls(s3layout.accounts(accounts), s3layout.regions(regions))
+
+    def __bool__(self) -> bool:
+        return bool(self.accounts or self.regions)
+
+    @property
+    def params(self) -> dict:
+        return {"accounts": self.accounts or None, "regions": self.regions or None}
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?i?b?)\s*$", re.I)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4, "p": 1024 ** 5}
+
+
+def byte_size(value, what: str = "--max-scan") -> int:
+    """``500MB``, ``5 GB``, ``1.5TB``, ``2GiB`` or a number of bytes, as bytes (binary units, as Athena counts)."""
+    m = _SIZE_RE.match(str(value))
+    if not m or float(m.group(1)) <= 0:
+        raise InvalidInput(f"{what}: {value!r} is not a size; write e.g. 500MB, 5GB or 1TB")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)[:1].lower()])
+
+
+_SECONDS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$", re.I)
+
+
+def seconds(value, what: str = "--timeout") -> float:
+    """``90``, ``90s``, ``5m`` or ``1h`` as seconds (more than zero)."""
+    m = _SECONDS_RE.match(str(value))
+    if not m or float(m.group(1)) <= 0:
+        raise InvalidInput(f"{what}: {value!r} is not a duration; write seconds (90), or 90s, 5m, 1h")
+    return float(m.group(1)) * {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[(m.group(2) or "").lower()]
+
+
 def positive_int(value, what: str = "limit") -> int:
     try:
         number = int(value)

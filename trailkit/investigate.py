@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from . import questions
 from .contract import to_frame
 from .engines.base import Engine, QueryStats
-from .inputs import Allowlist, KeyMatch, Window
-from .questions import Request, classify_ips
+from .inputs import Allowlist, KeyMatch, Scope, Window
+from .questions import Request, classify_ips, narrowed
 from .settings import EngineSettings
 
 if TYPE_CHECKING:
@@ -31,14 +31,16 @@ class Trail:
         >>> trail.ips("AKIA3PARTNERSYNC0001", allowed="203.0.113.0/24")  # doctest: +SKIP
     """
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, scope: Scope = Scope()):
         self.engine = engine
+        self.scope = scope  # every question kept to these accounts and regions
 
     @classmethod
     def open(cls, settings: EngineSettings | None = None, **given) -> "Trail":
         """The engine ``settings`` name, or one made from keyword arguments as ``EngineSettings`` takes them
         (``engine="local"|"athena"``, ``logs``, ``cache``, ``watch``, ``athena={...}``)."""
-        return cls((settings or EngineSettings(**given)).open())
+        settings = settings or EngineSettings(**given)
+        return cls(settings.open(), settings.scope)
 
     @classmethod
     def local(cls, path: str | os.PathLike | None = None, *, cache: bool = True, watch: bool = True) -> "Trail":
@@ -53,28 +55,29 @@ class Trail:
     @classmethod
     def athena(cls, **config) -> "Trail":
         """Athena; keyword arguments as ``AthenaConfig`` (database, table, workgroup, output_location, region,
-        profile, partition_column), falling back to ``TRAILKIT_*`` variables and the AWS config chain."""
+        profile, partition_column, all_time, max_scan, timeout, reuse_minutes), falling back to ``TRAILKIT_*``
+        variables and the AWS config chain."""
         return cls.open(EngineSettings(engine="athena", athena=config))
 
     # -- running
 
     def ask(self, request: Request) -> pd.DataFrame:
         """Run a request; its rows as a DataFrame with the question's column contract."""
-        return to_frame(self.engine.table(request))
+        return to_frame(self.engine.table(narrowed(request, self.scope)))
 
     def ask_table(self, request: Request) -> pa.Table:
         """Run a request; its rows as an Arrow table with the question's column contract (no pandas needed)."""
-        return self.engine.table(request)
+        return self.engine.table(narrowed(request, self.scope))
 
     def ask_rows(self, request: Request, spreadsheet_safe: bool = False) -> tuple[list[str], list[tuple]]:
         """Run a request; column names and printable rows (times as ISO 8601 text with Z), the contract applied:
         what the command line prints, without importing pyarrow or pandas. ``spreadsheet_safe``: text that a
         spreadsheet would run as a formula begins with an apostrophe (for CSV)."""
-        return self.engine.rows(request, spreadsheet_safe)
+        return self.engine.rows(narrowed(request, self.scope), spreadsheet_safe)
 
     def explain(self, request: Request) -> str:
         """The exact SQL the engine would run for ``request``, values in place; runs nothing."""
-        return self.engine.explain(request)
+        return self.engine.explain(narrowed(request, self.scope))
 
     @property
     def last(self) -> QueryStats | None:

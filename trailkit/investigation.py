@@ -103,12 +103,19 @@ class Investigation:
 
     @property
     def scanned(self) -> str | None:
-        athena = [s for s in self.stats if s.bytes_scanned is not None]
-        if not athena:
-            return None
-        total = sum(s.bytes_scanned for s in athena)
-        cost = sum(s.cost_usd or 0 for s in athena)
-        return f"{len(athena)} Athena queries, {total / 1024 ** 2:.1f} MB scanned, about USD {cost:.4f}"
+        return scanned(self.stats)
+
+
+def scanned(stats: list[QueryStats]) -> str | None:
+    """Athena's figures over ``stats``, as Athena returned them: queries, data scanned, cost, reused results."""
+    athena = [s for s in stats if s.query_id]
+    if not athena:
+        return None
+    total = sum(s.bytes_scanned or 0 for s in athena)
+    cost = sum(s.cost_usd or 0 for s in athena)
+    reused = sum(1 for s in athena if s.reused)
+    return (f"{len(athena)} Athena queries, {total / 1024 ** 2:.1f} MB scanned, about USD {cost:.4f}"
+            + (f", {reused} answered from reused results" if reused else ""))
 
 
 def investigate(trail: Trail, case: Case, progress=None, redact: bool = False) -> Investigation:
@@ -190,7 +197,8 @@ def about_html(f: Investigation) -> str:
         parts.append(("allowlist", f.case.allowed.text))
     if f.scanned:
         parts.append(("Athena", f.scanned))
-        parts += [(f"query id ({s.rows} rows)", s.query_id or "") for s in f.stats]
+        parts += [(f"query id ({s.rows} rows)", f"{s.query_id or ''}: {s.state}, {(s.bytes_scanned or 0) / 1024 ** 2:.1f} MB "
+                   f"scanned, USD {s.cost_usd or 0:.4f}" + (", reused" if s.reused else "")) for s in f.stats]
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in parts)
     sql = "".join(f"<h4>{html.escape(name)}: {html.escape(QUESTIONS[name].help)}</h4>"
                   f"<pre class='tk-sql'>{html.escape(text)}</pre>" for name, text in f.sql.items())

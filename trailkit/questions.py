@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from . import queries
 from .contract import Contract
 from .errors import InvalidInput
-from .inputs import Allowlist, KeyMatch, Window, identifier, iso_param, positive_int
+from .inputs import Allowlist, KeyMatch, Scope, Window, identifier, iso_param, positive_int
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,10 +41,12 @@ QUESTIONS = {q.name: q for q in (
 
 @dataclass(frozen=True)
 class ScanHints:
-    """What the question is about, for engines that can skip data: the window, and the key if it is whole."""
+    """What the question is about, for engines that can skip data: the window, the key if it is whole, and the
+    accounts and regions it is narrowed to."""
 
     window: Window = field(default_factory=Window)
     key: str | None = None
+    scope: Scope = field(default_factory=Scope)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,15 @@ def owner(key: KeyMatch, within: Window = Window()) -> Request:
 
 def minted(key: KeyMatch, within: Window = Window()) -> Request:
     return _about_key("minted", key, within)
+
+
+def narrowed(request: Request, scope: Scope) -> Request:
+    """``request`` kept to the accounts and regions of ``scope`` (free SQL is left as written)."""
+    from dataclasses import replace
+
+    if not scope or request.contract.free:
+        return request
+    return replace(request, params={**request.params, **scope.params}, hints=replace(request.hints, scope=scope))
 
 
 _PARAM_VALUE_TYPES = (str, int, float, bool, type(None))

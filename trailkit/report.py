@@ -42,7 +42,8 @@ def write_report(case: Case, out: str | os.PathLike, settings: EngineSettings | 
     params = {"key": case.key.value, "start": window.start.isoformat() if window.start else None,
               "end": window.end.isoformat() if window.end else None, "engine": settings.engine,
               "logs": str(Path(settings.log_folder).resolve()) if settings.engine == "local" else "",
-              "athena": settings.athena_given, "allowed": case.allowed.text or "", "redact": bool(redact)}
+              "athena": settings.athena_given, "allowed": case.allowed.text or "", "redact": bool(redact),
+              "accounts": ",".join(settings.scope.accounts), "regions": ",".join(settings.scope.regions)}
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / "executed.ipynb"
         try:
@@ -50,6 +51,8 @@ def write_report(case: Case, out: str | os.PathLike, settings: EngineSettings | 
                                        kernel_name=kernel, progress_bar=False, log_output=False,
                                        config=_kernel_config(Path(tmp)))
         except papermill.PapermillExecutionError as e:
+            if e.ename == "InvalidInput":  # said by the engine (a window refused on Athena, ...): still bad input
+                raise InvalidInput(e.evalue) from None
             raise QueryFailed(f"the report notebook failed: {e.ename}: {e.evalue}", engine=settings.engine,
                               sql="") from e
         nb = nbformat.read(executed, as_version=4)

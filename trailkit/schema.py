@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 
 from .errors import InvalidInput
-from .inputs import quote_identifier
+from .engines import s3layout
+from .inputs import identifier
 
 
 @dataclass(frozen=True)
@@ -101,46 +103,138 @@ def _athena_type(col: Column) -> str:
     return f"array<{inner}>" if col.kind == "array" else inner
 
 
-_S3_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[A-Za-z0-9!_.*()/\-]*)?$")
+# CloudTrail was launched on 13 November 2013: no delivered day is older than the first of that month.
+CLOUDTRAIL_LAUNCH = date(2013, 11, 1)
+_DAY_RE = re.compile(r"^(\d{4})([-/])(\d{2})\2(\d{2})$")
+_SERDE = (
+    "ROW FORMAT SERDE 'org.apache.hive.hcatalog.data.JsonSerDe'",
+    "STORED AS INPUTFORMAT 'com.amazon.emr.cloudtrail.CloudTrailInputFormat'",
+    "OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat'",
+)
 
 
-def athena_ddl(location: str, *, database: str = "default", table: str = "cloudtrail",
-               partitioned: bool = True, projection_start: str = "2020/01/01") -> str:
-    """CREATE EXTERNAL TABLE text for CloudTrail logs at ``location`` (``s3://bucket/AWSLogs/<acct>/CloudTrail/<region>``).
+def range_start(value=None) -> str:
+    """The first day of a projected date range, as ``yyyy/MM/dd``, from ``YYYY-MM-DD``, ``YYYY/MM/DD`` or a date.
+
+    Left out, it is CloudTrail's launch (2013/11/01). The range is a correctness bound, not a cost: a day
+    before its start is invisible to every query, so a later start silently answers "never used" for older
+    logs; and since trailkit sends no Athena question without a window, Athena only ever projects the days
+    asked, however early the range begins.
+    """
+    if value in (None, ""):
+        day = CLOUDTRAIL_LAUNCH
+    elif isinstance(value, date):
+        day = value.date() if isinstance(value, datetime) else value
+    else:
+        m = _DAY_RE.match(str(value).strip())
+        try:
+            day = date(int(m[1]), int(m[3]), int(m[4])) if m else None
+        except ValueError:
+            day = None
+        if day is None:
+            raise InvalidInput(f"--start {value!r} is not a date; write YYYY-MM-DD, e.g. 2023-08-26")
+    today = datetime.now(timezone.utc).date()
+    if day > today:
+        raise InvalidInput(f"--start {day.isoformat()} is in the future; give a day up to today ({today.isoformat()}, "
+                           "UTC), or leave it out for every day since CloudTrail began")
+    if day < CLOUDTRAIL_LAUNCH:
+        raise InvalidInput(f"--start {day.isoformat()} is before CloudTrail began; give {CLOUDTRAIL_LAUNCH.isoformat()} "
+                           "or later, or leave it out")
+    return day.strftime("%Y/%m/%d")
+
+
+def _date_projection(column: str, start: str) -> list[tuple[str, str]]:
+    return [(f"projection.{column}.format", "yyyy/MM/dd"), (f"projection.{column}.interval", "1"),
+            (f"projection.{column}.interval.unit", "DAYS"), (f"projection.{column}.range", f"{start},NOW"),
+            (f"projection.{column}.type", "date")]
+
+
+def _create_table(database: str, table: str, location: str, partitions: tuple[str, ...] = (),
+                  properties: list[tuple[str, str]] | None = None) -> str:
+    """The statement both table forms share: columns, SerDe and formats from ``COLUMNS``, then their own
+    partitions, location and properties (every value already checked: none can hold a quote)."""
+    # Athena DDL quotes identifiers with backticks, not double quotes.
+    name = f"`{identifier(database, 'database')}`.`{identifier(table, 'table')}`"
+    lines = [f"CREATE EXTERNAL TABLE {name} (", ",\n".join(f"  {c.name} {_athena_type(c)}" for c in COLUMNS), ")"]
+    if partitions:
+        lines.append("PARTITIONED BY (" + ", ".join(f"`{p}` string" for p in partitions) + ")")
+    lines += [*_SERDE, f"LOCATION '{location}'"]
+    if properties:
+        lines += ["TBLPROPERTIES (", ",\n".join(f"  '{k}'='{v}'" for k, v in properties), ")"]
+    return "\n".join(lines) + "\n"
+
+
+def athena_ddl(location: str, *, database: str = "default", table: str = "cloudtrail", partitioned: bool = True,
+               start=None, projection_start: str | None = None) -> str:
+    """CREATE EXTERNAL TABLE text for one trail region folder, ``s3://bucket[/prefix]/AWSLogs/[o-id/]ACCOUNT/
+    CloudTrail/REGION``: AWS's documented one-region table. For many accounts or regions (or an organization
+    trail) use ``athena_table_ddl``.
+
+    Not ``partitioned``, the location may be any level at or above a region folder (the console's table points
+    at ``AWSLogs/ACCOUNT/``); Athena then reads every file under it for every question.
 
     With ``partitioned`` (the default) the table uses partition projection on a ``timestamp`` column
-    (``yyyy/MM/dd``), so trailkit's windowed questions scan only the days asked.
+    (``yyyy/MM/dd``) from ``start`` (see ``range_start``; ``projection_start=`` is its older name) to now,
+    so trailkit's windowed questions scan only the days asked.
+
+    >>> print(athena_ddl("s3://my-trail-bucket/AWSLogs/111122223333/CloudTrail/us-east-1").splitlines()[-2])
+      'storage.location.template'='s3://my-trail-bucket/AWSLogs/111122223333/CloudTrail/us-east-1/${timestamp}'
     """
-    if not _S3_RE.match(location or ""):
-        raise InvalidInput(f"{location!r} is not an S3 location such as s3://my-trail-bucket/AWSLogs/111122223333/CloudTrail/us-east-1")
-    if not re.match(r"^\d{4}/\d{2}/\d{2}$", projection_start):
-        raise InvalidInput(f"{projection_start!r} is not a yyyy/MM/dd date")
-    location = location.rstrip("/")
-    cols = ",\n".join(f"  {c.name} {_athena_type(c)}" for c in COLUMNS)
-    lines = [f"CREATE EXTERNAL TABLE {quote_identifier(database, 'database')}.{quote_identifier(table, 'table')} (",
-             cols, ")"]
-    if partitioned:
-        lines.append("PARTITIONED BY (`timestamp` string)")
-    lines += [
-        "ROW FORMAT SERDE 'org.apache.hive.hcatalog.data.JsonSerDe'",
-        "STORED AS INPUTFORMAT 'com.amazon.emr.cloudtrail.CloudTrailInputFormat'",
-        "OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat'",
-        f"LOCATION '{location}'",
-    ]
-    if partitioned:
-        lines += [
-            "TBLPROPERTIES (",
-            "  'projection.enabled'='true',",
-            "  'projection.timestamp.format'='yyyy/MM/dd',",
-            "  'projection.timestamp.interval'='1',",
-            "  'projection.timestamp.interval.unit'='DAYS',",
-            f"  'projection.timestamp.range'='{projection_start},NOW',",
-            "  'projection.timestamp.type'='date',",
-            f"  'storage.location.template'='{location}/${{timestamp}}'",
-            ")",
-        ]
-    # Athena DDL quotes identifiers with backticks, not double quotes.
-    return "\n".join(lines).replace('"', "`") + "\n"
+    first = range_start(start if start is not None else projection_start)
+    if not partitioned:  # Athena reads every file under the location: any level at or above a region folder
+        # the trailing slash: a prefix ".../CloudTrail" would also take in ".../CloudTrail-Digest"
+        return _create_table(database, table, str(s3layout.unpartitioned(location)) + "/")
+    layout, account, region = s3layout.one_region(location)
+    location = layout.template(account, region, "")
+    return _create_table(database, table, location, ("timestamp",), [
+        ("projection.enabled", "true"), *_date_projection("timestamp", first),
+        ("storage.location.template", f"{location}/${{timestamp}}")])
+
+
+def athena_table_ddl(location: str, *, accounts=(), regions=(), org: str | None = None, injected: bool = False,
+                     start=None, database: str = "default", table: str = "cloudtrail") -> str:
+    """CREATE EXTERNAL TABLE text for a trail's logs as CloudTrail lays them out, every account and region in one
+    table: partitions ``account``, ``region`` and ``date`` projected over ``storage.location.template``
+    ``s3://bucket[/prefix]/AWSLogs/[o-id/]${account}/CloudTrail/${region}/${date}``.
+
+    Args:
+        location: where the trail writes, *above* ``AWSLogs`` (``s3://bucket`` or ``s3://bucket/prefix``).
+        accounts: the accounts to project (``enum``), required unless ``injected``.
+        regions: the regions to project (``enum``); by default every region where CloudTrail runs
+            (``s3layout.known_regions()``), as a multi-region trail writes a folder for each.
+        org: the organization id of an organization trail (its folder under ``AWSLogs``).
+        injected: project accounts as ``injected`` instead of a list, for large organizations.
+        start: first day of the ``date`` range, see ``range_start`` (default: CloudTrail's launch).
+
+    ``enum`` or ``injected`` accounts: AWS recommends keeping an enum projection to "a few dozen or less" values,
+    the table's metadata being bounded by Glue's limit of about 1 MB gzipped ("Supported types for partition
+    projection", Athena user guide), and an account list must be kept up to date as accounts join. With
+    ``injected`` the accounts are not listed at all; instead every query must name them with static equality or
+    IN conditions on ``account``, or Athena refuses it with CONSTRAINT_VIOLATION ("Use dynamic ID partitioning",
+    Athena user guide): a question on such a table is asked with its accounts. So: enum up to a few dozen
+    accounts, injected for an organization beyond that, or one that adds accounts often.
+
+    >>> ddl = athena_table_ddl("s3://my-trail-bucket", accounts="111122223333", regions="us-east-1")
+    >>> print(ddl.splitlines()[-2])
+      'storage.location.template'='s3://my-trail-bucket/AWSLogs/${account}/CloudTrail/${region}/${date}'
+    """
+    layout = s3layout.TrailLayout.parse(location, org)
+    accounts = s3layout.accounts(accounts)
+    if injected and accounts:
+        raise InvalidInput("--accounts and --injected exclude each other: with injected accounts each query names "
+                           "its own; drop one")
+    if not injected and not accounts:
+        raise InvalidInput("no accounts to project: give --accounts 111122223333[,444455556666...], or --injected "
+                           "for an organization with many accounts")
+    regions = s3layout.regions(regions) or s3layout.known_regions()
+    first = range_start(start)
+    account = [("projection.account.type", "injected")] if injected else [
+        ("projection.account.type", "enum"), ("projection.account.values", ",".join(accounts))]
+    return _create_table(database, table, f"s3://{layout.base.bucket}/{layout.logs()}", ("account", "region", "date"), [
+        ("projection.enabled", "true"), *account,
+        ("projection.region.type", "enum"), ("projection.region.values", ",".join(regions)),
+        *_date_projection("date", first),
+        ("storage.location.template", layout.template())])
 
 
 # ---------------------------------------------------------------- DuckDB view

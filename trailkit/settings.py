@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import InvalidInput
+from .inputs import Scope
 
 if TYPE_CHECKING:
     from .engines.base import Engine
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 DEFAULT_LOGS = "data/sample"
 ENGINES = ("local", "athena")
 #: the Athena settings, as ``AthenaConfig`` names them (and the panel and notebook parameters do)
-ATHENA_FIELDS = ("database", "table", "workgroup", "output_location", "region", "profile", "partition_column")
+ATHENA_FIELDS = ("database", "table", "workgroup", "output_location", "region", "profile", "partition_column",
+                 "all_time", "max_scan", "timeout", "reuse_minutes")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class EngineSettings:
         cache: local: keep what questions read in the folder's cache.
         watch: local: keep the folder's listing between questions while inotify reports no change.
         athena: Athena settings by ``ATHENA_FIELDS`` name; empty values fall back to the environment.
+        accounts, regions: keep every question to these accounts and regions (comma-separated text or a
+            list; empty: all). Both engines filter the events; Athena also bounds its partitions.
     """
 
     engine: str = "local"
@@ -38,6 +42,8 @@ class EngineSettings:
     cache: bool = True
     watch: bool = True
     athena: dict = field(default_factory=dict)
+    accounts: object = None
+    regions: object = None
 
     def __post_init__(self):
         if self.engine not in ENGINES:
@@ -45,7 +51,8 @@ class EngineSettings:
         unknown = sorted(set(self.athena) - set(ATHENA_FIELDS))
         if unknown:
             raise InvalidInput(f"unknown Athena setting(s) {', '.join(unknown)}; known: {', '.join(ATHENA_FIELDS)}")
-        if self.engine == "local" and any(v not in (None, "") for v in self.athena.values()):
+        self.scope  # checked now: a bad account id is bad input before anything opens
+        if self.engine == "local" and any(v not in (None, "", False) for v in self.athena.values()):
             raise InvalidInput("Athena options were given without --athena; add --athena, or drop them to query local files")
 
     @property
@@ -56,7 +63,12 @@ class EngineSettings:
     @property
     def athena_given(self) -> dict:
         """The Athena settings that were given (empty ones left to the environment)."""
-        return {k: v for k, v in self.athena.items() if v not in (None, "")}
+        return {k: v for k, v in self.athena.items() if v not in (None, "", False)}
+
+    @property
+    def scope(self) -> Scope:
+        """The accounts and regions every question is kept to."""
+        return Scope.parse(self.accounts, self.regions)
 
     def check(self) -> None:
         """Raise InvalidInput now if the engine cannot be opened (a missing or empty folder, a bad Athena

@@ -27,7 +27,7 @@ class InvestigationPanel:
     """
 
     def __init__(self, key: str = "", start=None, end=None, engine: str = "local", logs: str = "data/sample",
-                 athena: dict | None = None, allowed: str = ""):
+                 athena: dict | None = None, allowed: str = "", accounts: str = "", regions: str = ""):
         w = require("ipywidgets")
         athena = athena or {}
         style = {"description_width": "110px"}
@@ -35,8 +35,15 @@ class InvestigationPanel:
         self.engine = w.ToggleButtons(options=[("Local files", "local"), ("Athena", "athena")], value=engine,
                                       description="Engine", style=style)
         self.logs = w.Text(value=str(logs or ""), description="Log folder", style=style, layout=layout)
-        self.athena = {name: w.Text(value=str(athena.get(name) or ""), description=name.replace("_", " "),
-                                    style=style, layout=layout) for name in ATHENA_FIELDS}
+        self.athena = {name: w.Checkbox(value=bool(athena.get(name)), description=name.replace("_", " "), style=style)
+                       if name == "all_time" else
+                       w.Text(value=str(athena.get(name) or ""), description=name.replace("_", " "), style=style,
+                              layout=layout, placeholder=_PLACEHOLDERS.get(name, ""))
+                       for name in ATHENA_FIELDS}
+        self.accounts = w.Text(value=accounts or "", description="Accounts", placeholder="all (or 111122223333,...)",
+                               style=style, layout=layout)
+        self.regions = w.Text(value=regions or "", description="Regions", placeholder="all (or us-east-1,...)",
+                              style=style, layout=layout)
         self.key = w.Text(value=key, description="Access key", placeholder="AKIA... or ASIA...", style=style, layout=layout)
         self.start = w.DatePicker(value=_as_date(start), description="Start (UTC)", style=style)
         self.end = w.DatePicker(value=_as_date(end), description="End (UTC, incl.)", style=style)
@@ -52,9 +59,10 @@ class InvestigationPanel:
         self._show_engine()
         self.widget = w.VBox([
             self.engine, self._local_box, self._athena_box, self.key, w.HBox([self.start, self.end]),
-            self.allowed, w.HBox([self.button, self.status]), self.out,
+            self.allowed, self.accounts, self.regions, w.HBox([self.button, self.status]), self.out,
         ])
         self.investigation = None
+        self.spent: list = []  # every query's figures since the panel was made: the session's cost
 
     def _show_engine(self):
         athena = self.engine.value == "athena"
@@ -72,14 +80,16 @@ class InvestigationPanel:
 
     def settings(self) -> EngineSettings:
         """The engine the panel's fields name (empty fields fall back to the environment)."""
+        scope = {"accounts": self.accounts.value.strip() or None, "regions": self.regions.value.strip() or None}
         if self.engine.value == "athena":
-            return EngineSettings(engine="athena", athena={k: v.value.strip() or None for k, v in self.athena.items()})
-        return EngineSettings(logs=self.logs.value.strip() or None)
+            return EngineSettings(engine="athena", **scope, athena={
+                k: v.value if isinstance(v.value, bool) else (v.value.strip() or None) for k, v in self.athena.items()})
+        return EngineSettings(logs=self.logs.value.strip() or None, **scope)
 
     def investigate(self):
         """What the button does: validate, ask, render every section into the output area."""
         from .investigate import Trail
-        from .investigation import SECTIONS, Case, displayable, investigate
+        from .investigation import SECTIONS, Case, displayable, investigate, scanned
 
         self.out.outputs = ()  # clear_output() needs a kernel; this works everywhere
         self.button.disabled = True
@@ -98,9 +108,19 @@ class InvestigationPanel:
             self.out.append_display_data(_html(f"<h3>{html.escape(title)}</h3>"))
             for item in build(done):
                 self.out.append_display_data(displayable(item))
+        self.spent += done.stats
         status = f"{len(done.usage):,} events from {len(done.ips)} IPs"
-        self._say(status + (f"; {done.scanned}" if done.scanned else ""))
+        session = scanned(self.spent)
+        if done.scanned and session != done.scanned:
+            status += f"; {done.scanned} (this session: {session})"
+        elif done.scanned:
+            status += f"; {done.scanned}"
+        self._say(status)
         return done
+
+
+_PLACEHOLDERS = {"max_scan": "no limit (or 5GB)", "timeout": "none (or 90s, 5m)",
+                 "reuse_minutes": "off (or 60)", "partition_column": "learned from the table"}
 
 
 def _html(text: str):

@@ -14,6 +14,9 @@ WITH delivered AS (
   FROM "security"."cloudtrail_logs"
   WHERE TRUE
     AND useridentity.accesskeyid = 'AKIA3PARTNERSYNC0001'
+    AND "timestamp" BETWEEN '2026/09/01' AND '2026/10/29'
+    AND try(from_iso8601_timestamp(eventtime)) >= from_iso8601_timestamp('2026-09-01T00:00:00.000Z')
+    AND try(from_iso8601_timestamp(eventtime)) < from_iso8601_timestamp('2026-10-29T00:00:00.000Z')
 )
 SELECT
   accesskeyid,

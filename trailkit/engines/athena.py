@@ -3,21 +3,31 @@
 Configuration comes from explicit arguments, then ``TRAILKIT_*`` environment variables, then AWS's own
 configuration chain (profile, region). The only rewriting of the authored SQL is textual and local: the table
 name ``cloudtrail`` becomes the configured ``"database"."table"`` and ``:name`` placeholders become pyathena's
-``%(name)s``, whose values pyathena escapes. On a table partitioned by date, a windowed question also bounds
-the partition column by the delivery days of ``layout.delivery_days``. Answers come through pyathena's
-``ArrowCursor`` as Arrow. Every query's id, state, data scanned and cost are recorded.
+``%(name)s``, whose values pyathena escapes.
+
+The table's partitions are learned from the table itself (``athena_table``): a question bounds the date
+partition by the delivery days of ``layout.delivery_days`` and the account and region partitions by the
+accounts and regions it is narrowed to. Cost is bounded before it is spent: a question that would read every day
+of a date-partitioned table is refused unless ``all_time`` is set; with ``max_scan`` the S3 objects under the
+partitions are summed first and a larger scan is refused, and a running query that reports more, or runs past
+``timeout``, is stopped (StopQueryExecution). Throttled API calls are retried by botocore's standard mode with
+the attempts set here, and counted. Answers come through pyathena's ``ArrowCursor`` as Arrow. Every query's
+id, state, data scanned, cost (0 when it failed or reused a result) and retries are recorded.
 """
 from __future__ import annotations
 
 import os
 import re
 import time
+import warnings
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidInput, QueryFailed, require
-from ..inputs import Window, identifier, quote_identifier
-from .base import Engine, QueryStats, athena_cost_usd
+from ..errors import InvalidInput, Notice, QueryFailed, require
+from ..inputs import Window, byte_size, identifier, positive_int, quote_identifier, seconds
+from . import athena_guard
+from .athena_table import Partitioning, learn
+from .base import Engine, QueryStats
 from .layout import delivery_days
 
 if TYPE_CHECKING:
@@ -34,15 +44,27 @@ ENV = {
     "region": "TRAILKIT_REGION",
     "profile": "TRAILKIT_PROFILE",
     "partition_column": "TRAILKIT_PARTITION_COLUMN",
+    "max_scan": "TRAILKIT_MAX_SCAN",
+    "timeout": "TRAILKIT_TIMEOUT",
+    "reuse_minutes": "TRAILKIT_REUSE_MINUTES",
 }
+#: botocore's standard retry mode retries ThrottlingException and TooManyRequestsException with jittered
+#: exponential backoff (at most 20 s between attempts); this many attempts in all, per API call
+API_ATTEMPTS = 8
+#: Athena keeps a result for reuse at most 7 days
+REUSE_MAX_MINUTES = 7 * 24 * 60
 
 
 @dataclass(frozen=True)
 class AthenaConfig:
     """Where the CloudTrail table lives and how to query it.
 
-    ``partition_column`` names the date partition (``timestamp`` in AWS's partition-projection table, values
-    ``yyyy/MM/dd``); leave it unset for the console's non-partitioned table.
+    ``partition_column`` names the date partition (values ``yyyy/MM/dd``) and skips reading the table's
+    definition; unset, the partitions are learned from the table (Glue, else ``information_schema``).
+    ``all_time`` allows a question without a window on a date-partitioned table (it reads every day);
+    ``max_scan`` (bytes) refuses a larger estimated scan and stops a query that reports more; ``timeout``
+    (seconds) stops a query that runs longer; ``reuse_minutes`` lets Athena reuse a result at most that old
+    (never for a window that ends within the last day).
     """
 
     database: str = "default"
@@ -53,6 +75,10 @@ class AthenaConfig:
     profile: str | None = None
     partition_column: str | None = None
     partition_format: str = "%Y/%m/%d"
+    all_time: bool = False
+    max_scan: int | None = None
+    timeout: float | None = None
+    reuse_minutes: int | None = None
 
     @classmethod
     def resolve(cls, **given) -> "AthenaConfig":
@@ -64,6 +90,16 @@ class AthenaConfig:
                 value = os.environ.get(ENV[f.name]) or None
             if value not in (None, ""):
                 values[f.name] = value
+        if "max_scan" in values:
+            values["max_scan"] = byte_size(values["max_scan"])
+        if "timeout" in values:
+            values["timeout"] = seconds(values["timeout"])
+        if "reuse_minutes" in values:
+            values["reuse_minutes"] = positive_int(values["reuse_minutes"], "--reuse")
+            if values["reuse_minutes"] > REUSE_MAX_MINUTES:
+                raise InvalidInput(f"--reuse {values['reuse_minutes']}: Athena reuses results at most "
+                                   f"{REUSE_MAX_MINUTES} minutes (7 days) old")
+        values["all_time"] = bool(values.get("all_time"))
         config = cls(**values)
         identifier(config.database, "database name")
         identifier(config.table, "table name")
@@ -130,6 +166,11 @@ class AthenaEngine(Engine):
         super().__init__()
         self.config = config or AthenaConfig.resolve()
         self._connection = connection
+        self._partitioning: Partitioning | None = None
+        self._retries = 0
+        self._told: set[str] = set()
+        #: called with (state, seconds, bytes scanned) while a query runs (the CLI's and panel's progress line)
+        self.on_progress = None
 
     @property
     def table_name(self) -> str:
@@ -143,34 +184,95 @@ class AthenaEngine(Engine):
     def connection(self):
         if self._connection is None:
             pyathena = require("pyathena", "pyathena[arrow]")
+            from botocore.config import Config
+            from pyathena.util import RetryConfig
+
             self._connection = pyathena.connect(
                 s3_staging_dir=self.config.output_location,
                 work_group=self.config.workgroup,
                 region_name=self.config.region,
                 profile_name=self.config.profile,
                 schema_name=self.config.database,
+                # botocore retries throttling (counted below); pyathena's own retry would repeat it 5 times more
+                config=Config(retries={"mode": "standard", "max_attempts": API_ATTEMPTS}),
+                retry_config=RetryConfig(attempt=1),
             )
+        if not getattr(self._connection, "_trailkit_counted", False):
+            self._connection.client.meta.events.register("after-call.athena", self._count_retries)
+            self._connection._trailkit_counted = True
         return self._connection
 
-    # -- partitions: only this engine has them
+    def _count_retries(self, parsed=None, **_):
+        self._retries += int(((parsed or {}).get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
+
+    def client(self, service: str):
+        """A boto3 client of the engine's profile and region (Glue, S3, Athena's own)."""
+        import boto3
+
+        return boto3.session.Session(profile_name=self.config.profile, region_name=self.config.region).client(service)
+
+    # -- the table's partitions: only this engine has them
+
+    @property
+    def partitioning(self) -> Partitioning:
+        """How the table is partitioned: the date column given, else learned from the table once."""
+        if self._partitioning is None:
+            if self.config.partition_column:
+                self._partitioning = Partitioning.given(self.config.partition_column)
+            else:
+                self._partitioning = learn(self.client("glue"), self._metadata, self.config.database, self.config.table)
+        return self._partitioning
+
+    def _metadata(self, sql: str, params: dict) -> list[tuple]:
+        cursor = self.connection.cursor()
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
     def render(self, request: Request) -> tuple[str, dict]:
-        """The authored SQL with the date partition bounded to the window's delivery days, when the table has
-        a partition column and the question a window."""
-        column = self.config.partition_column
-        if not column:
+        """The authored SQL with every partition it can narrow bounded: the date by the window's delivery days,
+        the account and region by the request's scope."""
+        p = self.partitioning
+        if request.contract.free or not p.partitioned:
             return super().render(request)
-        params = {**request.params, **self.partition_params(request.hints.window)}
-        return request.query.render(params, quote_identifier(column, "partition column"))
+        params, predicates = dict(request.params), []
+        if p.date and request.hints.window.bounded:
+            params.update(self.partition_params(request.hints.window, p.date_format))
+            predicates.append(f"AND {quote_identifier(p.date, 'partition column')} BETWEEN :partition_start AND :partition_end")
+        for column, values in ((p.account, request.hints.scope.accounts), (p.region, request.hints.scope.regions)):
+            if column and values:
+                params[f"partition_{column}"] = values
+                predicates.append(f"AND {quote_identifier(column, 'partition column')} IN (:partition_{column})")
+        return request.query.render(params, " ".join(predicates))
 
-    def partition_params(self, window: Window) -> dict:
+    def partition_params(self, window: Window, fmt: str | None = None) -> dict:
         """Partition bounds for ``window``, padded as the local engine pads folders (``delivery_days``)."""
         if not window.bounded:
             return {}
         first, last = delivery_days(window)
-        fmt = self.config.partition_format
+        fmt = fmt or self.config.partition_format
         return {"partition_start": first.strftime(fmt) if first else "0000/01/01",
                 "partition_end": last.strftime(fmt) if last else "9999/12/31"}
+
+    # -- cost before it is spent
+
+    def check(self, request: Request) -> None:
+        """Refuse, before anything is sent, what would cost more than was allowed (see ``athena_guard.check``)."""
+        athena_guard.check(self, request)
+
+    def tell(self, topic: str, message: str) -> None:
+        if topic not in self._told:
+            self._told.add(topic)
+            warnings.warn(message, Notice, stacklevel=3)
+
+    def table(self, request: Request) -> pa.Table:
+        self.check(request)
+        self._reuse = athena_guard.reuse_minutes(self, request)
+        return super().table(request)
+
+    def rows(self, request: Request, spreadsheet_safe: bool = False):
+        self.check(request)
+        self._reuse = athena_guard.reuse_minutes(self, request)
+        return request.contract.printable(super().table(request), spreadsheet_safe)
 
     # -- running
 
@@ -189,31 +291,66 @@ class AthenaEngine(Engine):
         from pyathena.error import Error as AthenaError
 
         text = self.athena_sql(sql, params)
-        started = time.perf_counter()
-        cursor = self.connection.cursor(ArrowCursor)
+        reuse, self._reuse = getattr(self, "_reuse", None), None
+        watch = athena_guard.Watch(self, self.config.timeout, self.config.max_scan)
+        retries_before, started = self._retries, time.perf_counter()
+        cursor = self.connection.cursor(ArrowCursor, on_poll=watch)
+        options = {"result_reuse_enable": True, "result_reuse_minutes": reuse} if reuse else {}
         try:
-            cursor.execute(text, params or None)
+            cursor.execute(text, params or None, on_start_query_execution=watch.started, **options)
             table = cursor.as_arrow()
         except AthenaError as e:
-            stats = self._stats(cursor, text, params, started, 0)
-            # pyathena raises before exposing the final state; a raised query did not succeed.
-            stats.state = stats.state if stats.state not in (None, "SUCCEEDED") else "FAILED"
+            stats = self._final(watch.query_id, text, params, started, retries_before)
             self._record(stats)
-            reason = str(e).strip() or (stats.state or "unknown reason")
-            raise QueryFailed(
-                f"Athena query {stats.query_id or '(not started)'} {stats.state or 'FAILED'}: {reason}",
-                engine=self.name, sql=text, query_id=stats.query_id, state=stats.state,
-            ) from e
-        self._record(self._stats(cursor, text, params, started, table.num_rows))
+            raise QueryFailed(self._why(stats, watch, e), engine=self.name, sql=text, query_id=stats.query_id,
+                              state=stats.state) from e
+        reused = bool(getattr(cursor, "reused_previous_result", False))
+        scanned = getattr(cursor, "data_scanned_in_bytes", None)
+        self._record(QueryStats(self.name, text, dict(params), time.perf_counter() - started, table.num_rows,
+                                query_id=getattr(cursor, "query_id", None), state=getattr(cursor, "state", None),
+                                bytes_scanned=scanned, cost_usd=athena_guard.cost_of("SUCCEEDED", scanned, reused), reused=reused,
+                                retries=self._retries - retries_before))
         return table
 
-    def _stats(self, cursor, text, params, started, rows) -> QueryStats:
-        scanned = getattr(cursor, "data_scanned_in_bytes", None)
-        return QueryStats(
-            self.name, text, dict(params), time.perf_counter() - started, rows,
-            query_id=getattr(cursor, "query_id", None), state=getattr(cursor, "state", None),
-            bytes_scanned=scanned, cost_usd=athena_cost_usd(scanned) if scanned is not None else None,
-        )
+    def _final(self, query_id, text, params, started, retries_before) -> QueryStats:
+        """What Athena says of a query that did not succeed (pyathena raises before exposing it)."""
+        state = reason = scanned = None
+        if query_id:
+            try:
+                execution = self.connection.client.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+                state = execution["Status"]["State"]
+                reason = execution["Status"].get("StateChangeReason")
+                scanned = (execution.get("Statistics") or {}).get("DataScannedInBytes")
+            except Exception:  # the error being reported matters more than its figures
+                pass
+        state = state if state not in (None, "SUCCEEDED", "QUEUED", "RUNNING") else "FAILED"
+        stats = QueryStats(self.name, text, dict(params), time.perf_counter() - started, 0, query_id=query_id,
+                           state=state, bytes_scanned=scanned, cost_usd=athena_guard.cost_of(state, scanned, False),
+                           retries=self._retries - retries_before, reason=reason)
+        return stats
+
+    def _why(self, stats: QueryStats, watch: athena_guard.Watch, error: Exception) -> str:
+        head = f"Athena query {stats.query_id or '(not started)'} {stats.state}"
+        spent = f"{athena_guard.size(stats.bytes_scanned or 0)} scanned, ~USD {stats.cost_usd or 0:.4f}"
+        if watch.stopped:
+            return f"{head}: stopped by trailkit because it {watch.stopped} ({spent})"
+        reason = stats.reason or str(error).strip() or stats.state
+        if stats.state == "CANCELLED" and "scanned" in reason.lower() and "limit" in reason.lower():
+            cutoff = self._workgroup_cutoff()
+            limit = f" of {athena_guard.size(cutoff)}" if cutoff else ""
+            return (f"{head}: Athena stopped it at the workgroup's per-query limit{limit} "
+                    f"(BytesScannedCutoffPerQuery of workgroup {self.config.workgroup or 'primary'}; {spent}); "
+                    "narrow the window or --accounts/--regions, or ask for a higher limit")
+        if stats.retries:
+            reason += f" (after {stats.retries} throttled calls were retried)"
+        return f"{head}: {reason}"
+
+    def _workgroup_cutoff(self) -> int | None:
+        try:
+            group = self.client("athena").get_work_group(WorkGroup=self.config.workgroup or "primary")
+            return group["WorkGroup"]["Configuration"].get("BytesScannedCutoffPerQuery")
+        except Exception:  # a figure for the message, not worth failing over
+            return None
 
     def close(self) -> None:
         if self._connection is not None:

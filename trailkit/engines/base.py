@@ -50,6 +50,9 @@ class QueryStats:
     untimed: int | None = None  # records read whose eventtime is no time (left out of every window)
     skipped: list = field(default_factory=list)  # (path, why) of files that could not be read
     notes: list = field(default_factory=list)  # (path, how) of files read from an export's layout or in part
+    reused: bool | None = None  # Athena answered from a previous query's result (no charge)
+    retries: int = 0  # throttled API calls retried
+    reason: str | None = None  # why a query did not succeed, as Athena said
 
     def summary(self) -> str:
         parts = [f"{self.engine}: {self.rows} rows in {self.seconds:.2f} s"]
@@ -63,8 +66,12 @@ class QueryStats:
             parts.append(f"{len(self.skipped)} files skipped")
         if self.query_id:
             parts.append(f"query id {self.query_id}, {self.state}")
+        if self.reused:
+            parts.append("reused a previous result (no charge)")
         if self.bytes_scanned is not None:
-            parts.append(f"{self.bytes_scanned / _MB:.1f} MB scanned, ~USD {self.cost_usd:.4f}")
+            parts.append(f"{self.bytes_scanned / _MB:.1f} MB scanned, ~USD {self.cost_usd or 0:.4f}")
+        if self.retries:
+            parts.append(f"{self.retries} throttled calls retried")
         return "; ".join(parts)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat as stat_
 import warnings
 from datetime import date, timedelta
 from typing import NamedTuple

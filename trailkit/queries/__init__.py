@@ -2,8 +2,8 @@
 
 Each ``<name>.sql`` file beside this module holds one query with named placeholders (``:key``), a header line
 ``-- columns: name:kind ...`` declaring the result contract (see ``trailkit.contract``), and optional lines
-tagged ``-- if: PARAM`` that are kept only when PARAM is given. ``{partition}`` stands for the Athena partition
-column and only appears on such a tagged line. Values are never formatted into the text: they travel as bound
+tagged ``-- if: PARAM`` that are kept only when PARAM is given. A line ``{partitions}`` is where an engine with
+partitions (Athena) bounds them; other engines drop it. Values are never formatted into the text: they travel as bound
 parameters to the engine.
 """
 from __future__ import annotations
@@ -32,16 +32,18 @@ class Query:
         """Free SQL (``trailkit sql``): sent as written, its columns whatever it selects."""
         return cls("sql", text.strip().rstrip(";") + "\n", FREE)
 
-    def render(self, params: dict, partition: str | None = None) -> tuple[str, dict]:
+    def render(self, params: dict, partitions: str = "") -> tuple[str, dict]:
         """SQL with the tagged lines of absent parameters removed, and the parameters it uses.
 
         Args:
-            params: values by placeholder name; ``None`` means absent.
-            partition: the quoted partition column, required when ``partition_start`` is given.
+            params: values by placeholder name; ``None`` (or an empty list) means absent. A list or tuple binds
+                one placeholder per item (``IN (:accounts)`` becomes ``IN (:accounts_0, :accounts_1)``).
+            partitions: predicates on the table's partition columns (``AND "date" BETWEEN ...``) put where the
+                query says ``{partitions}``; empty on engines without partitions.
         """
         if self.contract.free:
             return self.text, dict(params)
-        given = {k: v for k, v in params.items() if v is not None}
+        given = {k: v for k, v in params.items() if v is not None and v != () and v != []}
         lines = []
         for line in self.text.splitlines():
             tag = _TAG_RE.search(line)
@@ -49,13 +51,22 @@ class Query:
                 if tag.group(1) not in given:
                     continue
                 line = line[: tag.start()].rstrip()
-            if "{partition}" in line:
-                if partition is None:
-                    raise TrailkitError(f"query {self.name}: a partition predicate needs the partition column")
-                line = line.replace("{partition}", partition)
+            if "{partitions}" in line:
+                if not partitions:
+                    continue
+                line = line.replace("{partitions}", partitions)
             lines.append(line)
         sql = "\n".join(l for l in lines if not l.lstrip().startswith("--")).strip() + "\n"
-        used = {k: v for k, v in given.items() if re.search(rf":{k}\b", sql)}
+        used = {}
+        for k, v in given.items():
+            if not re.search(rf":{k}\b", sql):
+                continue
+            if isinstance(v, (list, tuple)):
+                names = [f"{k}_{i}" for i in range(len(v))]
+                sql = re.sub(rf":{k}\b", ", ".join(":" + n for n in names), sql)
+                used.update(zip(names, v))
+            else:
+                used[k] = v
         return sql, used
 
 

@@ -4,7 +4,8 @@
 -- own, overlapping exports) is counted once: "delivered" numbers each event's copies.
 -- Times are compared as instants ("instant": an offset such as +02:00 is honoured); a record whose eventtime
 -- does not parse is kept where no window is asked (its time then shows as empty) and left out of windows.
--- Lines tagged "-- if: NAME" are kept only when parameter NAME is given.
+-- Lines tagged "-- if: NAME" are kept only when parameter NAME is given; {partitions} is where an engine with
+-- partitions bounds them (Athena: date, account, region).
 -- columns: eventtime:time eventname:string sourceipaddress:string mintedkeyid:string expiration:time
 --          assumedrolearn:string rolesessionname:string eventid:string
 WITH delivered AS (
@@ -24,7 +25,9 @@ WITH delivered AS (
     AND json_extract_scalar(responseelements, '$.credentials.accessKeyId') IS NOT NULL
     AND useridentity.accesskeyid = :key                                           -- if: key
     AND useridentity.accesskeyid LIKE :key_pattern ESCAPE '\'                     -- if: key_pattern
-    AND {partition} BETWEEN :partition_start AND :partition_end                   -- if: partition_start
+    AND recipientaccountid IN (:accounts)                                         -- if: accounts
+    AND awsregion IN (:regions)                                                   -- if: regions
+    {partitions}
     AND try(from_iso8601_timestamp(eventtime)) >= from_iso8601_timestamp(:start)  -- if: start
     AND try(from_iso8601_timestamp(eventtime)) < from_iso8601_timestamp(:end)     -- if: end
 )
