@@ -10,8 +10,10 @@ import os
 import sys
 import warnings
 
-from .contract import CONTROL, visible
+from .contract import visible
+from .commands import cache_command, fetch_command, follow, settings_of
 from .errors import InvalidInput, Notice, ReadAs, TrailkitError
+from .output import athena_progress, say_figures, write_result  # noqa: F401 (write_result: the API's)
 
 FORMATS = ("table", "csv", "json")
 
@@ -44,8 +46,9 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
                                                       "ending within the last day; default: $TRAILKIT_REUSE_MINUTES)")
 
 
-def _output_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv, or json (JSON lines)")
+def _output_options(p: argparse.ArgumentParser, formats: tuple = FORMATS) -> None:
+    more = " or timesketch (the JSON lines Timesketch imports)" if "timesketch" in formats else ""
+    p.add_argument("--format", choices=formats, default="table", help=f"table (default), csv, json (JSON lines){more}")
     p.add_argument("--dry-run", action="store_true", help="print the exact SQL that would be sent and run nothing")
 
 
@@ -91,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="expected networks (comma-separated); adds a category column: allowed, unexpected or aws service")
     key_command("owner", QUESTIONS["owner"].help)
     key_command("minted", QUESTIONS["minted"].help)
+    for name in ("chain", "timeline", "lifecycle"):  # following the key: one whole key, no fragments
+        p = sub.add_parser(name, help=QUESTIONS[name].help)
+        p.add_argument("key", help="access key id (AKIA... or ASIA...)")
+        _window_options(p)
+        if name != "lifecycle":
+            p.add_argument("--depth", type=int, metavar="N", help="follow descendants N levels down (default: all)")
+        _engine_options(p)
+        _output_options(p, FORMATS + ("timesketch",) if name == "timeline" else FORMATS)
 
     p = sub.add_parser("window", help=QUESTIONS["window"].help)
     _window_options(p, required=True)
@@ -150,19 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args):
-    """The engine the options name: one place (``EngineSettings``) applies the environment fallbacks."""
-    from .settings import EngineSettings
-
-    athena = {"database": args.database, "table": args.table, "workgroup": args.workgroup,
-              "output_location": args.output, "region": args.region, "profile": args.profile,
-              "partition_column": args.partition_column, "all_time": args.all_time, "max_scan": args.max_scan,
-              "timeout": args.timeout, "reuse_minutes": args.reuse}
-    # one question per process: no listing worth keeping between questions
-    return EngineSettings(engine="athena" if args.athena else "local", logs=args.logs, cache=not args.no_cache,
-                          watch=False, athena=athena, accounts=args.accounts, regions=args.regions)
-
-
 def _params(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
@@ -192,105 +190,6 @@ def _request(args):
     return getattr(questions, args.command)(key, within)
 
 
-# Columns left out of wide (event) tables for people; csv, json and the DataFrame keep everything.
-TABLE_HIDDEN = ("requestparameters", "errormessage", "principalarn", "accountid", "identitytype", "readonly",
-                "eventtype", "eventid", "regions", "useragents")
-
-
-def write_result(out, names: list[str], rows, fmt: str, extra: dict | None = None) -> None:
-    """Write printable rows (see ``Trail.ask_rows``) to ``out``: ``table`` for people, ``csv`` and ``json``
-    (lines) for programs, row by row so that a large answer is never held twice. ``extra`` adds columns
-    given as lists (the IP category)."""
-    import csv
-    import json
-
-    if extra:
-        names = list(names) + list(extra)
-        rows = [tuple(row) + added for row, added in zip(rows, zip(*extra.values()))]
-    if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(names)
-        writer.writerows(rows)  # None is written as an empty field; formulas were defused by the engine
-        return
-    if fmt == "json":  # JSON escapes C0 controls itself; C1 and bidi controls are escaped as \\uXXXX too
-        for row in rows:
-            line = json.dumps(dict(zip(names, row)), ensure_ascii=False, default=str)
-            out.write(CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n")
-        return
-    rows = list(rows)  # a table's widths need every row
-    if not rows:
-        out.write("(no rows) columns: " + ", ".join(names) + "\n")
-        return
-    keep = [i for i, n in enumerate(names) if n not in TABLE_HIDDEN or len(names) <= 12]
-    cells = [[names[i] for i in keep]] + [[_cell(row[i]) for i in keep] for row in rows]
-    widths = [max(len(line[j]) for line in cells) for j in range(len(keep))]
-    for line in cells:
-        out.write(" ".join(v.rjust(w) for v, w in zip(line, widths)) + "\n")
-    out.write(f"({len(rows)} rows)\n")
-
-
-def _cell(value) -> str:
-    text = visible("" if value is None else str(value))
-    return text if len(text) <= 48 else text[:47] + "…"
-
-
-def _fetch_command(args) -> int:
-    from .engines import s3layout
-    from .engines.fetch import bar_to, fetch, s3_client
-    from .inputs import Window
-
-    window = Window.parse(args.start, args.end)  # every input checked before S3 is asked anything
-    layout = s3layout.TrailLayout.parse(args.location, args.org)
-    client = s3_client(args.workers, args.profile, args.region) if args.workers > 0 else None
-    result = fetch(layout, window, args.dest, accounts=args.accounts, regions=args.regions, workers=args.workers,
-                   progress=bar_to(sys.stderr), client=client)
-    for note in result.notes:
-        print(f"trailkit: note: {visible(note)}", file=sys.stderr)
-    for key, why in result.failures:
-        print(f"trailkit: warning: not copied: {visible(key)}: {visible(why)}", file=sys.stderr)
-    print(visible(result.summary()))
-    if result.complete:
-        print(f"answer with: trailkit usage KEY --logs {result.dest}")
-    return 0 if result.complete else 1
-
-
-def _cache_command(args) -> int:
-    from .engines import cache
-    from .paths import cache_dir
-    from .settings import EngineSettings
-
-    if args.clear and args.all:
-        removed = cache.clear(None)
-        print(f"removed {len(removed)} cache file(s) from {cache_dir()}")
-        return 0
-    logs = EngineSettings(logs=args.logs).log_folder
-    if args.clear:
-        removed = cache.clear(logs)
-        print(f"removed {len(removed)} cache file(s) of {logs}" if removed else f"no cache of {logs}")
-        return 0
-    path = cache.cache_path(logs)
-    if not path.exists():
-        print(f"no cache of {logs} yet (it would be {path}); the first question fills it")
-        return 0
-    import duckdb
-
-    store = cache.Cache(logs)  # the cache alone: no need to list the log folder to describe it
-    try:
-        store.open()
-    except duckdb.Error as e:
-        raise TrailkitError(f"cache {path} cannot be opened now ({str(e).splitlines()[0]}); "
-                            "another trailkit may be using it") from e
-    try:
-        info = store.summary()
-    finally:
-        store.con.close()
-    print(f"cache of {os.path.realpath(logs)}\n  file: {info['path']} ({info['bytes'] / 1024 ** 2:.1f} MB)")
-    print(f"  records of {info['record_files']} log files ({info['records']:,} records) for window questions")
-    for key, files in info["keys"].items():
-        print(f"  key {key}: {files} log files scanned")
-    return 0
-
-
 def _run(args) -> int:
     if args.command == "ddl":
         from .schema import athena_ddl, athena_table_ddl
@@ -308,9 +207,9 @@ def _run(args) -> int:
         sys.stdout.write(text)
         return 0
     if args.command == "fetch":
-        return _fetch_command(args)
+        return fetch_command(args)
     if args.command == "cache":
-        return _cache_command(args)
+        return cache_command(args)
     if args.command == "sample":
         from .sample import write_sample
 
@@ -322,9 +221,11 @@ def _run(args) -> int:
         from .report import write_report
 
         case = Case.parse(args.key, args.start, args.end, args.allow)
-        out = write_report(case, args.out, _settings(args), with_code=args.with_code, redact=args.redact)
+        out = write_report(case, args.out, settings_of(args), with_code=args.with_code, redact=args.redact)
         print(f"wrote {out}")
         return 0
+    if args.command in ("chain", "timeline", "lifecycle"):
+        return follow(args)
     request = _request(args)  # every input checked before touching any engine
     allowlist = None
     if args.command == "ips" and args.allow:
@@ -333,9 +234,9 @@ def _run(args) -> int:
         allowlist = Allowlist.parse(args.allow)
     from .investigate import Trail
 
-    with Trail.open(_settings(args)) as trail:
+    with Trail.open(settings_of(args)) as trail:
         if sys.stderr.isatty() and hasattr(trail.engine, "on_progress"):
-            trail.engine.on_progress = _athena_progress
+            trail.engine.on_progress = athena_progress
         if args.dry_run:
             sys.stdout.write(trail.explain(request))
             return 0
@@ -346,23 +247,15 @@ def _run(args) -> int:
             rows, ips = list(rows), names.index("sourceipaddress")
             extra["category"] = [allowlist.category(row[ips]) for row in rows]
         write_result(sys.stdout, names, rows, args.format, extra)
-        last = trail.last
-        if last is not None and trail.engine.reports_cost:
-            print(last.summary(), file=sys.stderr)
-        if last is not None and last.duplicates:
-            print(f"trailkit: note: {last.duplicates} duplicate deliveries of events (same eventid) were counted "
-                  "once", file=sys.stderr)
+        say_figures(trail)
+        if args.command == "owner" and args.format == "table" and request.hints.key:
+            from .lineage import printable  # the key's birth and death beside its owner (csv/json: lifecycle)
+
+            window = request.hints.window
+            sys.stdout.write("\nlifecycle:\n")
+            write_result(sys.stdout, *printable(trail.lifecycle(request.hints.key, window.start, window.end)), "table")
+            say_figures(trail)
     return 0
-
-
-def _athena_progress(state: str, elapsed: float, scanned: int) -> None:
-    """A query's state on the terminal once it has run ~2 s, rewritten in place, cleared when it ends."""
-    if elapsed < 2:
-        return
-    line = "" if state in ("SUCCEEDED", "FAILED", "CANCELLED") else \
-        f"athena: {state.lower()} for {elapsed:.0f} s, {scanned / 1024 ** 2:,.1f} MB scanned so far"
-    sys.stderr.write("\r" + line.ljust(70) + ("\r" if not line else ""))
-    sys.stderr.flush()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING
 from . import questions
 from .contract import to_frame
 from .engines.base import Engine, QueryStats
-from .inputs import Allowlist, KeyMatch, Scope, Window
+from .inputs import Allowlist, KeyMatch, Scope, Window, positive_int
 from .questions import Request, classify_ips, narrowed
 from .settings import EngineSettings
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+
+    from .lineage import Graph
 
 
 class Trail:
@@ -34,6 +36,7 @@ class Trail:
     def __init__(self, engine: Engine, scope: Scope = Scope()):
         self.engine = engine
         self.scope = scope  # every question kept to these accounts and regions
+        self._graph = None  # (window and scope, Graph) of the last lineage asked
 
     @classmethod
     def open(cls, settings: EngineSettings | None = None, **given) -> "Trail":
@@ -153,6 +156,50 @@ class Trail:
             ...           {"r": "us-east-1"})  # doctest: +SKIP
         """
         return self.ask(questions.sql(text, params))
+
+    # -- following the key (one pass over the logs: the ``graph`` question, walked in ``trailkit.lineage``)
+
+    def graph(self, start=None, end=None) -> Graph:
+        """What connects keys in the window: the calls that produced keys, the calls on keys' lives, each key's
+        figures. Kept for the window and scope, so a lineage, its lifecycle and its timeline cost one pass."""
+        from .lineage import Graph
+
+        within = Window.parse(start, end)
+        known = (within.start, within.end, self.scope)
+        if self._graph is None or self._graph[0] != known:
+            self._graph = (known, Graph(self.ask(questions.graph(within))))
+        return self._graph[1]
+
+    def lineage(self, key: str, start=None, end=None, depth: int | None = None) -> pd.DataFrame:
+        """Every key in the lineage of ``key``: its ancestors (depth -1, -2, ...: the key whose call produced it,
+        back as far as the logs go), the key (0) and its descendants (1, 2, ...: keys minted or created by it,
+        recursively, to ``depth``). Columns: ``accesskeyid, parent, via, via_time, via_eventid, via_principal,
+        depth, principalarn, username, expiration, events, first_seen, last_seen, sourceips``.
+
+        Example:
+            >>> trail.lineage("AKIATFQR7NSC8Q4X20BJ")  # doctest: +SKIP
+        """
+        match = KeyMatch.parse(key)
+        limit = positive_int(depth, "--depth") if depth is not None else None
+        return self.graph(start, end).lineage(match.value, limit)
+
+    def lifecycle(self, key: str, start=None, end=None) -> pd.DataFrame:
+        """The key's birth and death, oldest first: the CreateAccessKey (or STS call, with the expiration it
+        granted) that made it, UpdateAccessKey, DeleteAccessKey, and AWS's quarantine policy on its user."""
+        return self.graph(start, end).lifecycle(KeyMatch.parse(key).value)
+
+    def timeline(self, key: str, start=None, end=None, depth: int | None = None) -> pd.DataFrame:
+        """Every event of every key in the lineage of ``key``, oldest first: the ``usage`` columns and ``depth``
+        (each event counted once, whichever key and delivery it was met through)."""
+        import pandas as pd
+
+        within = Window.parse(start, end)
+        tree = self.lineage(key, within.start, within.end, depth)
+        keys = list(tree["accesskeyid"])
+        events = self.ask(questions.events_of(keys, within))
+        depth_of = dict(zip(tree["accesskeyid"], tree["depth"]))
+        events["depth"] = pd.array([depth_of.get(k) for k in events["accesskeyid"]], dtype="Int64")
+        return events.sort_values(["eventtime", "eventid"], na_position="last", kind="stable").reset_index(drop=True)
 
     # the names of the first release
     key_usage = usage

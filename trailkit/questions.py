@@ -35,6 +35,9 @@ QUESTIONS = {q.name: q for q in (
     Question("ips", "Source IPs", "the key's distinct source IPs: events, first and last seen, APIs, errors"),
     Question("owner", "Owner", "who the key belongs to, as CloudTrail recorded its caller"),
     Question("minted", "Minted keys", "temporary keys obtained from STS with the key"),
+    Question("chain", "Lineage", "every key the key came from and led to: temporary keys, role chains, keys it created"),
+    Question("timeline", "Timeline", "every event of every key in the key's lineage, oldest first"),
+    Question("lifecycle", "Lifecycle", "the key's birth and death: created or minted, deactivated, deleted, quarantined"),
     Question("sql", "SQL", "any Athena SQL against the table cloudtrail, on either engine"),
 )}
 
@@ -113,6 +116,18 @@ def narrowed(request: Request, scope: Scope) -> Request:
     if not scope or request.contract.free:
         return request
     return replace(request, params={**request.params, **scope.params}, hints=replace(request.hints, scope=scope))
+
+
+def graph(within: Window = Window()) -> Request:
+    """What connects keys, in one pass: calls that produced keys, calls on keys' lives, each key's figures
+    (see ``trailkit.lineage``)."""
+    return Request(queries.get("graph"), _window_params(within), ScanHints(within))
+
+
+def events_of(keys: list[str], within: Window = Window()) -> Request:
+    """The events of several keys (``usage`` of each, in one query): a lineage's timeline."""
+    params = {"keys": tuple(keys), **_window_params(within)}
+    return Request(queries.get("usage"), params, ScanHints(within, keys[0] if len(keys) == 1 else None))
 
 
 _PARAM_VALUE_TYPES = (str, int, float, bool, type(None))

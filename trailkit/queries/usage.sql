@@ -34,6 +34,7 @@ WITH delivered AS (
   WHERE TRUE
     AND useridentity.accesskeyid = :key                                           -- if: key
     AND useridentity.accesskeyid LIKE :key_pattern ESCAPE '\'                     -- if: key_pattern
+    AND useridentity.accesskeyid IN (:keys)                                       -- if: keys
     AND recipientaccountid IN (:accounts)                                         -- if: accounts
     AND awsregion IN (:regions)                                                   -- if: regions
     {partitions}

@@ -1,0 +1,90 @@
+WITH delivered AS (
+  SELECT
+    eventtime,
+    eventname,
+    eventid,
+    sourceipaddress,
+    errorcode,
+    useridentity.accesskeyid AS accesskeyid,
+    useridentity.arn AS principalarn,
+    useridentity.username AS username,
+    coalesce(useridentity.arn, useridentity.invokedby, useridentity.principalid, sourceipaddress) AS principal,
+    coalesce(json_extract_scalar(responseelements, '$.credentials.accessKeyId'),
+             json_extract_scalar(responseelements, '$.accessKey.accessKeyId')) AS produced,
+    responseelements,
+    requestparameters,
+    try(from_iso8601_timestamp(eventtime)) AS instant,
+    row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
+  FROM "security"."cloudtrail_logs"
+  WHERE TRUE
+    AND try(from_iso8601_timestamp(eventtime)) >= from_iso8601_timestamp('2026-10-24T00:00:00.000Z')
+    AND try(from_iso8601_timestamp(eventtime)) < from_iso8601_timestamp('2026-10-26T00:00:00.000Z')
+)
+SELECT
+  'link' AS kind,
+  produced AS accesskeyid,
+  accesskeyid AS parent,
+  eventname AS via,
+  eventtime AS via_time,
+  eventid AS via_eventid,
+  principal AS via_principal,
+  coalesce(json_extract_scalar(responseelements, '$.assumedRoleUser.arn'),
+           json_extract_scalar(responseelements, '$.federatedUser.arn')) AS principalarn,
+  json_extract_scalar(responseelements, '$.accessKey.userName') AS username,
+  json_extract_scalar(responseelements, '$.credentials.expiration') AS expiration,
+  json_extract_scalar(responseelements, '$.accessKey.status') AS detail,
+  errorcode,
+  sourceipaddress,
+  CAST(NULL AS bigint) AS events,
+  CAST(NULL AS varchar) AS first_seen,
+  CAST(NULL AS varchar) AS last_seen,
+  CAST(NULL AS varchar) AS sourceips
+FROM delivered
+WHERE (delivery = 1 OR eventid IS NULL) AND produced IS NOT NULL
+UNION ALL
+SELECT
+  'life' AS kind,
+  json_extract_scalar(requestparameters, '$.accessKeyId') AS accesskeyid,
+  accesskeyid AS parent,
+  eventname AS via,
+  eventtime AS via_time,
+  eventid AS via_eventid,
+  principal AS via_principal,
+  CAST(NULL AS varchar) AS principalarn,
+  json_extract_scalar(requestparameters, '$.userName') AS username,
+  CAST(NULL AS varchar) AS expiration,
+  coalesce(json_extract_scalar(requestparameters, '$.status'),
+           json_extract_scalar(requestparameters, '$.policyArn'),
+           json_extract_scalar(requestparameters, '$.policyName')) AS detail,
+  errorcode,
+  sourceipaddress,
+  CAST(NULL AS bigint) AS events,
+  CAST(NULL AS varchar) AS first_seen,
+  CAST(NULL AS varchar) AS last_seen,
+  CAST(NULL AS varchar) AS sourceips
+FROM delivered
+WHERE (delivery = 1 OR eventid IS NULL)
+  AND (eventname IN ('UpdateAccessKey', 'DeleteAccessKey')
+       OR eventname IN ('AttachUserPolicy', 'PutUserPolicy') AND requestparameters LIKE '%AWSCompromisedKeyQuarantine%')
+UNION ALL
+SELECT
+  'key' AS kind,
+  accesskeyid,
+  CAST(NULL AS varchar) AS parent,
+  CAST(NULL AS varchar) AS via,
+  CAST(NULL AS varchar) AS via_time,
+  CAST(NULL AS varchar) AS via_eventid,
+  CAST(NULL AS varchar) AS via_principal,
+  max(principalarn) AS principalarn,
+  max(username) AS username,
+  CAST(NULL AS varchar) AS expiration,
+  CAST(NULL AS varchar) AS detail,
+  CAST(NULL AS varchar) AS errorcode,
+  CAST(NULL AS varchar) AS sourceipaddress,
+  count(*) AS events,
+  min_by(eventtime, instant) AS first_seen,
+  max_by(eventtime, instant) AS last_seen,
+  array_join(array_sort(array_agg(DISTINCT sourceipaddress)), ', ') AS sourceips
+FROM delivered
+WHERE (delivery = 1 OR eventid IS NULL) AND accesskeyid IS NOT NULL AND accesskeyid <> ''
+GROUP BY accesskeyid

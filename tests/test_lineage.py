@@ -1,0 +1,273 @@
+"""Follow the key: lineage both ways, lifecycle and timeline, on real logs and on synthetic chains, expected answers
+computed in plain Python over the JSON."""
+from __future__ import annotations
+
+import gzip
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from trailkit import Trail, questions
+from trailkit.cli import main
+from trailkit.inputs import Window
+
+from .conftest import read_records
+
+ATTACKER = "AKIATFQR7NSC8Q4X20BJ"
+
+
+def produced(record) -> str | None:
+    out = record.get("responseElements") or {}
+    return ((out.get("credentials") or {}).get("accessKeyId")
+            or (out.get("accessKey") or {}).get("accessKeyId")) if isinstance(out, dict) else None
+
+
+def used(records) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for r in {r["eventID"]: r for r in records}.values():
+        key = r["userIdentity"].get("accessKeyId")
+        if key:
+            counts[key] += 1
+    return counts
+
+
+# -- real logs
+
+
+def test_the_keys_the_attacker_created_and_never_used(invictus, records):
+    recs = records(invictus)
+    created = {produced(r) for r in recs if r["eventName"] == "CreateAccessKey"
+               and r["userIdentity"].get("accessKeyId") == ATTACKER and produced(r)}
+    assert len(created) == 2
+    with Trail.local(invictus) as trail:
+        tree = trail.lineage(ATTACKER)
+    rows = tree[tree["via"] == "CreateAccessKey"]
+    assert set(rows["accesskeyid"]) == created
+    assert set(rows["parent"]) == {ATTACKER} and set(rows["depth"]) == {1}
+    assert all(used(recs).get(k, 0) == 0 for k in created) and list(rows["events"]) == [0, 0]
+    # and every temporary key the attacker minted, with its own count of events
+    minted = {produced(r): r for r in recs if r["eventName"].startswith("AssumeRole")
+              and r["userIdentity"].get("accessKeyId") == ATTACKER and produced(r)}
+    sts = tree[tree["via"] == "AssumeRole"]
+    assert set(sts["accesskeyid"]) == set(minted)
+    counts = used(recs)
+    assert dict(zip(sts["accesskeyid"], sts["events"])) == {k: counts.get(k, 0) for k in minted}
+    assert tree.loc[tree["depth"] == 0, "events"].item() == counts[ATTACKER]
+
+
+def test_the_instance_profile_session_used_from_two_networks_and_its_walk_back(invictus, records):
+    recs = records(invictus)
+    by_service = {produced(r): r for r in recs if r["eventName"] == "AssumeRole"
+                  and r["userIdentity"].get("invokedBy") == "ec2.amazonaws.com" and produced(r)}
+    sessions: dict[str, dict[str, set]] = defaultdict(lambda: defaultdict(set))
+    for r in recs:
+        key = r["userIdentity"].get("accessKeyId")
+        if key in by_service:
+            sessions[r["userIdentity"]["arn"]][key].add(r["sourceIPAddress"])
+    (session, keys), = [(s, k) for s, k in sessions.items() if len(set().union(*k.values())) >= 2]
+    assert len(keys) == 2, session  # two temporary keys of one instance-profile session, two networks
+    with Trail.local(invictus) as trail:
+        for key, ips in keys.items():
+            tree = trail.lineage(key)
+            (row,) = tree.to_dict("records")  # nothing behind it: the call was made by a service
+            assert row["depth"] == 0 and na(row["parent"]) and row["via"] == "AssumeRole"
+            assert row["via_principal"] == "ec2.amazonaws.com" and row["principalarn"] == session
+            assert row["via_eventid"] == by_service[key]["eventID"]
+            assert set(row["sourceips"].split(", ")) == ips
+
+
+def na(value) -> bool:
+    import pandas as pd
+
+    return value is None or value is pd.NA or pd.isna(value)
+
+
+def test_the_federation_token_and_its_federated_session(stratus):
+    recs = json.loads((stratus / "aws.persistence.sts-federation-token.json").read_text())
+    (call,) = [r for r in recs if r["eventName"] == "GetFederationToken"]
+    token, root = produced(call), call["userIdentity"]["accessKeyId"]
+    session_events = [r for r in recs if r["userIdentity"].get("accessKeyId") == token]
+    with Trail.local(stratus) as trail:
+        tree = trail.lineage(root)
+        back = trail.lineage(token)
+    row = tree.set_index("accesskeyid").loc[token]
+    assert row["via"] == "GetFederationToken" and row["parent"] == root and row["events"] == len(session_events)
+    assert row["principalarn"] == session_events[0]["userIdentity"]["arn"]  # the federated user
+    assert list(back["accesskeyid"]) == [root, token] and list(back["depth"]) == [-1, 0]
+
+
+# -- synthetic chains
+
+ROOT, ONE, TWO, SESSION, NEW, LOST, FED, CONSOLE = (
+    "AKIAROOTROOTROOT0001", "ASIAONEONEONEONE0001", "ASIATWOTWOTWOTWO0002", "ASIASESSIONTOKEN0003",
+    "AKIANEWNEWNEWNEW0004", "ASIALOSTLOSTLOST0005", "ASIAFEDFEDFEDFED0006", "ASIACONSOLECONSOL007")
+ACCOUNT = "111122223333"
+
+
+def event(n: int, name: str, key: str | None, minute: int, *, arn=None, out=None, params=None, ip="198.51.100.7",
+          kind="IAMUser", invoked=None, error=None) -> dict:
+    identity = {"type": kind, "accountId": ACCOUNT, "arn": arn or f"arn:aws:iam::{ACCOUNT}:user/alice"}
+    if key:
+        identity["accessKeyId"] = key
+    if invoked:
+        identity = {"type": "AWSService", "invokedBy": invoked}
+    record = {"eventVersion": "1.08", "userIdentity": identity, "eventTime": f"2026-10-24T10:{minute:02d}:00Z",
+              "eventSource": "sts.amazonaws.com", "eventName": name, "awsRegion": "us-east-1",
+              "sourceIPAddress": ip, "userAgent": "aws-cli", "requestParameters": params,
+              "responseElements": out, "eventID": f"00000000-0000-0000-0000-{n:012d}", "eventType": "AwsApiCall",
+              "recipientAccountId": ACCOUNT}
+    if error:
+        record["errorCode"] = error
+    return record
+
+
+def sts(key: str, expiration="Oct 24, 2026, 11:00:00 AM", arn=None) -> dict:
+    out = {"credentials": {"accessKeyId": key, "sessionToken": "secret", "expiration": expiration}}
+    if arn:
+        out["assumedRoleUser"] = {"arn": arn}
+    return out
+
+
+ROLE1, ROLE2 = f"arn:aws:sts::{ACCOUNT}:assumed-role/one/s", f"arn:aws:sts::{ACCOUNT}:assumed-role/two/s"
+FED_ARN = f"arn:aws:sts::{ACCOUNT}:federated-user/backdoor"
+CHAIN = [
+    event(1, "GetCallerIdentity", ROOT, 1),
+    event(2, "AssumeRole", ROOT, 2, out=sts(ONE, arn=ROLE1)),
+    event(3, "ListBuckets", ONE, 3, arn=ROLE1, kind="AssumedRole"),
+    event(4, "AssumeRole", ONE, 4, arn=ROLE1, kind="AssumedRole", out=sts(TWO, arn=ROLE2)),
+    event(5, "GetObject", TWO, 5, arn=ROLE2, kind="AssumedRole", ip="203.0.113.9"),
+    event(6, "GetSessionToken", ROOT, 6, out=sts(SESSION)),
+    event(7, "CreateAccessKey", ROOT, 7, params={"userName": "backdoor"},
+          out={"accessKey": {"accessKeyId": NEW, "userName": "backdoor", "status": "Active"}}),
+    event(8, "UpdateAccessKey", ROOT, 8, params={"userName": "backdoor", "accessKeyId": NEW, "status": "Inactive"}),
+    event(9, "AttachUserPolicy", None, 9, invoked="iam.amazonaws.com",
+          params={"userName": "backdoor", "policyArn": "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"}),
+    event(10, "DeleteAccessKey", ROOT, 10, params={"userName": "backdoor", "accessKeyId": NEW}),
+    # a cycle: the second role's session "mints" the first key again (a replay or a broken log): not followed twice
+    event(11, "AssumeRole", TWO, 11, arn=ROLE2, kind="AssumedRole", out=sts(ONE, arn=ROLE1)),
+    # a temporary key whose minting is not in the logs: a missing link
+    event(12, "DescribeInstances", LOST, 12, arn=ROLE1, kind="AssumedRole"),
+    # a federation token, and the console session of its federated user (keys of its own)
+    event(13, "GetFederationToken", ROOT, 13, out={**sts(FED), "federatedUser": {"arn": FED_ARN}}),
+    event(14, "ConsoleLogin", None, 14, arn=FED_ARN, kind="FederatedUser"),
+    event(15, "DescribeInstances", CONSOLE, 15, arn=FED_ARN, kind="FederatedUser"),
+    event(16, "RunInstances", CONSOLE, 16, arn=FED_ARN, kind="FederatedUser"),
+    # a refused AssumeRole produces nothing
+    event(17, "AssumeRole", ROOT, 17, error="AccessDenied"),
+]
+
+
+@pytest.fixture
+def chain_logs(tmp_path) -> Path:
+    """The chain delivered, and delivered again in another layout (an export of JSON lines)."""
+    day = tmp_path / "logs" / f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/10/24"
+    day.mkdir(parents=True)
+    (day / f"{ACCOUNT}_CloudTrail_us-east-1_20261024T1000Z_chain.json.gz").write_bytes(
+        gzip.compress(json.dumps({"Records": CHAIN}).encode()))
+    export = tmp_path / "logs" / "exports"
+    export.mkdir()
+    (export / "copy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in CHAIN))
+    return tmp_path / "logs"
+
+
+def by_key(frame):
+    return {row["accesskeyid"]: row for row in frame.to_dict("records")}
+
+
+def test_a_chain_forwards(chain_logs):
+    with Trail.local(chain_logs) as trail:
+        tree = by_key(trail.lineage(ROOT))
+    assert na(tree[ROOT]["parent"]) and na(tree[ROOT]["via"]) and tree[ROOT]["depth"] == 0
+    assert {k: (r["parent"], r["via"], r["depth"]) for k, r in tree.items() if k != ROOT} == {
+        ONE: (ROOT, "AssumeRole", 1), TWO: (ONE, "AssumeRole", 2),
+        SESSION: (ROOT, "GetSessionToken", 1), NEW: (ROOT, "CreateAccessKey", 1),
+        FED: (ROOT, "GetFederationToken", 1), CONSOLE: (FED, "ConsoleLogin", 2)}
+    # each event once, though the chain was delivered twice (and the cycle not walked again)
+    assert {k: r["events"] for k, r in tree.items()} == {ROOT: 8, ONE: 2, TWO: 2, SESSION: 0, NEW: 0, FED: 0, CONSOLE: 2}
+    assert tree[TWO]["sourceips"] == "198.51.100.7, 203.0.113.9" and tree[ONE]["principalarn"] == ROLE1
+    assert tree[TWO]["via_eventid"].endswith("000000000004") and str(tree[ONE]["expiration"]) == "2026-10-24 11:00:00+00:00"
+
+
+def test_a_chain_backwards_a_depth_limit_and_a_missing_link(chain_logs):
+    with Trail.local(chain_logs) as trail:
+        back = trail.lineage(TWO)
+        shallow = trail.lineage(ROOT, depth=1)
+        lost = trail.lineage(LOST)
+    assert list(zip(back["accesskeyid"], back["depth"])) == [(ROOT, -2), (ONE, -1), (TWO, 0)]
+    assert set(shallow["accesskeyid"]) == {ROOT, ONE, SESSION, NEW, FED} and max(shallow["depth"]) == 1
+    (row,) = lost.to_dict("records")
+    assert na(row["parent"]) and na(row["via"]) and row["events"] == 1
+
+
+def test_the_lifecycle_of_a_created_key_and_of_a_minted_one(chain_logs):
+    with Trail.local(chain_logs) as trail:
+        life = trail.lifecycle(NEW)
+        minted = trail.lifecycle(ONE)
+    assert list(life["eventname"]) == ["CreateAccessKey", "UpdateAccessKey", "AttachUserPolicy", "DeleteAccessKey"]
+    assert list(life["detail"][:3]) == ["status Active", "status Inactive",
+                                        "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2 attached to user backdoor"]
+    assert life["bykey"][0] == ROOT and life["by"][2] == "iam.amazonaws.com"
+    assert list(minted["eventname"]) == ["AssumeRole"] and minted["detail"][0] == "expires 2026-10-24T11:00:00Z"
+
+
+def test_the_timeline_merges_every_key_once_oldest_first(chain_logs):
+    with Trail.local(chain_logs) as trail:
+        timeline = trail.timeline(ROOT)
+    lineage_keys = {ROOT, ONE, TWO, SESSION, NEW, FED, CONSOLE}
+    want = sorted({r["eventID"]: r for r in CHAIN if r["userIdentity"].get("accessKeyId") in lineage_keys}.values(),
+                  key=lambda r: (r["eventTime"], r["eventID"]))
+    assert list(timeline["eventid"]) == [r["eventID"] for r in want]
+    depth = {ROOT: 0, ONE: 1, TWO: 2, CONSOLE: 2}
+    assert list(timeline["depth"]) == [depth[r["userIdentity"]["accessKeyId"]] for r in want]
+
+
+def test_the_commands(chain_logs, capsys):
+    assert main(["chain", ROOT, "--logs", str(chain_logs), "--format", "csv"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("accesskeyid,parent,via,via_time,via_eventid,via_principal,depth,principalarn")
+    assert len(out) == 1 + 7
+    assert main(["chain", ROOT, "--logs", str(chain_logs)]) == 0
+    text = capsys.readouterr().out
+    assert f"└─ {ROOT} (obtained outside these logs" in text and f"{CONSOLE} (ConsoleLogin by {FED_ARN}" in text
+    assert main(["timeline", ROOT, "--logs", str(chain_logs), "--format", "timesketch"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 14 and {"message", "datetime", "timestamp_desc", "eventname", "depth"} <= set(lines[0])
+    assert lines[0]["datetime"] == "2026-10-24T10:01:00+00:00" and "GetCallerIdentity" in lines[0]["message"]
+    assert main(["lifecycle", NEW, "--logs", str(chain_logs), "--format", "json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4
+    assert main(["owner", NEW, "--logs", str(chain_logs)]) == 0
+    assert "lifecycle:" in capsys.readouterr().out
+    assert main(["chain", "AKIA", "--logs", str(chain_logs)]) == 2
+    assert main(["chain", ROOT, "--depth", "0", "--logs", str(chain_logs)]) == 2
+    with pytest.raises(SystemExit) as refused:  # Timesketch's format is the timeline's only
+        main(["usage", ROOT, "--format", "timesketch", "--logs", str(chain_logs)])
+    assert refused.value.code == 2
+
+
+@pytest.mark.parametrize("partitioned", [False, True], ids=["flat", "partitioned"])
+def test_the_graph_sql_through_athena(moto, partitioned):
+    import os
+
+    from trailkit.engines.athena import AthenaConfig, AthenaEngine
+
+    from .conftest import GOLDEN
+
+    moto.table("security", "cloudtrail_logs")
+    request = questions.graph(Window.parse("2026-10-24", "2026-10-25"))
+    moto.seed([(c, "bigint" if c == "events" else "varchar") for c in request.contract.names], [
+        ["link", ONE, ROOT, "AssumeRole", "2026-10-24T10:02:00Z", "e2", "arn:aws:iam::1:user/a", ROLE1, None,
+         "Oct 24, 2026, 11:00:00 AM", None, None, "1.2.3.4", None, None, None, None],
+        ["key", ROOT, None, None, None, None, None, "arn:aws:iam::1:user/a", "a", None, None, None, None, "3",
+         "2026-10-24T10:01:00Z", "2026-10-24T10:02:00Z", "1.2.3.4"]])
+    engine = AthenaEngine(AthenaConfig.resolve(database="security", table="cloudtrail_logs",
+                                               output_location="s3://trailkit-results/x/", region="us-east-1",
+                                               partition_column="timestamp" if partitioned else None))
+    tree = Trail(engine).lineage(ROOT, "2026-10-24", "2026-10-25")
+    (sent,) = moto.sent()
+    golden = GOLDEN / f"athena_graph{'_partitioned' if partitioned else ''}.sql"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(sent)
+    assert sent == golden.read_text()
+    assert list(tree["accesskeyid"]) == [ROOT, ONE] and list(tree["events"]) == [3, 0]

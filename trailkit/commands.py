@@ -1,0 +1,119 @@
+"""The commands that are more than one question: following a key (chain, timeline, lifecycle), fetching logs
+from S3 and the local cache; and the engine settings the options name."""
+from __future__ import annotations
+
+import os
+import sys
+
+from .contract import CONTROL, visible
+from .errors import TrailkitError
+from .output import say_figures, write_result
+
+def settings_of(args):
+    """The engine the options name: one place (``EngineSettings``) applies the environment fallbacks."""
+    from .settings import EngineSettings
+
+    athena = {"database": args.database, "table": args.table, "workgroup": args.workgroup,
+              "output_location": args.output, "region": args.region, "profile": args.profile,
+              "partition_column": args.partition_column, "all_time": args.all_time, "max_scan": args.max_scan,
+              "timeout": args.timeout, "reuse_minutes": args.reuse}
+    # one question per process: no listing worth keeping between questions
+    return EngineSettings(engine="athena" if args.athena else "local", logs=args.logs, cache=not args.no_cache,
+                          watch=False, athena=athena, accounts=args.accounts, regions=args.regions)
+
+
+def fetch_command(args) -> int:
+    from .engines import s3layout
+    from .engines.fetch import bar_to, fetch, s3_client
+    from .inputs import Window
+
+    window = Window.parse(args.start, args.end)  # every input checked before S3 is asked anything
+    layout = s3layout.TrailLayout.parse(args.location, args.org)
+    client = s3_client(args.workers, args.profile, args.region) if args.workers > 0 else None
+    result = fetch(layout, window, args.dest, accounts=args.accounts, regions=args.regions, workers=args.workers,
+                   progress=bar_to(sys.stderr), client=client)
+    for note in result.notes:
+        print(f"trailkit: note: {visible(note)}", file=sys.stderr)
+    for key, why in result.failures:
+        print(f"trailkit: warning: not copied: {visible(key)}: {visible(why)}", file=sys.stderr)
+    print(visible(result.summary()))
+    if result.complete:
+        print(f"answer with: trailkit usage KEY --logs {result.dest}")
+    return 0 if result.complete else 1
+
+
+def follow(args) -> int:
+    """``chain``, ``timeline`` and ``lifecycle``: one pass over the logs (``graph``), walked in Python."""
+    from . import questions
+    from .inputs import KeyMatch, Window, positive_int
+    from .investigate import Trail
+
+    key, within = KeyMatch.parse(args.key), Window.parse(args.start, args.end)
+    depth = getattr(args, "depth", None)
+    depth = positive_int(depth, "--depth") if depth is not None else None
+    with Trail.open(settings_of(args)) as trail:
+        if args.dry_run:
+            sys.stdout.write(trail.explain(questions.graph(within)))
+            if args.command == "timeline":
+                print("-- then the events of every key of the lineage: the usage query with "
+                      "useridentity.accesskeyid IN (the keys found)")
+            return 0
+        if args.command == "chain":
+            frame = trail.lineage(key.value, within.start, within.end, depth)
+        elif args.command == "lifecycle":
+            frame = trail.lifecycle(key.value, within.start, within.end)
+        else:
+            frame = trail.timeline(key.value, within.start, within.end, depth)
+        if args.format == "timesketch":
+            from .lineage import timesketch_lines
+
+            for line in timesketch_lines(frame):
+                sys.stdout.write(CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n")
+        else:
+            from .lineage import printable
+
+            if args.format == "table" and args.command == "chain":
+                from .lineage import tree_text
+
+                sys.stdout.write(tree_text(frame))
+            names, rows = printable(frame, spreadsheet_safe=args.format == "csv")
+            write_result(sys.stdout, names, rows, args.format)
+        say_figures(trail)
+    return 0
+
+
+def cache_command(args) -> int:
+    from .engines import cache
+    from .paths import cache_dir
+    from .settings import EngineSettings
+
+    if args.clear and args.all:
+        removed = cache.clear(None)
+        print(f"removed {len(removed)} cache file(s) from {cache_dir()}")
+        return 0
+    logs = EngineSettings(logs=args.logs).log_folder
+    if args.clear:
+        removed = cache.clear(logs)
+        print(f"removed {len(removed)} cache file(s) of {logs}" if removed else f"no cache of {logs}")
+        return 0
+    path = cache.cache_path(logs)
+    if not path.exists():
+        print(f"no cache of {logs} yet (it would be {path}); the first question fills it")
+        return 0
+    import duckdb
+
+    store = cache.Cache(logs)  # the cache alone: no need to list the log folder to describe it
+    try:
+        store.open()
+    except duckdb.Error as e:
+        raise TrailkitError(f"cache {path} cannot be opened now ({str(e).splitlines()[0]}); "
+                            "another trailkit may be using it") from e
+    try:
+        info = store.summary()
+    finally:
+        store.con.close()
+    print(f"cache of {os.path.realpath(logs)}\n  file: {info['path']} ({info['bytes'] / 1024 ** 2:.1f} MB)")
+    print(f"  records of {info['record_files']} log files ({info['records']:,} records) for window questions")
+    for key, files in info["keys"].items():
+        print(f"  key {key}: {files} log files scanned")
+    return 0

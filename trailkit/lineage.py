@@ -1,0 +1,235 @@
+"""Follow a key: its lineage both ways and its life, walked over the ``graph`` question's one pass.
+
+``graph`` (``queries/graph.sql``) returns three kinds of rows: every call that produced a key (``link``: STS
+credentials, IAM ``CreateAccessKey``), every call on a key's life (``life``: ``UpdateAccessKey``,
+``DeleteAccessKey``, AWS's quarantine policy attached to a user) and every key's own events counted (``key``).
+The walk is here, in plain pandas, on those few rows: the SQL stays one pass over the logs whatever the
+lineage's size, on both engines.
+
+How keys are tied:
+- a key's *parent* is the key whose call produced it (``userIdentity.accessKeyId`` of the event whose
+  ``responseElements.credentials.accessKeyId`` or ``responseElements.accessKey.accessKeyId`` is the key);
+  a key produced for a service or a principal without a key (an EC2 instance profile, a SAML or web identity
+  user) has no parent, and ``via_principal`` says who called;
+- a federated user's console session: ``GetFederationToken`` returns a federated user ARN; the keys that user's
+  events carry afterwards (a console session signs its calls with keys of its own, never returned by any call
+  in the logs) are children of the federation token's key, ``via`` ``ConsoleLogin``;
+- each key appears once, at its first place in the walk (a cycle or a key reached twice is not followed again).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from .contract import Contract
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LINEAGE = Contract.of({
+    "accesskeyid": "string", "parent": "string", "via": "string", "via_time": "time", "via_eventid": "string",
+    "via_principal": "string", "depth": "int", "principalarn": "string", "username": "string",
+    "expiration": "time", "events": "int", "first_seen": "time", "last_seen": "time", "sourceips": "string",
+})
+LIFECYCLE = Contract.of({
+    "accesskeyid": "string", "eventtime": "time", "eventname": "string", "detail": "string", "by": "string",
+    "bykey": "string", "sourceipaddress": "string", "errorcode": "string", "eventid": "string",
+})
+QUARANTINE = "AWSCompromisedKeyQuarantine"
+FEDERATED_CONSOLE = "ConsoleLogin"
+
+
+def _records(frame: "pd.DataFrame") -> list[dict]:
+    import pandas as pd
+
+    return [{k: (None if v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v) else v)
+             for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+class Graph:
+    """The ``graph`` answer, indexed: who produced each key, what each key produced, each key's figures."""
+
+    def __init__(self, answer: "pd.DataFrame"):
+        links = answer[answer["kind"] == "link"].sort_values(["via_time", "via_eventid"], na_position="last")
+        self.made: dict[str, dict] = {}  # key -> the (first) call that produced it
+        for row in _records(links):
+            if row["accesskeyid"] and row["errorcode"] is None:
+                self.made.setdefault(row["accesskeyid"], row)
+        self.life = _records(answer[answer["kind"] == "life"])
+        self.keys = {row["accesskeyid"]: row for row in _records(answer[answer["kind"] == "key"])}
+        self._federated()
+        self.children: dict[str, list[str]] = defaultdict(list)
+        for key, row in sorted(self.made.items(), key=lambda kv: (str(kv[1]["via_time"]), kv[0])):
+            if row["parent"]:
+                self.children[row["parent"]].append(key)
+
+    def _federated(self) -> None:
+        """Console sessions of a federated user, tied to the GetFederationToken call that made the user."""
+        users = {}
+        for key, row in self.made.items():
+            if row["via"] == "GetFederationToken" and row["principalarn"]:
+                users.setdefault(row["principalarn"], (key, row))
+        for key, stats in self.keys.items():
+            found = users.get(stats["principalarn"])
+            if found is None or key in self.made or key == found[0]:
+                continue
+            token, row = found
+            if row["via_time"] is not None and stats["first_seen"] is not None and stats["first_seen"] < row["via_time"]:
+                continue  # used before the federation token existed: not its session
+            self.made[key] = {**row, "accesskeyid": key, "parent": token, "via": FEDERATED_CONSOLE,
+                              "via_time": stats["first_seen"], "via_principal": stats["principalarn"],
+                              "expiration": None}
+
+    def ancestors(self, key: str) -> list[str]:
+        """The keys behind ``key``, nearest first, back as far as the logs go (a cycle stops the walk)."""
+        out, seen = [], {key}
+        row = self.made.get(key)
+        while row is not None and row["parent"] and row["parent"] not in seen:
+            out.append(row["parent"])
+            seen.add(row["parent"])
+            row = self.made.get(row["parent"])
+        return out
+
+    def descendants(self, key: str, depth: int | None = None) -> list[tuple[str, int]]:
+        """Every key produced from ``key``, breadth first, with its depth (1 = produced by ``key``)."""
+        out, seen, level = [], {key}, [key]
+        d = 0
+        while level and (depth is None or d < depth):
+            d += 1
+            nxt = []
+            for parent in level:
+                for child in self.children.get(parent, ()):
+                    if child not in seen:
+                        seen.add(child)
+                        out.append((child, d))
+                        nxt.append(child)
+            level = nxt
+        return out
+
+    def row(self, key: str, depth: int) -> dict:
+        made = self.made.get(key) or {}
+        stats = self.keys.get(key) or {}
+        return {
+            "accesskeyid": key, "parent": made.get("parent"), "via": made.get("via"),
+            "via_time": made.get("via_time"), "via_eventid": made.get("via_eventid"),
+            "via_principal": made.get("via_principal"), "depth": depth,
+            "principalarn": stats.get("principalarn") or made.get("principalarn"),
+            "username": stats.get("username") or made.get("username"), "expiration": made.get("expiration"),
+            "events": stats.get("events") or 0, "first_seen": stats.get("first_seen"),
+            "last_seen": stats.get("last_seen"), "sourceips": stats.get("sourceips"),
+        }
+
+    def lineage(self, key: str, depth: int | None = None) -> "pd.DataFrame":
+        """One row per key of ``key``'s lineage: ancestors (depth -1, -2, ...), the key (0), descendants."""
+        above = self.ancestors(key)
+        rows = [self.row(k, -(i + 1)) for i, k in reversed(list(enumerate(above)))]
+        rows.append(self.row(key, 0))
+        seen = {key, *above}
+        rows += [self.row(k, d) for k, d in self.descendants(key, depth) if k not in seen]
+        return _frame(rows, LINEAGE)
+
+    def lifecycle(self, key: str) -> "pd.DataFrame":
+        """The key's birth and death: the call that created or minted it, status changes, deletion, and AWS's
+        quarantine policy attached to its user; oldest first."""
+        rows = []
+        made = self.made.get(key)
+        if made is not None and made["via"] != FEDERATED_CONSOLE:
+            detail = f"expires {made['expiration']:%Y-%m-%dT%H:%M:%SZ}" if made.get("expiration") is not None else \
+                (f"status {made['detail']}" if made.get("detail") else None)
+            rows.append(_life(key, made, detail))
+        user = (self.keys.get(key) or {}).get("username") or (made or {}).get("username")
+        for row in self.life:
+            if row["accesskeyid"] == key:
+                rows.append(_life(key, row, f"status {row['detail']}" if row["via"] == "UpdateAccessKey" and
+                                  row["detail"] else row["detail"]))
+            elif QUARANTINE in (row["detail"] or "") and user and row["username"] == user:
+                rows.append(_life(key, row, f"{row['detail']} attached to user {user}"))
+        rows.sort(key=lambda r: (r["eventtime"] is None, str(r["eventtime"]), r["eventid"] or ""))
+        return _frame(rows, LIFECYCLE)
+
+
+def _life(key: str, row: dict, detail) -> dict:
+    return {"accesskeyid": key, "eventtime": row["via_time"], "eventname": row["via"], "detail": detail,
+            "by": row["via_principal"], "bykey": row["parent"], "sourceipaddress": row["sourceipaddress"],
+            "errorcode": row["errorcode"], "eventid": row["via_eventid"]}
+
+
+def _frame(rows: list[dict], contract: Contract) -> "pd.DataFrame":
+    import pyarrow as pa
+
+    from .contract import to_frame
+
+    names = contract.names
+    table = pa.Table.from_pylist([{n: r.get(n) for n in names} for r in rows],
+                                 schema=pa.schema([(n, _arrow_type(contract, n)) for n in names]))
+    return to_frame(contract.conform(table))
+
+
+def _arrow_type(contract: Contract, name: str):
+    import pyarrow as pa
+
+    kind = dict(contract.columns)[name]
+    return {"time": pa.timestamp("us", tz="UTC"), "int": pa.int64()}.get(kind, pa.string())
+
+
+def printable(frame: "pd.DataFrame", spreadsheet_safe: bool = False):
+    """A lineage, lifecycle or timeline frame as the command line prints it (see ``Contract.printable``)."""
+    import pyarrow as pa
+
+    contract = Contract.of({name: _kind(frame[name]) for name in frame.columns})
+    return contract.printable(pa.Table.from_pandas(frame, preserve_index=False), spreadsheet_safe)
+
+
+def _kind(column) -> str:
+    import pandas as pd
+
+    if isinstance(column.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(column):
+        return "time"
+    if pd.api.types.is_integer_dtype(column):
+        return "int"
+    return "string"
+
+
+def tree_text(lineage: "pd.DataFrame") -> str:
+    """The lineage as an indented tree for people: how each key was obtained, by whom, what it did."""
+    rows = _records(lineage)
+    by_parent: dict = defaultdict(list)
+    for row in rows:
+        by_parent[row["parent"]].append(row)
+    top = [r for r in rows if r["parent"] is None or r["parent"] not in {x["accesskeyid"] for x in rows}]
+    lines: list[str] = []
+
+    def walk(row, prefix: str, last: bool, seen: set):
+        how = f"{row['via']} by {row['via_principal'] or '?'}" if row["via"] else "obtained outside these logs"
+        when = f" {row['via_time']:%Y-%m-%dT%H:%M:%SZ}" if row["via_time"] is not None else ""
+        used = f"{row['events']} event{'s' if row['events'] != 1 else ''}" + (f" from {row['sourceips']}" if row["sourceips"] else "") \
+            if row["events"] else "never used"
+        mark = " <= asked" if row["depth"] == 0 else ""
+        lines.append(f"{prefix}{'└─ ' if last else '├─ '}{row['accesskeyid']} ({how}{when}; {used}){mark}")
+        seen.add(row["accesskeyid"])
+        kids = [k for k in by_parent.get(row["accesskeyid"], []) if k["accesskeyid"] not in seen]
+        for i, kid in enumerate(kids):
+            walk(kid, prefix + ("   " if last else "│  "), i == len(kids) - 1, seen)
+
+    seen: set = set()
+    for i, row in enumerate(top):
+        walk(row, "", i == len(top) - 1, seen)
+    from .contract import visible
+
+    return "".join(visible(line) + "\n" for line in lines) + "\n"
+
+
+def timesketch_lines(timeline: "pd.DataFrame"):
+    """JSON lines Timesketch imports: ``message``, ``datetime`` (ISO 8601), ``timestamp_desc`` and the event's
+    fields (times as ISO 8601 text)."""
+    import json
+
+    for row in _records(timeline):
+        when = row["eventtime"]
+        fields = {k: (f"{v:%Y-%m-%dT%H:%M:%SZ}" if hasattr(v, "strftime") else v) for k, v in row.items()}
+        message = (f"{row['eventsource'] or '?'}:{row['eventname'] or '?'} by {row['principalarn'] or '?'} with "
+                   f"{row['accesskeyid'] or '?'} from {row['sourceipaddress'] or '?'}"
+                   + (f" ({row['errorcode']})" if row.get("errorcode") else ""))
+        yield json.dumps({"message": message,
+                          "datetime": f"{when:%Y-%m-%dT%H:%M:%S+00:00}" if when is not None else None,
+                          "timestamp_desc": "Event Time", **fields}, ensure_ascii=False, default=str)

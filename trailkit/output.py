@@ -1,0 +1,67 @@
+"""What the command line writes: rows for people (table) and programs (csv, JSON lines), and the figures of
+the last query on stderr."""
+from __future__ import annotations
+
+import sys
+
+from .contract import CONTROL, visible
+
+# Columns left out of wide (event) tables for people; csv, json and the DataFrame keep everything.
+TABLE_HIDDEN = ("requestparameters", "errormessage", "principalarn", "accountid", "identitytype", "readonly",
+                "eventtype", "eventid", "regions", "useragents")
+
+
+def write_result(out, names: list[str], rows, fmt: str, extra: dict | None = None) -> None:
+    """Write printable rows (see ``Trail.ask_rows``) to ``out``: ``table`` for people, ``csv`` and ``json``
+    (lines) for programs, row by row so that a large answer is never held twice. ``extra`` adds columns
+    given as lists (the IP category)."""
+    import csv
+    import json
+
+    if extra:
+        names = list(names) + list(extra)
+        rows = [tuple(row) + added for row, added in zip(rows, zip(*extra.values()))]
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(rows)  # None is written as an empty field; formulas were defused by the engine
+        return
+    if fmt == "json":  # JSON escapes C0 controls itself; C1 and bidi controls are escaped as \\uXXXX too
+        for row in rows:
+            line = json.dumps(dict(zip(names, row)), ensure_ascii=False, default=str)
+            out.write(CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n")
+        return
+    rows = list(rows)  # a table's widths need every row
+    if not rows:
+        out.write("(no rows) columns: " + ", ".join(names) + "\n")
+        return
+    keep = [i for i, n in enumerate(names) if n not in TABLE_HIDDEN or len(names) <= 12]
+    cells = [[names[i] for i in keep]] + [[_cell(row[i]) for i in keep] for row in rows]
+    widths = [max(len(line[j]) for line in cells) for j in range(len(keep))]
+    for line in cells:
+        out.write(" ".join(v.rjust(w) for v, w in zip(line, widths)) + "\n")
+    out.write(f"({len(rows)} rows)\n")
+
+
+def _cell(value) -> str:
+    text = visible("" if value is None else str(value))
+    return text if len(text) <= 48 else text[:47] + "…"
+
+
+def say_figures(trail) -> None:
+    last = trail.last
+    if last is not None and trail.engine.reports_cost:
+        print(last.summary(), file=sys.stderr)
+    if last is not None and last.duplicates:
+        print(f"trailkit: note: {last.duplicates} duplicate deliveries of events (same eventid) were counted "
+              "once", file=sys.stderr)
+
+
+def athena_progress(state: str, elapsed: float, scanned: int) -> None:
+    """A query's state on the terminal once it has run ~2 s, rewritten in place, cleared when it ends."""
+    if elapsed < 2:
+        return
+    line = "" if state in ("SUCCEEDED", "FAILED", "CANCELLED") else \
+        f"athena: {state.lower()} for {elapsed:.0f} s, {scanned / 1024 ** 2:,.1f} MB scanned so far"
+    sys.stderr.write("\r" + line.ljust(70) + ("\r" if not line else ""))
+    sys.stderr.flush()

@@ -1,0 +1,106 @@
+-- graph: what connects keys, in one pass over the logs: every call that produced an access key ("link": STS
+-- credentials in responseElements.credentials, IAM's responseElements.accessKey), every call on a key's life
+-- ("life": UpdateAccessKey, DeleteAccessKey, AWS's quarantine policy attached to a user), and each key's own
+-- events counted ("key"). trailkit walks it in Python (Trail.lineage, Trail.lifecycle, Trail.timeline).
+-- An event delivered more than once (same eventid: CloudTrail retries, an organization trail beside the account's
+-- own, overlapping exports) is counted once: "delivered" numbers each event's copies.
+-- Times are compared as instants ("instant": an offset such as +02:00 is honoured); a record whose eventtime
+-- does not parse is kept where no window is asked (its time then shows as empty) and left out of windows.
+-- Lines tagged "-- if: NAME" are kept only when parameter NAME is given; {partitions} is where an engine with
+-- partitions bounds them (Athena: date, account, region).
+-- columns: kind:string accesskeyid:string parent:string via:string via_time:time via_eventid:string
+--          via_principal:string principalarn:string username:string expiration:time detail:string errorcode:string
+--          sourceipaddress:string events:int first_seen:time last_seen:time sourceips:string
+WITH delivered AS (
+  SELECT
+    eventtime,
+    eventname,
+    eventid,
+    sourceipaddress,
+    errorcode,
+    useridentity.accesskeyid AS accesskeyid,
+    useridentity.arn AS principalarn,
+    useridentity.username AS username,
+    coalesce(useridentity.arn, useridentity.invokedby, useridentity.principalid, sourceipaddress) AS principal,
+    coalesce(json_extract_scalar(responseelements, '$.credentials.accessKeyId'),
+             json_extract_scalar(responseelements, '$.accessKey.accessKeyId')) AS produced,
+    responseelements,
+    requestparameters,
+    try(from_iso8601_timestamp(eventtime)) AS instant,
+    row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
+  FROM cloudtrail
+  WHERE TRUE
+    AND recipientaccountid IN (:accounts)                                         -- if: accounts
+    AND awsregion IN (:regions)                                                   -- if: regions
+    {partitions}
+    AND try(from_iso8601_timestamp(eventtime)) >= from_iso8601_timestamp(:start)  -- if: start
+    AND try(from_iso8601_timestamp(eventtime)) < from_iso8601_timestamp(:end)     -- if: end
+)
+SELECT
+  'link' AS kind,
+  produced AS accesskeyid,
+  accesskeyid AS parent,
+  eventname AS via,
+  eventtime AS via_time,
+  eventid AS via_eventid,
+  principal AS via_principal,
+  coalesce(json_extract_scalar(responseelements, '$.assumedRoleUser.arn'),
+           json_extract_scalar(responseelements, '$.federatedUser.arn')) AS principalarn,
+  json_extract_scalar(responseelements, '$.accessKey.userName') AS username,
+  json_extract_scalar(responseelements, '$.credentials.expiration') AS expiration,
+  json_extract_scalar(responseelements, '$.accessKey.status') AS detail,
+  errorcode,
+  sourceipaddress,
+  CAST(NULL AS bigint) AS events,
+  CAST(NULL AS varchar) AS first_seen,
+  CAST(NULL AS varchar) AS last_seen,
+  CAST(NULL AS varchar) AS sourceips
+FROM delivered
+WHERE (delivery = 1 OR eventid IS NULL) AND produced IS NOT NULL
+UNION ALL
+SELECT
+  'life' AS kind,
+  json_extract_scalar(requestparameters, '$.accessKeyId') AS accesskeyid,
+  accesskeyid AS parent,
+  eventname AS via,
+  eventtime AS via_time,
+  eventid AS via_eventid,
+  principal AS via_principal,
+  CAST(NULL AS varchar) AS principalarn,
+  json_extract_scalar(requestparameters, '$.userName') AS username,
+  CAST(NULL AS varchar) AS expiration,
+  coalesce(json_extract_scalar(requestparameters, '$.status'),
+           json_extract_scalar(requestparameters, '$.policyArn'),
+           json_extract_scalar(requestparameters, '$.policyName')) AS detail,
+  errorcode,
+  sourceipaddress,
+  CAST(NULL AS bigint) AS events,
+  CAST(NULL AS varchar) AS first_seen,
+  CAST(NULL AS varchar) AS last_seen,
+  CAST(NULL AS varchar) AS sourceips
+FROM delivered
+WHERE (delivery = 1 OR eventid IS NULL)
+  AND (eventname IN ('UpdateAccessKey', 'DeleteAccessKey')
+       OR eventname IN ('AttachUserPolicy', 'PutUserPolicy') AND requestparameters LIKE '%AWSCompromisedKeyQuarantine%')
+UNION ALL
+SELECT
+  'key' AS kind,
+  accesskeyid,
+  CAST(NULL AS varchar) AS parent,
+  CAST(NULL AS varchar) AS via,
+  CAST(NULL AS varchar) AS via_time,
+  CAST(NULL AS varchar) AS via_eventid,
+  CAST(NULL AS varchar) AS via_principal,
+  max(principalarn) AS principalarn,
+  max(username) AS username,
+  CAST(NULL AS varchar) AS expiration,
+  CAST(NULL AS varchar) AS detail,
+  CAST(NULL AS varchar) AS errorcode,
+  CAST(NULL AS varchar) AS sourceipaddress,
+  count(*) AS events,
+  min_by(eventtime, instant) AS first_seen,
+  max_by(eventtime, instant) AS last_seen,
+  array_join(array_sort(array_agg(DISTINCT sourceipaddress)), ', ') AS sourceips
+FROM delivered
+WHERE (delivery = 1 OR eventid IS NULL) AND accesskeyid IS NOT NULL AND accesskeyid <> ''
+GROUP BY accesskeyid
