@@ -274,3 +274,75 @@ def test_a_big_result_is_printed_row_by_row_without_pandas(moto, org_table, caps
     assert code == 0, err
     lines = out.splitlines()
     assert len(lines) == n and json.loads(lines[-1])["sourceipaddress"] == f"10.0.{(n - 1) // 256 % 256}.{(n - 1) % 256}"
+
+
+def test_a_table_partitioned_by_year_month_and_day_is_bounded_by_all_three(moto):
+    """AWS's manually partitioned table (region, year, month, day): the date is the three together."""
+    moto.table("security", "manual", ("region", "year", "month", "day"), {}, f"s3://{BUCKET}/AWSLogs/{ACCOUNTS[0]}/CloudTrail/")
+    request = questions.narrowed(questions.usage(KEYM, Window.parse("2026-10-31", "2026-10-31")), Scope((), ("us-east-1",)))
+    seed_empty(moto, request)
+    e = engine("manual")
+    assert e.partitioning.date_parts == ("year", "month", "day") and e.partitioning.region == "region"
+    Trail(e).ask(request)
+    (sent,) = moto.sent()
+    assert ("concat(\"year\", '/', lpad(\"month\", 2, '0'), '/', lpad(\"day\", 2, '0')) "
+            "BETWEEN '2026/10/31' AND '2026/11/01'") in sent and "\"region\" IN ('us-east-1')" in sent
+
+
+def test_an_organization_variable_is_not_taken_for_the_account(moto):
+    moto.table("security", "org_vars", ("org_id", "account_id", "region", "date"), {
+        "projection.enabled": "true", "projection.org_id.type": "enum", "projection.org_id.values": "o-abcdefghij",
+        "projection.account_id.type": "injected", "projection.region.type": "enum", "projection.region.values": "us-east-1",
+        "projection.date.type": "date", "projection.date.format": "yyyy/MM/dd", "projection.date.range": "2024/01/01,NOW",
+        "storage.location.template": f"s3://{BUCKET}/AWSLogs/${{org_id}}/${{account_id}}/CloudTrail/${{region}}/${{date}}"})
+    p = engine("org_vars").partitioning
+    assert (p.account, p.region, p.date, p.others, p.injected) == ("account_id", "region", "date", ("org_id",), ("account_id",))
+
+
+@pytest.mark.parametrize("ask", [
+    lambda t: t.owner(KEY, end="2026-10-01"),  # an end alone reads every day before it
+    lambda t: t.sql("SELECT \"date\", count(*) AS n FROM cloudtrail GROUP BY 1"),
+    lambda t: t.sql("SELECT count(*) AS n FROM cloudtrail WHERE \"date\" IS NOT NULL OR \"date\" IS NULL"),
+    lambda t: t.sql("SELECT count(*) AS n FROM cloudtrail WHERE \"date\" < '2026/10/01'"),
+    lambda t: t.explain(questions.owner(KEYM)),  # --dry-run refuses what the run would refuse
+], ids=["end-only", "group-by-date", "or-is-null", "upper-bound-only", "dry-run"])
+def test_scans_of_every_day_are_refused_however_they_are_asked(moto, org_table, ask):
+    with pytest.raises(InvalidInput, match="--all-time"):
+        ask(Trail(engine()))
+    assert moto.sent() == []
+
+
+def test_a_quoted_table_name_is_the_configured_table_too(moto, org_table):
+    moto.seed([("n", "bigint")], [["1"]])
+    Trail(engine()).sql('SELECT count(*) AS n FROM "cloudtrail" WHERE "date" >= \'2026/10/01\'')
+    (sent,) = moto.sent()
+    assert 'FROM "security"."org_trail"' in sent and '"cloudtrail"' not in sent
+
+
+def test_free_sql_is_not_narrowed_silently(moto, org_table, sample):
+    for trail in (Trail(engine(), Scope(ACCOUNTS[:1])), Trail.open(logs=sample, accounts=ACCOUNTS[0])):
+        with pytest.raises(InvalidInput, match="recipientaccountid"):
+            trail.sql("SELECT count(*) AS n FROM cloudtrail")
+
+
+def test_what_the_table_cannot_hold_is_said(moto, org_table):
+    request = questions.narrowed(questions.usage(KEYM, Window.parse("2012-01-01", "2012-01-02")),
+                                 Scope(("777788889999",), ("ap-south-1",)))
+    seed_empty(moto, request)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Trail(engine()).ask(request)
+    said = " ".join(str(w.message) for w in caught if issubclass(w.category, Notice))
+    assert "before the table's first day (2013-11-01" in said
+    assert "777788889999 is not among the table's projected accounts" in said and "ap-south-1 is not among" in said
+
+
+def test_reuse_is_never_older_than_the_windows_logs(moto, org_table, started):
+    from datetime import datetime, timedelta, timezone
+
+    end = datetime.now(timezone.utc) - timedelta(days=1, hours=2)  # its logs settled two hours ago
+    request = questions.usage(KEYM, Window(end - timedelta(hours=1), end))
+    seed_empty(moto, request)
+    Trail(engine(reuse_minutes="10080")).ask(request)
+    age = started[0]["ResultReuseConfiguration"]["ResultReuseByAgeConfiguration"]["MaxAgeInMinutes"]
+    assert 115 <= age <= 120

@@ -133,7 +133,7 @@ def test_jupyterlab_run_all_type_a_key_and_investigate(browser, jupyterlab, samp
     status = page.locator(".widget-html").filter(has_text="events from")
     expect(status).to_contain_text(f"{expected:,} events from 3 IPs", timeout=60_000)  # set once every section is shown
     output = page.locator(".widget-output")
-    expect(output.locator("img")).to_have_count(3)
+    expect(output.locator("img")).to_have_count(5)  # usage, IPs, APIs, the lineage tree, its swimlanes
     assert all(img.evaluate("e => e.naturalWidth") > 0 for img in output.locator("img").all())
     expect(output.locator("td:text-is('198.51.100.77')").first).to_be_visible()
     expect(output.locator("td:text-is('unexpected')").first).to_be_visible()

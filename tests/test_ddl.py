@@ -232,7 +232,7 @@ BAD = {
     "empty folder": (lambda: _table("s3://acme-trail/audit//more"), "//"),
     "below AWSLogs": (lambda: _table("s3://acme-trail/AWSLogs/111122223333"), "above it (s3://acme-trail)"),
     "at AWSLogs": (lambda: _table("s3://acme-trail/audit/AWSLogs"), "above it (s3://acme-trail/audit)"),
-    "CloudTrail without AWSLogs": (lambda: _table("s3://acme-trail/CloudTrail"), "no AWSLogs level"),
+    "a digest folder": (lambda: _table("s3://acme-trail/CloudTrail-Digest"), "digest folder"),
     "11-digit account": (lambda: _table(accounts="11112222333"), "12 digits"),
     "account not digits": (lambda: _table(accounts="111122223333,prod"), "'prod'"),
     "no accounts": (lambda: _table(accounts=()), "--injected"),
@@ -269,3 +269,9 @@ def test_bad_input_is_refused_in_one_line_saying_what_to_fix(case):
     message = str(caught.value)
     assert "\n" not in message
     assert hint in message
+
+
+@pytest.mark.parametrize("prefix", ["cloudtrail", "CloudTrail", "awslogs", "logs/CloudTrail"])
+def test_a_prefix_named_like_a_cloudtrail_folder_is_a_prefix(prefix):
+    text = _table(f"s3://acme-trail/{prefix}")
+    assert f"s3://acme-trail/{prefix}/AWSLogs/${{account}}/CloudTrail/${{region}}/${{date}}" in text

@@ -311,6 +311,16 @@ def test_same_size_and_etag_are_skipped_and_changes_copied(bucket, tmp_path):
     fourth = fetch(layout, WINDOW, dest)
     assert (fourth.downloaded, fourth.skipped) == (1, len(want) - 1) and landed(dest) == want
 
+    # altered in place with its size and modification time put back: the change time gives it away
+    import os
+
+    altered = dest / sorted(want)[4]
+    before = altered.stat()
+    altered.write_bytes(bytes(reversed(altered.read_bytes())))
+    os.utime(altered, ns=(before.st_atime_ns, before.st_mtime_ns))
+    fifth = fetch(layout, WINDOW, dest)
+    assert (fifth.downloaded, fifth.skipped) == (1, len(want) - 1) and landed(dest) == want
+
 
 def test_a_multipart_etag_is_remembered_by_the_manifest(moto, tmp_path):
     client = s3()

@@ -29,7 +29,7 @@ def test_investigate_shows_sections_table_and_charts(sample, records):
     for ip in ("203.0.113.10", "203.0.113.11", "198.51.100.77"):
         assert f"<td>{ip}</td>" in text
     assert "<td>unexpected</td>" in text and "ASIA3OPSADMINTMP0001" in text
-    assert len(images_of(panel)) == 3
+    assert len(images_of(panel)) == 5  # usage over time, by IP, per API, the lineage's tree and swimlanes
     expected = sum(1 for r in records(sample) if (r.get("userIdentity") or {}).get("accessKeyId") == KEY)
     assert f"{expected:,} events from 3 IPs" in panel.status.value
     assert panel.investigation is not None and len(panel.investigation.usage) == expected
@@ -74,10 +74,29 @@ def test_athena_from_the_panel_shows_scanned_and_cost(moto):
     moto.table("security", "cloudtrail")
     panel = InvestigationPanel(key=KEY, engine="athena",
                                athena={"database": "security", "output_location": "s3://trailkit-results/w/"})
+    from trailkit import questions
+
     for columns in (["eventtime", "sourceipaddress", "errorcode", "eventsource", "eventname", "eventid"],
-                    ["sourceipaddress", "events", "first_seen", "last_seen"], ["principalarn"], ["mintedkeyid"]):
+                    ["sourceipaddress", "events", "first_seen", "last_seen"], ["principalarn"], ["mintedkeyid"],
+                    questions.graph().contract.names, ["eventtime", "accesskeyid", "eventid"]):
         moto.seed([(c, "varchar") for c in columns], [])
     panel.button.click()
     assert "0 events from 0 IPs" in panel.status.value
-    assert "4 Athena queries" in panel.status.value and "USD" in panel.status.value
+    assert "6 Athena queries" in panel.status.value and "USD" in panel.status.value
     assert all('"security"."cloudtrail"' in sql for sql in moto.sent())
+
+
+def test_one_click_follows_another_key_of_the_lineage(sample, records):
+    panel = InvestigationPanel(logs=str(sample), key=KEY)
+    panel.button.click()
+    buttons = {b.description: b for b in panel.lineage.children if hasattr(b, "on_click")}
+    minted = {r["responseElements"]["credentials"]["accessKeyId"] for r in records(sample)
+              if r["userIdentity"].get("accessKeyId") == KEY and isinstance(r.get("responseElements"), dict)
+              and "credentials" in r["responseElements"]}
+    assert minted and minted <= set(buttons)
+    other = sorted(minted)[0]
+    buttons[other].click()
+    assert panel.key.value == other and panel.investigation.key == other
+    assert KEY in {b.description for b in panel.lineage.children if hasattr(b, "on_click")}  # and back again
+    expected = sum(1 for r in records(sample) if r["userIdentity"].get("accessKeyId") == other)
+    assert len(panel.investigation.usage) == expected

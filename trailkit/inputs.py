@@ -249,16 +249,18 @@ class Scope:
         return {"accounts": self.accounts or None, "regions": self.regions or None}
 
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?i?b?)\s*$", re.I)
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?\s*$", re.I)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4, "p": 1024 ** 5}
 
 
 def byte_size(value, what: str = "--max-scan") -> int:
-    """``500MB``, ``5 GB``, ``1.5TB``, ``2GiB`` or a number of bytes, as bytes (binary units, as Athena counts)."""
+    """``500MB``, ``5 GB``, ``1.5TB``, ``2GiB``, ``100b`` or a number of bytes, as bytes. Units are binary, as
+    Athena counts (5GB is 5 GiB)."""
     m = _SIZE_RE.match(str(value))
-    if not m or float(m.group(1)) <= 0:
+    size = int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]) if m else 0
+    if size < 1 or size >= 1 << 63:
         raise InvalidInput(f"{what}: {value!r} is not a size; write e.g. 500MB, 5GB or 1TB")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)[:1].lower()])
+    return size
 
 
 _SECONDS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$", re.I)

@@ -52,6 +52,9 @@ class Investigation:
     ips: pd.DataFrame
     owner: pd.DataFrame
     minted: pd.DataFrame
+    lineage: pd.DataFrame | None = None  # every key the key came from and led to (Trail.lineage)
+    lifecycle: pd.DataFrame | None = None  # its birth and death (Trail.lifecycle)
+    timeline: pd.DataFrame | None = None  # every event of the lineage's keys, oldest first (Trail.timeline)
     sql: dict = field(default_factory=dict)  # question -> exact SQL run, values in place
     stats: list[QueryStats] = field(default_factory=list)
     generated: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
@@ -75,6 +78,8 @@ class Investigation:
                          notes=[(r.text(p), r.text(h)) for p, h in s.notes]) for s in self.stats]
         return replace(self, case=case, usage=r.frame(self.usage), ips=r.frame(self.ips), owner=r.frame(self.owner),
                        minted=r.frame(self.minted), sql={k: r.text(v) for k, v in self.sql.items()},
+                       lineage=_masked(r, self.lineage), lifecycle=_masked(r, self.lifecycle),
+                       timeline=_masked(r, self.timeline),
                        source=r.text(self.source), stats=stats)
 
     @property
@@ -99,6 +104,7 @@ class Investigation:
             "unexpected IPs": (", ".join(self.unexpected) or "none") if self.case.allowed else "no allowlist given",
             "errors": int(ev["errorcode"].notna().sum()),
             "temporary keys minted": ", ".join(self.minted["mintedkeyid"].dropna()) or "none",
+            "keys in its lineage": _lineage_line(self.lineage),
         }
 
     @property
@@ -116,6 +122,17 @@ def scanned(stats: list[QueryStats]) -> str | None:
     reused = sum(1 for s in athena if s.reused)
     return (f"{len(athena)} Athena queries, {total / 1024 ** 2:.1f} MB scanned, about USD {cost:.4f}"
             + (f", {reused} answered from reused results" if reused else ""))
+
+
+def _masked(redactor, frame):
+    return None if frame is None else redactor.frame(frame)
+
+
+def _lineage_line(lineage) -> str:
+    if lineage is None:
+        return "not followed (a key fragment)"
+    above, below = int((lineage["depth"] < 0).sum()), int((lineage["depth"] > 0).sum())
+    return f"{above} behind it, {below} from it ({int((lineage['events'] == 0).sum())} never used)"
 
 
 def investigate(trail: Trail, case: Case, progress=None, redact: bool = False) -> Investigation:
@@ -143,11 +160,28 @@ def investigate(trail: Trail, case: Case, progress=None, redact: bool = False) -
             sql[name] = trail.engine.statement(request)
             if trail.last is not None:
                 stats.append(trail.last)
+        follow = {}
+        if not case.key.fragment:  # a lineage is about one whole key
+            say(f"{len(requests) + 1}/{len(requests) + 2} lineage…")
+            before = len(trail.engine.history)
+            follow, more = _follow(trail, case)
+            sql.update(more)
+            stats += trail.engine.history[before:]
     say("done")
     done = Investigation(case=case, source=trail.engine.describe(), usage=answers["usage"],
                          ips=classify_ips(answers["ips"], case.allowed), owner=answers["owner"],
-                         minted=answers["minted"], sql=sql, stats=stats)
+                         minted=answers["minted"], sql=sql, stats=stats, **follow)
     return done.redacted() if redact else done
+
+
+def _follow(trail: Trail, case: Case) -> tuple[dict, dict]:
+    """The key's lineage, lifecycle and timeline (two queries: the graph, then the lineage's events)."""
+    window, key = case.window, case.key.value
+    lineage = trail.lineage(key, window.start, window.end)
+    timeline = trail.timeline(key, window.start, window.end)
+    sql = {"chain": trail.engine.statement(questions.graph(window)),
+           "timeline": trail.engine.statement(questions.events_of(list(lineage["accesskeyid"]), window))}
+    return {"lineage": lineage, "lifecycle": trail.lifecycle(key, window.start, window.end), "timeline": timeline}, sql
 
 
 # ------------------------------------------------------------------ rendering
@@ -272,15 +306,47 @@ def _per_api(f: Investigation) -> list:
     return [plots.api_breakdown(f.usage).figure, table_html(api_table(f), 50)]
 
 
+LINEAGE_COLUMNS = ["accesskeyid", "depth", "parent", "via", "via_time", "via_principal", "principalarn", "events",
+                   "first_seen", "last_seen", "sourceips"]
+
+
+def _lineage(f: Investigation) -> list:
+    from . import plots
+
+    if f.lineage is None:
+        return ["<p>Not followed: a lineage is about one whole key, not a fragment.</p>"]
+    return [plots.lineage_tree(f.lineage).figure, table_html(f.lineage[LINEAGE_COLUMNS], 200)]
+
+
+def _lifecycle(f: Investigation) -> str:
+    if f.lifecycle is None:
+        return "<p>Not followed: a lifecycle is about one whole key, not a fragment.</p>"
+    if f.lifecycle.empty:
+        return ("<p>No call that created, minted, changed or deleted the key is in these logs (it was made before "
+                "them, or outside the accounts and regions they cover).</p>")
+    return table_html(f.lifecycle)
+
+
+def _timeline(f: Investigation) -> list:
+    from . import plots
+
+    if f.lineage is None or f.timeline is None:
+        return ["<p>Not followed: a lineage is about one whole key, not a fragment.</p>"]
+    return [plots.swimlanes(f.timeline, f.lineage).figure]
+
+
 RAW_COLUMNS = ["eventtime", "eventsource", "eventname", "awsregion", "sourceipaddress", "errorcode", "useragent",
                "accesskeyid", "eventid"]
 
 #: section title -> what it shows (HTML strings and matplotlib Figures), in reading order
 SECTIONS = {
     "Summary": lambda f: [summary_html(f)],
+    "Lineage": lambda f: _lineage(f),
+    "Lifecycle": lambda f: [_lifecycle(f)],
     "Usage over time": _over_time,
     "Usage by IP": _by_ip,
     "Per-API breakdown": _per_api,
+    "Timeline of the lineage": lambda f: _timeline(f),
     "Temporary keys minted": lambda f: [table_html(f.minted) if len(f.minted) else "<p>None.</p>"],
     "Raw events (newest first)": lambda f: [table_html(f.usage[RAW_COLUMNS], RAW_ROWS)],
     "Data quality": lambda f: [quality_html(f)],

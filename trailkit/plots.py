@@ -178,3 +178,77 @@ def api_breakdown(events: pd.DataFrame, ax=None, *, top: int = 15):
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     return ax
+
+
+def _lane_label(row) -> str:
+    how = row["via"] if isinstance(row["via"], str) else ("asked" if row["depth"] == 0 else "origin not in the logs")
+    return plain(f"{row['accesskeyid']} · {how}")
+
+
+def swimlanes(timeline: pd.DataFrame, lineage: pd.DataFrame, ax=None, *, top: int = 30):
+    """One lane per key of the lineage (in the lineage's order), each event a tick at its time, errors as red
+    crosses; lanes labelled with how each key was obtained. Keys past ``top`` (fewest events) are left out, said
+    in the title."""
+    import matplotlib.dates as mdates
+
+    keys = lineage.sort_values("events", ascending=False, kind="stable").head(top)
+    keys = lineage[lineage["accesskeyid"].isin(keys["accesskeyid"])]
+    ax = _axes(ax, size=(10, max(2.5, 0.35 * len(keys) + 1.2)))
+    title = "Events of every key in the lineage (UTC)"
+    if len(lineage) > len(keys):
+        title += f": the {len(keys)} busiest of {len(lineage)} keys"
+    if timeline.empty or keys.empty:
+        return _empty(ax, title, "No events of the lineage's keys in this window")
+    lane = {k: i for i, k in enumerate(keys["accesskeyid"])}
+    shown = timeline[timeline["accesskeyid"].isin(lane) & timeline["eventtime"].notna()]
+    x = mdates.date2num(shown["eventtime"].dt.tz_localize(None).dt.to_pydatetime())
+    y = shown["accesskeyid"].map(lane).to_numpy()
+    ok = shown["errorcode"].isna().to_numpy()
+    ax.scatter(x[ok], y[ok], marker="|", s=120, color="#0072B2", label="event", linewidths=1.2)
+    if (~ok).any():
+        ax.scatter(x[~ok], y[~ok], marker="x", s=40, color="#D55E00", label=f"error ({int((~ok).sum())})")
+    ax.set_yticks(range(len(lane)), [_lane_label(row) for row in keys.to_dict("records")], fontsize=8)
+    ax.set_ylim(len(lane) - 0.5, -0.5)
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=9)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_title(title)
+    ax.set_xlabel("time (UTC)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax
+
+
+def lineage_tree(lineage: pd.DataFrame, ax=None, *, top: int = 40):
+    """The lineage drawn as a tree, left to right: each key a box (how it was obtained, its events), an arrow
+    from the key whose call produced it. The key asked about is outlined."""
+    rows = lineage.head(top).to_dict("records")
+    ax = _axes(ax, size=(10, max(2.0, 0.42 * len(rows) + 0.8)))
+    title = "Lineage: where the key came from and what it led to"
+    if len(lineage) > top:
+        title += f" (first {top} of {len(lineage)} keys)"
+    if not rows:
+        return _empty(ax, title, "No key")
+    depths = [int(r["depth"]) for r in rows]
+    low = min(depths)
+    where = {}
+    for i, r in enumerate(rows):
+        where[r["accesskeyid"]] = (int(r["depth"]) - low, i)
+    for r in rows:
+        x, y = where[r["accesskeyid"]]
+        parent = r["parent"] if isinstance(r["parent"], str) else None
+        if parent in where:  # an elbow from the parent's box down to this one, drawn under the boxes
+            px, py = where[parent]
+            trunk = x - 0.12
+            ax.plot([px + 0.3, trunk, trunk, x], [py, py, y, y], color="#777777", lw=0.9, zorder=1)
+            ax.plot([x - 0.02], [y], marker=">", color="#777777", markersize=4, zorder=1)
+        how = r["via"] if isinstance(r["via"], str) else "origin not in the logs"
+        used = f"{r['events']} event{'s' if r['events'] != 1 else ''}" if r["events"] else "never used"
+        ax.text(x, y, plain(f"{r['accesskeyid']}\n{how} · {used}"), fontsize=7, va="center", ha="left", zorder=3,
+                bbox={"boxstyle": "round,pad=0.3", "fc": "#FFF4E5" if r["depth"] == 0 else "#EEF5FB",
+                      "ec": "#D55E00" if r["depth"] == 0 else "#0072B2", "lw": 1.5 if r["depth"] == 0 else 0.8})
+    ax.set_xlim(-0.2, max(x for x, _ in where.values()) + 1.2)
+    ax.set_ylim(len(rows) - 0.4, -0.6)
+    ax.axis("off")
+    ax.set_title(title)
+    return ax

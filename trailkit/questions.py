@@ -113,8 +113,11 @@ def narrowed(request: Request, scope: Scope) -> Request:
     """``request`` kept to the accounts and regions of ``scope`` (free SQL is left as written)."""
     from dataclasses import replace
 
-    if not scope or request.contract.free:
+    if not scope:
         return request
+    if request.contract.free:
+        raise InvalidInput("--accounts/--regions narrow trailkit's questions, not free SQL: write the condition in "
+                           "the SQL (WHERE recipientaccountid IN (...) AND awsregion IN (...))")
     return replace(request, params={**request.params, **scope.params}, hints=replace(request.hints, scope=scope))
 
 

@@ -51,6 +51,7 @@ class InvestigationPanel:
                               style=style, layout=layout)
         self.button = w.Button(description="Investigate", button_style="primary", icon="search")
         self.status = w.HTML(value="")
+        self.lineage = w.HBox(layout=w.Layout(flex_flow="row wrap"))  # one button per key of the lineage
         self.out = w.Output()
         self._athena_box = w.VBox(list(self.athena.values()))
         self._local_box = w.VBox([self.logs])
@@ -59,7 +60,7 @@ class InvestigationPanel:
         self._show_engine()
         self.widget = w.VBox([
             self.engine, self._local_box, self._athena_box, self.key, w.HBox([self.start, self.end]),
-            self.allowed, self.accounts, self.regions, w.HBox([self.button, self.status]), self.out,
+            self.allowed, self.accounts, self.regions, w.HBox([self.button, self.status]), self.lineage, self.out,
         ])
         self.investigation = None
         self.spent: list = []  # every query's figures since the panel was made: the session's cost
@@ -77,6 +78,26 @@ class InvestigationPanel:
     def _say(self, text: str, error: bool = False):
         color = "#B03000" if error else "#333"
         self.status.value = f"<span style='color:{color}'>{html.escape(text)}</span>"
+
+    def _lineage_buttons(self, done) -> None:
+        """A button per other key of the lineage: one click investigates that key instead (up to 30)."""
+        w = require("ipywidgets")
+        if done.lineage is None:
+            self.lineage.children = ()
+            return
+        rows = [r for r in done.lineage.to_dict("records") if r["accesskeyid"] != done.key][:30]
+        buttons = [w.HTML("<b>Follow another key of the lineage:</b>&nbsp;")] if rows else []
+        for row in rows:
+            button = w.Button(description=row["accesskeyid"], tooltip=_refocus_label(row),
+                              layout=w.Layout(width="auto"), icon="arrow-up" if row["depth"] < 0 else "arrow-down")
+            button.on_click(lambda _, key=row["accesskeyid"]: self.refocus(key))
+            buttons.append(button)
+        self.lineage.children = tuple(buttons)
+
+    def refocus(self, key: str):
+        """Investigate ``key`` (a key of the lineage) with the same window, allowlist and engine."""
+        self.key.value = key
+        return self.investigate()
 
     def settings(self) -> EngineSettings:
         """The engine the panel's fields name (empty fields fall back to the environment)."""
@@ -108,6 +129,7 @@ class InvestigationPanel:
             self.out.append_display_data(_html(f"<h3>{html.escape(title)}</h3>"))
             for item in build(done):
                 self.out.append_display_data(displayable(item))
+        self._lineage_buttons(done)
         self.spent += done.stats
         status = f"{len(done.usage):,} events from {len(done.ips)} IPs"
         session = scanned(self.spent)
@@ -117,6 +139,11 @@ class InvestigationPanel:
             status += f"; {done.scanned}"
         self._say(status)
         return done
+
+
+def _refocus_label(row) -> str:
+    how = row["via"] if isinstance(row["via"], str) else "origin not in the logs"
+    return f"{row['accesskeyid']} ({how}, {row['events']} events)"
 
 
 _PLACEHOLDERS = {"max_scan": "no limit (or 5GB)", "timeout": "none (or 90s, 5m)",

@@ -131,7 +131,7 @@ def _splice(sql: str, table: str, with_params: bool) -> str:
         prev = tokens[i - 1] if i else None
         nxt = tokens[i + 1] if i + 1 < len(tokens) else None
         # the table after FROM, JOIN or a comma among FROM's tables, and as a qualifier (cloudtrail.eventname)
-        if tok.token_type == TokenType.VAR and tok.text.lower() == "cloudtrail" and (
+        if tok.token_type in (TokenType.VAR, TokenType.IDENTIFIER) and tok.text.lower() == "cloudtrail" and (
                 prev is not None and prev.token_type in (TokenType.FROM, TokenType.JOIN, TokenType.COMMA)
                 or nxt is not None and nxt.token_type == TokenType.DOT and (prev is None or prev.token_type != TokenType.DOT)):
             edits.append((tok.start, tok.end + 1, table))
@@ -235,9 +235,10 @@ class AthenaEngine(Engine):
         if request.contract.free or not p.partitioned:
             return super().render(request)
         params, predicates = dict(request.params), []
-        if p.date and request.hints.window.bounded:
+        if p.dated and request.hints.window.bounded:
             params.update(self.partition_params(request.hints.window, p.date_format))
-            predicates.append(f"AND {quote_identifier(p.date, 'partition column')} BETWEEN :partition_start AND :partition_end")
+            date = p.date_sql(lambda c: quote_identifier(c, "partition column"))
+            predicates.append(f"AND {date} BETWEEN :partition_start AND :partition_end")
         for column, values in ((p.account, request.hints.scope.accounts), (p.region, request.hints.scope.regions)):
             if column and values:
                 params[f"partition_{column}"] = values
@@ -278,6 +279,12 @@ class AthenaEngine(Engine):
 
     def athena_sql(self, sql: str, params: dict) -> str:
         return _splice(sql, self.table_name, bool(params))
+
+    def explain(self, request: Request) -> str:
+        """What would be sent, after the same refusals as a run (a query that would be refused is not shown
+        as ready to paste)."""
+        self.check(request)
+        return super().explain(request)
 
     def statement(self, request: Request) -> str:
         from pyathena.formatter import DefaultParameterFormatter

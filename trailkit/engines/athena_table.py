@@ -21,6 +21,7 @@ from ..errors import InvalidInput, TrailkitError
 # Java date patterns of partition projection -> strftime
 _JAVA_TO_STRFTIME = (("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"))
 _DATE_NAMES = ("timestamp", "date", "dt", "day", "delivery_date", "partition_date", "eventdate")
+_DATE_PARTS = ("year", "month", "day")  # AWS's manually partitioned table: region, year, month, day
 _ACCOUNT_NAMES = ("account", "accountid", "account_id", "awsaccountid")
 _REGION_NAMES = ("region", "awsregion", "aws_region")
 # delivered date folders: the formats a hand-made partition's values take
@@ -48,6 +49,7 @@ class Partitioning:
 
     date: str | None = None
     date_format: str = "%Y/%m/%d"
+    date_parts: tuple[str, ...] = ()  # (year, month, day) partitions standing together for the date
     account: str | None = None
     region: str | None = None
     others: tuple[str, ...] = ()
@@ -60,7 +62,23 @@ class Partitioning:
 
     @property
     def partitioned(self) -> bool:
-        return bool(self.date or self.account or self.region or self.others)
+        return bool(self.dated or self.account or self.region or self.others)
+
+    @property
+    def dated(self) -> bool:
+        """Whether a partition (or year, month and day together) holds the delivery date."""
+        return bool(self.date or self.date_parts)
+
+    @property
+    def date_columns(self) -> tuple[str, ...]:
+        return (self.date,) if self.date else self.date_parts
+
+    def date_sql(self, quote) -> str:
+        """The date partition as ``yyyy/MM/dd``-comparable SQL (``quote`` quotes a column name)."""
+        if self.date:
+            return quote(self.date)
+        year, month, day = (quote(c) for c in self.date_parts)
+        return f"concat({year}, '/', lpad({month}, 2, '0'), '/', lpad({day}, 2, '0'))"
 
     @classmethod
     def given(cls, column: str) -> "Partitioning":
@@ -74,7 +92,7 @@ class Partitioning:
         keys = [k["Name"].lower() for k in table.get("PartitionKeys") or []]
         projected = params.get("projection.enabled", "").lower() == "true"
         template = params.get("storage.location.template") or (table.get("StorageDescriptor") or {}).get("Location")
-        roles: dict[str, str] = {}
+        roles: dict[str, str] = dict(_template_roles(template, keys))
         injected, values, fmt, start = [], {}, "%Y/%m/%d", None
         for key in keys:
             kind = params.get(f"projection.{key}.type", "").lower() if projected else ""
@@ -86,25 +104,28 @@ class Partitioning:
                 injected.append(key)
             elif kind == "enum":
                 values[key] = tuple(v.strip() for v in params.get(f"projection.{key}.values", "").split(",") if v.strip())
-            role = _role_in_template(key, template) or _role_by_name(key)
-            if role and role not in roles and not (role == "date" and kind not in ("", "date")):
+        return cls._with_roles(keys, roles, date_format=fmt, injected=tuple(injected), values=values,
+                               template=template, projected=projected, start=start, source="glue")
+
+    @classmethod
+    def _with_roles(cls, keys: list[str], roles: dict, **more) -> "Partitioning":
+        """Roles completed by name (``timestamp``, ``account``, ``region``; ``year``/``month``/``day`` together)."""
+        parts = ()
+        if "date" not in roles and all(p in keys for p in _DATE_PARTS):
+            parts = _DATE_PARTS
+        for key in keys:
+            role = _role_by_name(key)
+            if role and role not in roles and key not in roles.values() and key not in parts and \
+                    not (role == "date" and parts):
                 roles[role] = key
-        others = tuple(k for k in keys if k not in roles.values())
-        return cls(date=roles.get("date"), date_format=fmt, account=roles.get("account"), region=roles.get("region"),
-                   others=others, injected=tuple(injected), values=values, template=template, projected=projected,
-                   start=start, source="glue")
+        others = tuple(k for k in keys if k not in roles.values() and k not in parts)
+        return cls(date=roles.get("date"), date_parts=parts, account=roles.get("account"),
+                   region=roles.get("region"), others=others, **more)
 
     @classmethod
     def of_names(cls, keys: list[str]) -> "Partitioning":
         """From partition column names alone (``information_schema``): roles by name, dates as ``yyyy/MM/dd``."""
-        roles: dict[str, str] = {}
-        for key in (k.lower() for k in keys):
-            role = _role_by_name(key)
-            if role and role not in roles:
-                roles[role] = key
-        others = tuple(k.lower() for k in keys if k.lower() not in roles.values())
-        return cls(date=roles.get("date"), account=roles.get("account"), region=roles.get("region"), others=others,
-                   source="information_schema")
+        return cls._with_roles([k.lower() for k in keys], {}, source="information_schema")
 
     def with_value_format(self, sample: str | None) -> "Partitioning":
         """The date format read off one partition value, for tables whose partitions are not projected."""
@@ -118,8 +139,8 @@ class Partitioning:
     def describe(self) -> str:
         if not self.partitioned:
             return "not partitioned"
-        roles = [f"{role} {col}" for role, col in (("date", self.date), ("account", self.account),
-                                                  ("region", self.region)) if col]
+        roles = [f"{role} {col}" for role, col in (("date", self.date or "/".join(self.date_parts)),
+                                                  ("account", self.account), ("region", self.region)) if col]
         roles += [f"{c} (not bounded by trailkit)" for c in self.others]
         return "partitioned by " + ", ".join(roles)
 
@@ -162,17 +183,22 @@ class Partitioning:
         prefixes = self.prefixes(first, last, accounts, regions)
         if isinstance(prefixes, str):
             return None, prefixes
-        total = objects = 0
-        try:
-            for url in prefixes:
-                bucket, _, prefix = url[5:].partition("/")
-                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                    for obj in page.get("Contents", ()):
-                        total += obj["Size"]
-                        objects += 1
+        from concurrent.futures import ThreadPoolExecutor
+
+        def listed(url: str) -> tuple[int, int]:
+            bucket, _, prefix = url[5:].partition("/")
+            size = count = 0
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", ()):
+                    size, count = size + obj["Size"], count + 1
+            return size, count
+
+        try:  # one listing per partition folder, many at once: S3 answers each in tens of milliseconds
+            with ThreadPoolExecutor(16, thread_name_prefix="trailkit-estimate") as pool:
+                sizes = list(pool.map(listed, prefixes))
         except Exception as e:  # botocore's ClientError, NoCredentialsError, EndpointConnectionError
             return None, f"the S3 objects could not be listed ({_reason(e)})"
-        return total, f"{objects} objects under {len(prefixes)} S3 prefixes"
+        return sum(s for s, _ in sizes), f"{sum(c for _, c in sizes)} objects under {len(prefixes)} S3 prefixes"
 
 
 def _range_start(text: str, fmt: str) -> date | None:
@@ -185,23 +211,22 @@ def _range_start(text: str, fmt: str) -> date | None:
         return None
 
 
-def _role_in_template(key: str, template: str | None) -> str | None:
-    """The role of ``${key}`` from where it stands in CloudTrail's layout."""
+def _template_roles(template: str | None, keys: list[str]) -> dict[str, str]:
+    """Roles of the ``${...}`` variables by where they stand in CloudTrail's layout,
+    ``AWSLogs/[org/]ACCOUNT/CloudTrail/REGION/DATE``: the one before ``CloudTrail`` is the account (an
+    organization's variable before it is not), the one after it the region, the one after that the date."""
     if not template:
-        return None
-    parts = [p.lower() for p in template.split("/")]
-    try:
-        i = parts.index("${" + key + "}")
-    except ValueError:
-        return None
-    before = parts[i - 1] if i else ""
-    if before == "cloudtrail":
-        return "region"
-    if before == "awslogs" or (re.fullmatch(r"o-[a-z0-9]{10,32}", before) and i > 1 and parts[i - 2] == "awslogs"):
-        return "account"
-    if i >= 2 and parts[i - 2] == "cloudtrail":
-        return "date"
-    return None
+        return {}
+    parts = template.split("/")
+    names = [p[2:-1].lower() if p.startswith("${") and p.endswith("}") else None for p in parts]
+    marks = [i for i, p in enumerate(parts) if p.lower() == "cloudtrail"]
+    if not marks:
+        return {}
+    i, roles = marks[-1], {}
+    for role, at in (("account", i - 1), ("region", i + 1), ("date", i + 2)):
+        if 0 <= at < len(parts) and names[at] in keys and (role != "date" or at == len(parts) - 1):
+            roles[role] = names[at]
+    return roles
 
 
 def _role_by_name(key: str) -> str | None:
@@ -216,7 +241,7 @@ def _role_by_name(key: str) -> str | None:
 
 def _reason(e: Exception) -> str:
     code = getattr(e, "response", {}).get("Error", {}).get("Code") if hasattr(e, "response") else None
-    return code or str(e).splitlines()[0] if str(e) else type(e).__name__
+    return code or (str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 
 def learn(glue, athena_query, database: str, table: str) -> Partitioning:

@@ -282,7 +282,7 @@ def _copy_all(pool, client, bucket, files, dest, progress, failures) -> list[int
                    for f in files}
         for done, future in enumerate(as_completed(futures), 1):
             f = futures[future]
-            how, value = future.result()  # value: the file's modification time, or why it failed
+            how, value = future.result()  # value: the file's (modification, change) times, or why it failed
             if how == "failed":
                 failures.append((f.key, value))
             else:
@@ -303,17 +303,18 @@ def _copy_all(pool, client, bucket, files, dest, progress, failures) -> list[int
 
 
 def _ensure(client, bucket: str, f: RemoteFile, path: str, known, stop: threading.Event):
-    """Make ``path`` hold ``f``: ("kept" | "verified" | "copied", modification time), or ("failed", why)."""
+    """Make ``path`` hold ``f``: ("kept" | "verified" | "copied", (modification, change) times), or ("failed",
+    why)."""
     try:
         try:
             st = os.stat(path)
         except FileNotFoundError:
             st = None
         if st is not None and st.st_size == f.size:
-            if known == (f.etag, f.size, st.st_mtime_ns):
-                return "kept", st.st_mtime_ns
+            if known == (f.etag, f.size, st.st_mtime_ns, st.st_ctime_ns):
+                return "kept", (st.st_mtime_ns, st.st_ctime_ns)
             if _MD5_ETAG.match(f.etag) and md5_of(path) == f.etag:
-                return "verified", st.st_mtime_ns
+                return "verified", (st.st_mtime_ns, st.st_ctime_ns)
         if stop.is_set():
             return "failed", "the fetch was stopped before it"
         return "copied", _download(client, bucket, f, path, stop)
@@ -321,8 +322,8 @@ def _ensure(client, bucket: str, f: RemoteFile, path: str, known, stop: threadin
         return "failed", _reason(e)
 
 
-def _download(client, bucket: str, f: RemoteFile, path: str, stop: threading.Event) -> int:
-    """Stream the object listed as ``f`` (that version: If-Match) to ``path``; its modification time."""
+def _download(client, bucket: str, f: RemoteFile, path: str, stop: threading.Event) -> tuple[int, int]:
+    """Stream the object listed as ``f`` (that version: If-Match) to ``path``; its (modification, change) times."""
     response = client.get_object(Bucket=bucket, Key=f.key, IfMatch=f'"{f.etag}"')
     md5 = _MD5_ETAG.match(f.etag) and response.get("ServerSideEncryption") not in _ETAG_NOT_MD5 \
         and not response.get("SSECustomerAlgorithm")

@@ -36,8 +36,8 @@ class NotLanded(Exception):
     """A copy that did not reach its real name; the message says why."""
 
 
-def land(path: str, chunks: Iterable[bytes], size: int, md5: str | None, stop: threading.Event) -> int:
-    """Write ``chunks`` to ``path`` whole or not at all; its modification time (ns).
+def land(path: str, chunks: Iterable[bytes], size: int, md5: str | None, stop: threading.Event) -> tuple[int, int]:
+    """Write ``chunks`` to ``path`` whole or not at all; its modification and change times (ns).
 
     Raises NotLanded when fewer or more than ``size`` bytes arrive, when their MD5 is not ``md5`` (if given) or
     when ``stop`` is set between chunks; any error leaves ``path`` as it was.
@@ -65,7 +65,8 @@ def land(path: str, chunks: Iterable[bytes], size: int, md5: str | None, stop: t
     except BaseException:
         _unlink(part)
         raise
-    return os.stat(path).st_mtime_ns
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_ctime_ns
 
 
 def md5_of(path: str) -> str:
@@ -106,14 +107,16 @@ def _unlink(path: str) -> None:
 
 
 class Manifest:
-    """Which object each file under ``dest`` was copied from: ``entries[path] = (etag, size, mtime_ns)``.
+    """Which object each file under ``dest`` was copied from: ``entries[path] = (etag, size, mtime_ns,
+    ctime_ns)``. The inode's change time moves whenever the file is rewritten, even when its size and
+    modification time are put back, so a copy altered in place is checked again.
 
     Read once; ``add`` is called from one thread (the one collecting finished copies); ``close`` compacts.
     """
 
     def __init__(self, dest: str):
         self.path = os.path.join(dest, MANIFEST)
-        self.entries: dict[str, tuple[str, int, int]] = {}
+        self.entries: dict[str, tuple[str, int, int, int]] = {}
         self._out = None
         try:
             with open(self.path, encoding="utf-8") as f:
@@ -125,18 +128,18 @@ class Manifest:
                                "or copied again)") from None
         for line in lines:
             try:
-                rel, etag, length, mtime_ns = json.loads(line)
-                self.entries[str(rel)] = (str(etag), int(length), int(mtime_ns))
+                rel, etag, length, mtime_ns, ctime_ns = json.loads(line)
+                self.entries[str(rel)] = (str(etag), int(length), int(mtime_ns), int(ctime_ns))
             except (ValueError, TypeError):  # a line cut short by a kill: that file is checked again
                 continue
 
-    def add(self, rel: str, etag: str, size: int, mtime_ns: int) -> None:
-        self.entries[rel] = (etag, size, mtime_ns)
+    def add(self, rel: str, etag: str, size: int, stamp: tuple[int, int]) -> None:
+        self.entries[rel] = (etag, size, *stamp)
         if self._out is None:
             self._out = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a",
                                   encoding="utf-8")
             self._out.write("\n")  # whatever a killed copy left half-written ends here
-        self._out.write(json.dumps([rel, etag, size, mtime_ns]) + "\n")
+        self._out.write(json.dumps([rel, etag, size, *stamp]) + "\n")
         self._out.flush()
 
     def close(self) -> None:

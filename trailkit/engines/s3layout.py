@@ -17,7 +17,7 @@ from ..errors import InvalidInput
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _ORG_RE = re.compile(r"^o-[a-z0-9]{10,32}$")
 # aws, aws-cn, aws-us-gov, iso partitions: us-east-1, cn-north-1, us-gov-west-1, us-isob-east-1, eu-central-2
-_REGION_RE = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+_REGION_RE = re.compile(r"^[a-z]{2,4}(?:-[a-z]+){1,3}-\d{1,2}$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
@@ -57,6 +57,8 @@ class S3Url:
         if problem:
             raise InvalidInput(f"{bucket!r} is not a bucket name ({problem}); e.g. {example}")
         prefix = prefix.rstrip("/")
+        if len(prefix.encode()) > 1024:
+            raise InvalidInput(f"the prefix of {text[:60]!r}… is longer than any S3 key (1,024 bytes)")
         if prefix:
             if "" in prefix.split("/"):
                 raise InvalidInput(f"{text!r} has an empty folder ('//'); S3 keys would not match it: write each "
@@ -77,7 +79,7 @@ class S3Url:
 
 def accounts(values, what: str = "--accounts") -> tuple[str, ...]:
     """Account ids from ``111122223333,444455556666`` or a list; each 12 digits, each once, in order."""
-    items = _items(values)
+    items = _items(values, what)
     for a in items:
         if not _ACCOUNT_RE.match(a):
             raise InvalidInput(f"{what}: {a!r} is not an AWS account id (12 digits, e.g. 111122223333)")
@@ -86,7 +88,7 @@ def accounts(values, what: str = "--accounts") -> tuple[str, ...]:
 
 def regions(values, what: str = "--regions") -> tuple[str, ...]:
     """Region names from ``us-east-1,eu-west-1`` or a list, each checked."""
-    items = _items(values)
+    items = _items(values, what)
     for r in items:
         if not _REGION_RE.match(r):
             raise InvalidInput(f"{what}: {r!r} is not an AWS region name (e.g. us-east-1, eu-west-3)")
@@ -103,15 +105,13 @@ def org(value: str | None) -> str | None:
     return value
 
 
-def _items(values) -> tuple[str, ...]:
-    if values in (None, ""):
-        return ()
-    raw = values.split(",") if isinstance(values, str) else list(values)
-    out = []
-    for v in raw:
-        v = str(v).strip()
-        if v and v not in out:
-            out.append(v)
+def _items(values, what: str = "the list") -> tuple[str, ...]:
+    """Comma-separated text or a list, stripped, each once; None, '' or an empty list mean none given."""
+    raw = [] if values is None else values.split(",") if isinstance(values, str) and values else \
+        [] if isinstance(values, str) else list(values)
+    out = list(dict.fromkeys(str(v).strip() for v in raw if str(v).strip()))
+    if raw and not out:
+        raise InvalidInput(f"{what} holds no value; give comma-separated values, or leave it out for all")
     return tuple(out)
 
 
@@ -139,9 +139,9 @@ class TrailLayout:
             shown = f"s3://{url.bucket}/{above}".rstrip("/")
             raise InvalidInput(f"{location!r} goes down into AWSLogs; give the location above it ({shown}) with "
                                "--accounts/--regions (and --org for an organization trail)")
-        if any(p.lower() in ("cloudtrail", "cloudtrail-digest", "awslogs") for p in parts):
-            raise InvalidInput(f"{location!r} names a CloudTrail folder but no AWSLogs level; give the bucket and "
-                               "the prefix under which CloudTrail writes AWSLogs/")
+        if "CloudTrail-Digest" in parts:
+            raise InvalidInput(f"{location!r} is a digest folder (CloudTrail-Digest holds no events); give the "
+                               "bucket and the prefix under which CloudTrail writes AWSLogs/")
         return cls(url, org(org_id))
 
     def logs(self) -> str:
@@ -194,6 +194,7 @@ def unpartitioned(location: str) -> S3Url:
     if "CloudTrail-Digest" in parts:
         raise InvalidInput(f"{location!r} is a digest folder (CloudTrail-Digest holds no events); point at "
                            "CloudTrail/ or above")
-    if "CloudTrail" in parts and len(parts) > parts.index("CloudTrail") + 2:
+    trail = [i for i, p in enumerate(parts) if p == "CloudTrail" and i and _ACCOUNT_RE.match(parts[i - 1])]
+    if trail and len(parts) > trail[-1] + 2:
         raise InvalidInput(f"{location!r} goes into the date folders; stop at the region (…/CloudTrail/us-east-1) or above")
     return url
