@@ -45,7 +45,7 @@ def test_investigation_notebook_on_the_sample(tmp_path, sample):
     assert not errors(nb)
     html = "".join(outputs(nb, "text/html"))
     assert "198.51.100.77" in html and "ASIA3OPSADMINTMP0001" in html
-    assert len(outputs(nb, "image/png")) == 3  # over time, by IP, per API: static PNGs
+    assert len(outputs(nb, "image/png")) == 5  # over time, by IP, per API, lineage tree, swimlanes: static PNGs
 
 
 def test_explore_notebook_on_the_sample(tmp_path, sample):
@@ -62,7 +62,9 @@ def test_report_on_real_logs_has_the_numbers_and_both_charts(tmp_path, invictus)
     html = out.read_text()
     assert "<td>192.168.10.20</td>" in html and "<td>2104</td>" in html
     assert "2023-07-10T11:54:33Z" in html and "2023-07-10T12:29:09Z" in html
-    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 3
+    # the lineage: the two keys the attacker created (never used), in the tree's table
+    assert "<td>AKIATFQR7NSC3ZO6PKAZ</td>" in html and "<td>AKIATFQR7NSCQLA2F4OD</td>" in html
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 5  # over time, by IP, per API, the lineage tree, its swimlanes
     assert not re.search(r'<script[^>]+src="https?:', html) and not re.search(r'<link[^>]+href="https?:', html)
     # it states its source, window, time, version and the SQL of each question; code hidden by default
     for needle in ("data source", "window (UTC)", "generated (UTC)", "trailkit version", "useridentity.accesskeyid"):
@@ -102,3 +104,16 @@ def test_report_bad_input_fails_fast(capsys, argv, needle):
 
     assert main(argv) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_the_notebook_shows_every_section():
+    """A section added to the investigation must reach the notebook (and so the report)."""
+    import json
+
+    from trailkit.investigation import SECTIONS
+
+    from .conftest import ROOT
+
+    nb = json.loads((ROOT / "notebooks" / "investigate_access_key.ipynb").read_text())
+    shown = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert [t for t in SECTIONS if f'show(investigation, "{t}")' not in shown] == []
