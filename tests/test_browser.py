@@ -60,7 +60,7 @@ def test_report_renders_offline_with_its_charts(browser, tmp_path, sample):
     page.goto(report.as_uri(), wait_until="load")
     images = page.eval_on_selector_all(
         "img", "els => els.map(e => [e.complete, e.naturalWidth, e.getBoundingClientRect().width])")
-    assert len(images) == 3
+    assert len(images) == 5  # over time, by IP, per API, the lineage tree, its swimlanes
     assert all(complete and natural > 0 and shown > 0 for complete, natural, shown in images)
     assert remote == [] and failed == []
     body = page.inner_text("body")
