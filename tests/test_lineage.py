@@ -255,19 +255,22 @@ def test_the_graph_sql_through_athena(moto, partitioned):
     from .conftest import GOLDEN
 
     moto.table("security", "cloudtrail_logs")
-    request = questions.graph(Window.parse("2026-10-24", "2026-10-25"))
-    moto.seed([(c, "bigint" if c == "events" else "varchar") for c in request.contract.names], [
+    links = questions.links(Window.parse("2026-10-24", "2026-10-25"))
+    moto.seed([(c, "varchar") for c in links.contract.names], [
         ["link", ONE, ROOT, "AssumeRole", "2026-10-24T10:02:00Z", "e2", "arn:aws:iam::1:user/a", ROLE1, None,
-         "Oct 24, 2026, 11:00:00 AM", None, None, "1.2.3.4", None, None, None, None],
-        ["key", ROOT, None, None, None, None, None, "arn:aws:iam::1:user/a", "a", None, None, None, None, "3",
-         "2026-10-24T10:01:00Z", "2026-10-24T10:02:00Z", "1.2.3.4"]])
+         "Oct 24, 2026, 11:00:00 AM", None, None, "1.2.3.4"]])
+    figures = questions.figures([ROOT, ONE])
+    moto.seed([(c, "bigint" if c == "events" else "varchar") for c in figures.contract.names], [
+        [ROOT, "arn:aws:iam::1:user/a", "a", "3", "2026-10-24T10:01:00Z", "2026-10-24T10:02:00Z", "1.2.3.4"]])
     engine = AthenaEngine(AthenaConfig.resolve(database="security", table="cloudtrail_logs",
                                                output_location="s3://trailkit-results/x/", region="us-east-1",
                                                partition_column="timestamp" if partitioned else None))
     tree = Trail(engine).lineage(ROOT, "2026-10-24", "2026-10-25")
-    (sent,) = moto.sent()
-    golden = GOLDEN / f"athena_graph{'_partitioned' if partitioned else ''}.sql"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(sent)
-    assert sent == golden.read_text()
+    sent = moto.sent()
+    for name, text in zip(("links", "figures"), sent):
+        golden = GOLDEN / f"athena_{name}{'_partitioned' if partitioned else ''}.sql"
+        if os.environ.get("UPDATE_GOLDEN"):
+            golden.write_text(text)
+        assert text == golden.read_text()
+    assert len(sent) == 2 and f"IN ('{ROOT}', '{ONE}')" in sent[1]
     assert list(tree["accesskeyid"]) == [ROOT, ONE] and list(tree["events"]) == [3, 0]

@@ -78,11 +78,12 @@ def test_athena_from_the_panel_shows_scanned_and_cost(moto):
 
     for columns in (["eventtime", "sourceipaddress", "errorcode", "eventsource", "eventname", "eventid"],
                     ["sourceipaddress", "events", "first_seen", "last_seen"], ["principalarn"], ["mintedkeyid"],
-                    questions.graph().contract.names, ["eventtime", "accesskeyid", "eventid"]):
+                    questions.links().contract.names, questions.figures(["K"]).contract.names,
+                    ["eventtime", "accesskeyid", "eventid"]):
         moto.seed([(c, "varchar") for c in columns], [])
     panel.button.click()
     assert "0 events from 0 IPs" in panel.status.value
-    assert "6 Athena queries" in panel.status.value and "USD" in panel.status.value
+    assert "7 Athena queries" in panel.status.value and "USD" in panel.status.value
     assert all('"security"."cloudtrail"' in sql for sql in moto.sent())
 
 

@@ -53,10 +53,10 @@ def follow(args) -> int:
     depth = positive_int(depth, "--depth") if depth is not None else None
     with Trail.open(settings_of(args)) as trail:
         if args.dry_run:
-            sys.stdout.write(trail.explain(questions.graph(within)))
-            if args.command == "timeline":
-                print("-- then the events of every key of the lineage: the usage query with "
-                      "useridentity.accesskeyid IN (the keys found)")
+            sys.stdout.write(trail.explain(questions.links(within)))
+            print("-- then the figures of every key the walk finds: figures.sql with useridentity.accesskeyid IN "
+                  "(the keys found)" + ("; then their events: the usage query with the same keys"
+                                        if args.command == "timeline" else ""))
             return 0
         if args.command == "chain":
             frame = trail.lineage(key.value, within.start, within.end, depth)

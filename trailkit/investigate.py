@@ -160,15 +160,27 @@ class Trail:
     # -- following the key (one pass over the logs: the ``graph`` question, walked in ``trailkit.lineage``)
 
     def graph(self, start=None, end=None) -> Graph:
-        """What connects keys in the window: the calls that produced keys, the calls on keys' lives, each key's
-        figures. Kept for the window and scope, so a lineage, its lifecycle and its timeline cost one pass."""
+        """What connects keys in the window: the calls that produced keys and the calls on keys' lives, with
+        the figures of the keys followed so far. Kept for the window and scope, so a lineage, its lifecycle and
+        its timeline read the links once."""
         from .lineage import Graph
 
         within = Window.parse(start, end)
         known = (within.start, within.end, self.scope)
         if self._graph is None or self._graph[0] != known:
-            self._graph = (known, Graph(self.ask(questions.graph(within))))
+            self._graph = (known, Graph(self.ask(questions.links(within))))
         return self._graph[1]
+
+    def _followed(self, key: str, start, end, depth: int | None) -> Graph:
+        """The graph with the figures of every key of ``key``'s lineage (one query per round of new keys: one,
+        unless a federated console session leads further)."""
+        within = Window.parse(start, end)
+        graph = self.graph(within.start, within.end)
+        while True:
+            keys, users = graph.uncounted(key, depth)
+            if not keys and not users:
+                return graph
+            graph.add_figures(self.ask(questions.figures(keys, users, within)), [*keys, *users])
 
     def lineage(self, key: str, start=None, end=None, depth: int | None = None) -> pd.DataFrame:
         """Every key in the lineage of ``key``: its ancestors (depth -1, -2, ...: the key whose call produced it,
@@ -181,12 +193,13 @@ class Trail:
         """
         match = KeyMatch.parse(key)
         limit = positive_int(depth, "--depth") if depth is not None else None
-        return self.graph(start, end).lineage(match.value, limit)
+        return self._followed(match.value, start, end, limit).lineage(match.value, limit)
 
     def lifecycle(self, key: str, start=None, end=None) -> pd.DataFrame:
         """The key's birth and death, oldest first: the CreateAccessKey (or STS call, with the expiration it
         granted) that made it, UpdateAccessKey, DeleteAccessKey, and AWS's quarantine policy on its user."""
-        return self.graph(start, end).lifecycle(KeyMatch.parse(key).value)
+        key = KeyMatch.parse(key).value
+        return self._followed(key, start, end, 0).lifecycle(key)
 
     def timeline(self, key: str, start=None, end=None, depth: int | None = None) -> pd.DataFrame:
         """Every event of every key in the lineage of ``key``, oldest first: the ``usage`` columns and ``depth``

@@ -179,8 +179,10 @@ def _follow(trail: Trail, case: Case) -> tuple[dict, dict]:
     window, key = case.window, case.key.value
     lineage = trail.lineage(key, window.start, window.end)
     timeline = trail.timeline(key, window.start, window.end)
-    sql = {"chain": trail.engine.statement(questions.graph(window)),
-           "timeline": trail.engine.statement(questions.events_of(list(lineage["accesskeyid"]), window))}
+    keys = list(lineage["accesskeyid"])
+    sql = {"chain": trail.engine.statement(questions.links(window)) + "\n" +
+           trail.engine.statement(questions.figures(keys, [], window)),
+           "timeline": trail.engine.statement(questions.events_of(keys, window))}
     return {"lineage": lineage, "lifecycle": trail.lifecycle(key, window.start, window.end), "timeline": timeline}, sql
 
 

@@ -1,10 +1,10 @@
-"""Follow a key: its lineage both ways and its life, walked over the ``graph`` question's one pass.
+"""Follow a key: its lineage both ways and its life, walked over two questions' few rows.
 
-``graph`` (``queries/graph.sql``) returns three kinds of rows: every call that produced a key (``link``: STS
-credentials, IAM ``CreateAccessKey``), every call on a key's life (``life``: ``UpdateAccessKey``,
-``DeleteAccessKey``, AWS's quarantine policy attached to a user) and every key's own events counted (``key``).
-The walk is here, in plain pandas, on those few rows: the SQL stays one pass over the logs whatever the
-lineage's size, on both engines.
+``links`` (``queries/links.sql``) returns every call that produced a key (``link``: STS credentials, IAM
+``CreateAccessKey``) and every call on a key's life (``life``: ``UpdateAccessKey``, ``DeleteAccessKey``, AWS's
+quarantine policy attached to a user); ``figures`` counts the events of the keys the walk found. The walk is
+here, in plain Python, on those few rows: whatever the lineage's size or depth, the logs are read for the links
+once and for the lineage's keys once (on the local engine, each only where the files hold those strings).
 
 How keys are tied:
 - a key's *parent* is the key whose call produced it (``userIdentity.accessKeyId`` of the event whose
@@ -47,26 +47,50 @@ def _records(frame: "pd.DataFrame") -> list[dict]:
 
 
 class Graph:
-    """The ``graph`` answer, indexed: who produced each key, what each key produced, each key's figures."""
+    """The ``links`` answer, indexed: who produced each key, what each key produced; the keys' figures as they
+    are added (``add_figures``)."""
 
-    def __init__(self, answer: "pd.DataFrame"):
-        links = answer[answer["kind"] == "link"].sort_values(["via_time", "via_eventid"], na_position="last")
-        self.made: dict[str, dict] = {}  # key -> the (first) call that produced it
-        for row in _records(links):
+    def __init__(self, links: "pd.DataFrame"):
+        ordered = links[links["kind"] == "link"].sort_values(["via_time", "via_eventid"], na_position="last")
+        self.calls: dict[str, dict] = {}  # key -> the (first) call that produced it
+        for row in _records(ordered):
             if row["accesskeyid"] and row["errorcode"] is None:
-                self.made.setdefault(row["accesskeyid"], row)
-        self.life = _records(answer[answer["kind"] == "life"])
-        self.keys = {row["accesskeyid"]: row for row in _records(answer[answer["kind"] == "key"])}
+                self.calls.setdefault(row["accesskeyid"], row)
+        self.life = _records(links[links["kind"] == "life"])
+        self.keys: dict[str, dict] = {}  # key -> its figures
+        self.counted: set[str] = set()  # keys and federated users whose figures were asked
+        self._index()
+
+    def _index(self) -> None:
+        self.made = dict(self.calls)
         self._federated()
         self.children: dict[str, list[str]] = defaultdict(list)
         for key, row in sorted(self.made.items(), key=lambda kv: (str(kv[1]["via_time"]), kv[0])):
             if row["parent"]:
                 self.children[row["parent"]].append(key)
 
+    def add_figures(self, figures: "pd.DataFrame", asked) -> None:
+        """The figures of the keys (and federated users) ``asked``, as ``figures.sql`` counted them."""
+        self.keys.update({row["accesskeyid"]: row for row in _records(figures)})
+        self.counted.update(asked)
+        self._index()
+
+    def federated_users(self, keys) -> list[str]:
+        """The federated users made by GetFederationToken calls of ``keys`` (their console sessions' keys are
+        found by these ARNs)."""
+        return sorted({row["principalarn"] for k, row in self.calls.items() if row["parent"] in keys
+                       and row["via"] == "GetFederationToken" and row["principalarn"]})
+
+    def uncounted(self, key: str, depth: int | None = None) -> tuple[list[str], list[str]]:
+        """The keys of ``key``'s lineage, and the federated users it made, whose figures are not asked yet."""
+        keys = [key, *self.ancestors(key), *(k for k, _ in self.descendants(key, depth))]
+        return ([k for k in keys if k not in self.counted],
+                [u for u in self.federated_users(keys) if u not in self.counted])
+
     def _federated(self) -> None:
         """Console sessions of a federated user, tied to the GetFederationToken call that made the user."""
         users = {}
-        for key, row in self.made.items():
+        for key, row in self.calls.items():
             if row["via"] == "GetFederationToken" and row["principalarn"]:
                 users.setdefault(row["principalarn"], (key, row))
         for key, stats in self.keys.items():

@@ -50,6 +50,13 @@ class ScanHints:
     window: Window = field(default_factory=Window)
     key: str | None = None
     scope: Scope = field(default_factory=Scope)
+    #: literal strings every record the question needs contains one of (several keys, a lineage's links)
+    needles: tuple[str, ...] = ()
+
+    @property
+    def scan_key(self) -> str | None:
+        """What the local engine's fast scan looks for: the key, or the needles joined by ``|`` (any of them)."""
+        return self.key or ("|".join(self.needles) if self.needles else None)
 
 
 @dataclass(frozen=True)
@@ -121,16 +128,26 @@ def narrowed(request: Request, scope: Scope) -> Request:
     return replace(request, params={**request.params, **scope.params}, hints=replace(request.hints, scope=scope))
 
 
-def graph(within: Window = Window()) -> Request:
-    """What connects keys, in one pass: calls that produced keys, calls on keys' lives, each key's figures
-    (see ``trailkit.lineage``)."""
-    return Request(queries.get("graph"), _window_params(within), ScanHints(within))
+#: every record links.sql keeps holds one of these (its responseElements, or its eventName)
+LINK_NEEDLES = ('"credentials"', '"accessKey"', "UpdateAccessKey", "DeleteAccessKey", "AWSCompromisedKeyQuarantine")
+
+
+def links(within: Window = Window()) -> Request:
+    """What connects keys: calls that produced keys, calls on keys' lives (see ``trailkit.lineage``)."""
+    return Request(queries.get("links"), _window_params(within), ScanHints(within, needles=LINK_NEEDLES))
+
+
+def figures(keys: list[str], federated: list[str] = (), within: Window = Window()) -> Request:
+    """Each key's own figures (events, first and last seen, principal, source IPs), for ``keys`` and for the
+    keys of the federated users ``federated`` (ARNs)."""
+    params = {"keys": tuple(keys), "federated": tuple(federated), **_window_params(within)}
+    return Request(queries.get("figures"), params, ScanHints(within, needles=tuple(keys) + tuple(federated)))
 
 
 def events_of(keys: list[str], within: Window = Window()) -> Request:
     """The events of several keys (``usage`` of each, in one query): a lineage's timeline."""
     params = {"keys": tuple(keys), **_window_params(within)}
-    return Request(queries.get("usage"), params, ScanHints(within, keys[0] if len(keys) == 1 else None))
+    return Request(queries.get("usage"), params, ScanHints(within, needles=tuple(keys)))
 
 
 _PARAM_VALUE_TYPES = (str, int, float, bool, type(None))

@@ -149,7 +149,7 @@ class LocalEngine(Engine):
         found = self._listing(hints)
         needed = self._needed(found.files, hints)
         self._log["covered"] = len(prune(found.files, hints.window if hints else Window()))  # skipped ones too
-        key = hints.key if hints and self.fast_scan else None
+        key = hints.scan_key if hints and self.fast_scan else None
         cache = self.cache
         if cache is not None and key:
             select, params, read = cache.key_source(key, needed, found,
@@ -183,7 +183,7 @@ class LocalEngine(Engine):
         nothing cached can spare it: for the command line, which then imports DuckDB and opens the cache while
         the child inflates."""
         hints = request.hints
-        key = hints.key if self.fast_scan else None
+        key = hints.scan_key if self.fast_scan else None
         if not key or self._prefetched is not None:
             return
         if self._use_cache:
@@ -218,7 +218,8 @@ class LocalEngine(Engine):
             result.unreadable += bad
             names = {p for p, _ in bad}
             for f in result.whole_files:
-                result.documents += [(f.path, d) for d in self.parsed.get(f.path, ()) if key in d]
+                wanted = key.split("|")
+                result.documents += [(f.path, d) for d in self.parsed.get(f.path, ()) if any(n in d for n in wanted)]
             result.whole_files = [f for f in result.whole_files if f.path not in names and f.path not in self.parsed]
         return result
 
@@ -289,7 +290,7 @@ class LocalEngine(Engine):
             except Exception as e:  # duckdb.Error; the module is imported lazily
                 if not type(e).__module__.lstrip("_").startswith("duckdb") or type(e).__name__ == "InterruptException":
                     raise
-                direct = self.cache is None and not (hints and hints.key and self.fast_scan)
+                direct = self.cache is None and not (hints and hints.scan_key and self.fast_scan)
                 before = len(self.parsed)
                 bad = self._unreadable(self.files(hints)) if direct else []
                 if not bad and len(self.parsed) == before:  # not a file's fault: the query's

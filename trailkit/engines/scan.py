@@ -1,6 +1,8 @@
 """The fast path for a question about one key: inflate, look for the key's bytes, parse only what matches.
 
-An access key id is a literal 20-byte string. A file whose inflated bytes do not contain it holds none of the
+An access key id is a literal 20-byte string. The same path serves questions about a few keys, or about records
+that must contain one of a few literal strings (a lineage's links: ``"credentials"``, ``"accessKey"``, ...):
+the "key" is then the strings joined by ``|`` (which no key id or JSON key holds), any of them matching. A file whose inflated bytes do not contain it holds none of the
 key's events and needs no JSON parsing at all; in a file that does, only the records around each occurrence are
 cut out (CloudTrail writes each record starting with ``{"eventVersion"``; JSON-lines files hold one per line)
 and checked to parse. Anything unusual falls back to handing the whole file to DuckDB, so the answer never
@@ -55,8 +57,30 @@ class ScanResult:
     notes: list = field(default_factory=list)        # (path, how its records were found): exports
 
 
-def _records_around(data: bytes, key: bytes) -> list[bytes] | None:
-    """The records of a ``{"Records":[...]}`` document that contain ``key``, or None if the layout is unusual."""
+def needles(key: str) -> list[bytes]:
+    """The literal byte strings a scan for ``key`` looks for (``A|B``: any of them)."""
+    return [n.encode() for n in key.split("|") if n]
+
+
+def _escapes(found: list[bytes]) -> re.Pattern:
+    """JSON escapes (``\\u00XX``) of any character of the strings looked for: a file with one is parsed whole."""
+    chars = sorted({c for n in found for c in n})
+    if all(chr(c).isupper() or chr(c).isdigit() for c in chars):
+        return _ESCAPED
+    return re.compile(rb"\\u00(?:" + b"|".join(f"{c:02x}".encode() for c in chars) + rb")", re.I)
+
+
+def _records_around(data: bytes, key: bytes | list[bytes]) -> list[bytes] | None:
+    """The records of a ``{"Records":[...]}`` document that contain ``key`` (or any of several), or None if the
+    layout is unusual."""
+    if isinstance(key, list):
+        parts: dict[bytes, None] = {}
+        for one in key:
+            found = _records_around(data, one)
+            if found is None:
+                return None
+            parts.update(dict.fromkeys(bytes(piece) for piece in found))  # a record around two strings, once
+        return list(parts)
     out, seen = [], set()
     end_of_array = data.rfind(b"]")
     pos = data.find(key)
@@ -75,7 +99,9 @@ def _records_around(data: bytes, key: bytes) -> list[bytes] | None:
     return out
 
 
-def _lines_around(data: bytes, key: bytes) -> list[bytes]:
+def _lines_around(data: bytes, key: bytes | list[bytes]) -> list[bytes]:
+    if isinstance(key, list):
+        return list(dict.fromkeys(bytes(line) for one in key for line in _lines_around(data, one)))
     out, seen = [], set()
     pos = data.find(key)
     while pos != -1:
@@ -95,30 +121,31 @@ def _valid(pieces: list[bytes]) -> bool:
         return False
 
 
-def _scan_one(f: LogFile, key: bytes, gunzip, contains):
+def _scan_one(f: LogFile, key: list[bytes], gunzip, contains, escaped):
     """(status, payload) for one file; status is skip, docs, whole or bad."""
     try:
         raw = inflate.read(f.path)
         if raw[:4] == inflate.ZIP:  # an archive: every log file in it, parsed
             docs, how = exports.records_of(raw, f.path)
-            needle = key.decode()
-            return "docs", ([d.encode() for d in docs if needle in d], how)
+            wanted = [k.decode() for k in key]
+            return "docs", ([d.encode() for d in docs if any(n in d for n in wanted)], how)
         data = gunzip(raw) if inflate.gzipped(raw, f.path) else raw
     except inflate.CorruptGzip as e:  # unreadable (or a bomb): named by the caller
         return "bad", str(e)
     except Exception as e:
         return "bad", f"{type(e).__name__}: {e}"
-    if not contains(data, key):
+    hits = [k for k in key if contains(data, k)]
+    if not hits:
         # JSON may write any character as \uXXXX: a file with such escapes is parsed, not searched
-        if not (contains(data, b"\\u00") and _ESCAPED.search(data)):
+        if not (contains(data, b"\\u00") and escaped.search(data)):
             return "skip", None
         pieces, how = _parsed_around(data, key)
         return ("docs", (pieces, how)) if pieces else ("skip", None) if pieces is not None else ("whole", None)
     head = data[:64].lstrip()
     if head.startswith(b'{"Records"'):
-        pieces = _records_around(data, key)
+        pieces = _records_around(data, hits)
     elif head.startswith(b"{") and b"\n" in data.rstrip():
-        pieces = _lines_around(data, key)
+        pieces = _lines_around(data, hits)
     else:
         pieces = None
     # CloudTrail's own records, cut out around the key; anything else (an export, odd layouts) is parsed whole
@@ -130,24 +157,25 @@ def _scan_one(f: LogFile, key: bytes, gunzip, contains):
     return "docs", (pieces, how)
 
 
-def _parsed_around(data: bytes, key: bytes) -> tuple[list[bytes] | None, str]:
-    """The records that contain ``key``, found by parsing the whole document (pretty-printed files, records in
-    another key order, top-level arrays, exports, gzip under a plain name), and how they were found; None if
-    it does not parse whole (the whole-file path then says which file lost what)."""
+def _parsed_around(data: bytes, key: list[bytes]) -> tuple[list[bytes] | None, str]:
+    """The records that contain ``key`` (any of its strings), found by parsing the whole document (pretty-printed
+    files, records in another key order, top-level arrays, exports, gzip under a plain name), and how they were
+    found; None if it does not parse whole (the whole-file path then says which file lost what)."""
     try:
         records, how, bad = exports.read_text(data.decode("utf-8"))
     except (ValueError, RecursionError):
         return None, ""
     if bad:
         return None, ""
-    needle = key.decode()
+    wanted = [k.decode() for k in key]
     out = [json.dumps(r) for r in records]
-    return [r.encode() for r in out if needle in r], exports.describe(how)
+    return [r.encode() for r in out if any(n in r for n in wanted)], exports.describe(how)
 
 
 def scan(files: list[LogFile], key: str, threads: int | None = None) -> ScanResult:
-    """Find every record that contains ``key`` in ``files``; see the module docstring."""
-    needle = key.encode()
+    """Find every record that contains ``key`` (``A|B``: any of them) in ``files``; see the module docstring."""
+    needle = needles(key)
+    escaped = _escapes(needle)
     gunzip, contains = inflate.inflater(), _finder()
     result = ScanResult()
     if not files:
@@ -158,7 +186,7 @@ def scan(files: list[LogFile], key: str, threads: int | None = None) -> ScanResu
     batches = [files[i:i + 32] for i in range(0, len(files), 32)]
 
     def run(batch):
-        return [(f, *_scan_one(f, needle, gunzip, contains)) for f in batch]
+        return [(f, *_scan_one(f, needle, gunzip, contains, escaped)) for f in batch]
 
     with ThreadPoolExecutor(workers) as pool:
         for done in pool.map(run, batches):

@@ -1,3 +1,16 @@
+-- links: what connects keys: every call that produced an access key ("link": STS credentials in
+-- responseElements.credentials, IAM's responseElements.accessKey) and every call on a key's life ("life":
+-- UpdateAccessKey, DeleteAccessKey, AWS's quarantine policy attached to a user). trailkit walks them in Python
+-- (trailkit.lineage), then counts the lineage's keys with figures.sql.
+-- An event delivered more than once (same eventid: CloudTrail retries, an organization trail beside the account's
+-- own, overlapping exports) is counted once: "delivered" numbers each event's copies.
+-- Times are compared as instants ("instant": an offset such as +02:00 is honoured); a record whose eventtime
+-- does not parse is kept where no window is asked (its time then shows as empty) and left out of windows.
+-- Lines tagged "-- if: NAME" are kept only when parameter NAME is given; {partitions} is where an engine with
+-- partitions bounds them (Athena: date, account, region).
+-- columns: kind:string accesskeyid:string parent:string via:string via_time:time via_eventid:string
+--          via_principal:string principalarn:string username:string expiration:time detail:string errorcode:string
+--          sourceipaddress:string
 WITH delivered AS (
   SELECT
     eventtime,
@@ -15,10 +28,14 @@ WITH delivered AS (
     requestparameters,
     try(from_iso8601_timestamp(eventtime)) AS instant,
     row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
-  FROM "security"."cloudtrail_logs"
-  WHERE TRUE
-    AND try(from_iso8601_timestamp(eventtime)) >= from_iso8601_timestamp('2026-10-24T00:00:00.000Z')
-    AND try(from_iso8601_timestamp(eventtime)) < from_iso8601_timestamp('2026-10-26T00:00:00.000Z')
+  FROM cloudtrail
+  WHERE (responseelements LIKE '%"credentials"%' OR responseelements LIKE '%"accessKey"%'
+         OR eventname IN ('UpdateAccessKey', 'DeleteAccessKey', 'AttachUserPolicy', 'PutUserPolicy'))
+    AND recipientaccountid IN (:accounts)                                         -- if: accounts
+    AND awsregion IN (:regions)                                                   -- if: regions
+    {partitions}
+    AND try(from_iso8601_timestamp(eventtime)) >= from_iso8601_timestamp(:start)  -- if: start
+    AND try(from_iso8601_timestamp(eventtime)) < from_iso8601_timestamp(:end)     -- if: end
 )
 SELECT
   'link' AS kind,
@@ -34,11 +51,7 @@ SELECT
   json_extract_scalar(responseelements, '$.credentials.expiration') AS expiration,
   json_extract_scalar(responseelements, '$.accessKey.status') AS detail,
   errorcode,
-  sourceipaddress,
-  CAST(NULL AS bigint) AS events,
-  CAST(NULL AS varchar) AS first_seen,
-  CAST(NULL AS varchar) AS last_seen,
-  CAST(NULL AS varchar) AS sourceips
+  sourceipaddress
 FROM delivered
 WHERE (delivery = 1 OR eventid IS NULL) AND produced IS NOT NULL
 UNION ALL
@@ -57,34 +70,8 @@ SELECT
            json_extract_scalar(requestparameters, '$.policyArn'),
            json_extract_scalar(requestparameters, '$.policyName')) AS detail,
   errorcode,
-  sourceipaddress,
-  CAST(NULL AS bigint) AS events,
-  CAST(NULL AS varchar) AS first_seen,
-  CAST(NULL AS varchar) AS last_seen,
-  CAST(NULL AS varchar) AS sourceips
+  sourceipaddress
 FROM delivered
 WHERE (delivery = 1 OR eventid IS NULL)
   AND (eventname IN ('UpdateAccessKey', 'DeleteAccessKey')
        OR eventname IN ('AttachUserPolicy', 'PutUserPolicy') AND requestparameters LIKE '%AWSCompromisedKeyQuarantine%')
-UNION ALL
-SELECT
-  'key' AS kind,
-  accesskeyid,
-  CAST(NULL AS varchar) AS parent,
-  CAST(NULL AS varchar) AS via,
-  CAST(NULL AS varchar) AS via_time,
-  CAST(NULL AS varchar) AS via_eventid,
-  CAST(NULL AS varchar) AS via_principal,
-  max(principalarn) AS principalarn,
-  max(username) AS username,
-  CAST(NULL AS varchar) AS expiration,
-  CAST(NULL AS varchar) AS detail,
-  CAST(NULL AS varchar) AS errorcode,
-  CAST(NULL AS varchar) AS sourceipaddress,
-  count(*) AS events,
-  min_by(eventtime, instant) AS first_seen,
-  max_by(eventtime, instant) AS last_seen,
-  array_join(array_sort(array_agg(DISTINCT sourceipaddress)), ', ') AS sourceips
-FROM delivered
-WHERE (delivery = 1 OR eventid IS NULL) AND accesskeyid IS NOT NULL AND accesskeyid <> ''
-GROUP BY accesskeyid

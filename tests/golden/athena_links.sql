@@ -16,8 +16,8 @@ WITH delivered AS (
     try(from_iso8601_timestamp(eventtime)) AS instant,
     row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
   FROM "security"."cloudtrail_logs"
-  WHERE TRUE
-    AND "timestamp" BETWEEN '2026/10/24' AND '2026/10/26'
+  WHERE (responseelements LIKE '%"credentials"%' OR responseelements LIKE '%"accessKey"%'
+         OR eventname IN ('UpdateAccessKey', 'DeleteAccessKey', 'AttachUserPolicy', 'PutUserPolicy'))
     AND try(from_iso8601_timestamp(eventtime)) >= from_iso8601_timestamp('2026-10-24T00:00:00.000Z')
     AND try(from_iso8601_timestamp(eventtime)) < from_iso8601_timestamp('2026-10-26T00:00:00.000Z')
 )
@@ -35,11 +35,7 @@ SELECT
   json_extract_scalar(responseelements, '$.credentials.expiration') AS expiration,
   json_extract_scalar(responseelements, '$.accessKey.status') AS detail,
   errorcode,
-  sourceipaddress,
-  CAST(NULL AS bigint) AS events,
-  CAST(NULL AS varchar) AS first_seen,
-  CAST(NULL AS varchar) AS last_seen,
-  CAST(NULL AS varchar) AS sourceips
+  sourceipaddress
 FROM delivered
 WHERE (delivery = 1 OR eventid IS NULL) AND produced IS NOT NULL
 UNION ALL
@@ -58,34 +54,8 @@ SELECT
            json_extract_scalar(requestparameters, '$.policyArn'),
            json_extract_scalar(requestparameters, '$.policyName')) AS detail,
   errorcode,
-  sourceipaddress,
-  CAST(NULL AS bigint) AS events,
-  CAST(NULL AS varchar) AS first_seen,
-  CAST(NULL AS varchar) AS last_seen,
-  CAST(NULL AS varchar) AS sourceips
+  sourceipaddress
 FROM delivered
 WHERE (delivery = 1 OR eventid IS NULL)
   AND (eventname IN ('UpdateAccessKey', 'DeleteAccessKey')
        OR eventname IN ('AttachUserPolicy', 'PutUserPolicy') AND requestparameters LIKE '%AWSCompromisedKeyQuarantine%')
-UNION ALL
-SELECT
-  'key' AS kind,
-  accesskeyid,
-  CAST(NULL AS varchar) AS parent,
-  CAST(NULL AS varchar) AS via,
-  CAST(NULL AS varchar) AS via_time,
-  CAST(NULL AS varchar) AS via_eventid,
-  CAST(NULL AS varchar) AS via_principal,
-  max(principalarn) AS principalarn,
-  max(username) AS username,
-  CAST(NULL AS varchar) AS expiration,
-  CAST(NULL AS varchar) AS detail,
-  CAST(NULL AS varchar) AS errorcode,
-  CAST(NULL AS varchar) AS sourceipaddress,
-  count(*) AS events,
-  min_by(eventtime, instant) AS first_seen,
-  max_by(eventtime, instant) AS last_seen,
-  array_join(array_sort(array_agg(DISTINCT sourceipaddress)), ', ') AS sourceips
-FROM delivered
-WHERE (delivery = 1 OR eventid IS NULL) AND accesskeyid IS NOT NULL AND accesskeyid <> ''
-GROUP BY accesskeyid
