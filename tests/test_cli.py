@@ -294,3 +294,14 @@ def test_scope_and_cost_options_are_checked(capsys, sample, option, value, needl
 def test_athena_options_without_athena_are_refused(capsys, sample):
     code, _, err = run(capsys, "usage", KEY, "--logs", str(sample), "--max-scan", "5GB")
     assert code == 2 and "--athena" in err
+
+
+def test_progress_is_drawn_on_a_terminal_after_two_seconds(capsys):
+    from trailkit.output import progress
+
+    progress("scanning log files: 10 of 100 (10%), about 9 s left", 1.0, False)
+    assert capsys.readouterr().err == ""  # quick work says nothing
+    progress("scanning log files: 50 of 100 (50%), about 3 s left", 3.0, False)
+    assert "50 of 100" in capsys.readouterr().err
+    progress("scanning log files: 100 of 100 (100%), about 0 s left", 6.0, True)
+    assert capsys.readouterr().err.strip() == ""  # the line is cleared when the work ends

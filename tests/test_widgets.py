@@ -101,3 +101,20 @@ def test_one_click_follows_another_key_of_the_lineage(sample, records):
     assert KEY in {b.description for b in panel.lineage.children if hasattr(b, "on_click")}  # and back again
     expected = sum(1 for r in records(sample) if r["userIdentity"].get("accessKeyId") == other)
     assert len(panel.investigation.usage) == expected
+
+
+def test_long_work_says_how_far_it_is_in_the_status_line(logs_copy, monkeypatch):
+    """A scan past ~2 s reports files done and an estimate: the scan's clock is made slow to make it long."""
+    from types import SimpleNamespace
+
+    from trailkit.engines import scan
+
+    ticks = iter(range(0, 100_000, 3))
+    monkeypatch.setattr(scan, "time", SimpleNamespace(monotonic=lambda: float(next(ticks))))
+    said = []
+    panel = InvestigationPanel(logs=str(logs_copy), key=KEY)  # a folder never cached: its files are scanned
+    original = panel._say
+    monkeypatch.setattr(panel, "_say", lambda text, error=False: (said.append(text), original(text, error)))
+    panel.button.click()
+    assert any("scanning log files:" in s and "s left" in s for s in said), said
+    assert panel.investigation is not None

@@ -13,7 +13,7 @@ import warnings
 from .contract import visible
 from .commands import cache_command, fetch_command, follow, settings_of
 from .errors import InvalidInput, Notice, ReadAs, TrailkitError
-from .output import athena_progress, say_figures, write_result  # noqa: F401 (write_result: the API's)
+from .output import progress, say_figures, write_result  # noqa: F401 (write_result: the API's)
 
 FORMATS = ("table", "csv", "json")
 
@@ -235,8 +235,8 @@ def _run(args) -> int:
     from .investigate import Trail
 
     with Trail.open(settings_of(args)) as trail:
-        if sys.stderr.isatty() and hasattr(trail.engine, "on_progress"):
-            trail.engine.on_progress = athena_progress
+        if sys.stderr.isatty():
+            trail.engine.on_progress = progress
         if args.dry_run:
             sys.stdout.write(trail.explain(request))
             return 0

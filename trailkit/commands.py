@@ -7,7 +7,7 @@ import sys
 
 from .contract import CONTROL, visible
 from .errors import TrailkitError
-from .output import say_figures, write_result
+from .output import progress, say_figures, write_result
 
 def settings_of(args):
     """The engine the options name: one place (``EngineSettings``) applies the environment fallbacks."""
@@ -52,6 +52,8 @@ def follow(args) -> int:
     depth = getattr(args, "depth", None)
     depth = positive_int(depth, "--depth") if depth is not None else None
     with Trail.open(settings_of(args)) as trail:
+        if sys.stderr.isatty():
+            trail.engine.on_progress = progress
         if args.dry_run:
             sys.stdout.write(trail.explain(questions.links(within)))
             print("-- then the figures of every key the walk finds: figures.sql with useridentity.accesskeyid IN "

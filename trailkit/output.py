@@ -57,11 +57,13 @@ def say_figures(trail) -> None:
               "once", file=sys.stderr)
 
 
-def athena_progress(state: str, elapsed: float, scanned: int) -> None:
-    """A query's state on the terminal once it has run ~2 s, rewritten in place, cleared when it ends."""
-    if elapsed < 2:
+_drawn = [0.0]  # when progress was last drawn
+
+
+def progress(line: str, seconds: float, finished: bool) -> None:
+    """Long work's progress on the terminal once it has run ~2 s, rewritten in place, cleared when it ends."""
+    if seconds < 2 or not finished and 0 <= seconds - _drawn[0] < 0.1:  # at most ten lines a second (a new task starts over)
         return
-    line = "" if state in ("SUCCEEDED", "FAILED", "CANCELLED") else \
-        f"athena: {state.lower()} for {elapsed:.0f} s, {scanned / 1024 ** 2:,.1f} MB scanned so far"
-    sys.stderr.write("\r" + line.ljust(70) + ("\r" if not line else ""))
+    _drawn[0] = seconds
+    sys.stderr.write("\r" + ("" if finished else visible(line)[:100]).ljust(100) + ("\r" if finished else ""))
     sys.stderr.flush()

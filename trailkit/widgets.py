@@ -117,7 +117,16 @@ class InvestigationPanel:
         try:
             case = Case.parse(self.key.value, self.start.value, self.end.value, self.allowed.value.strip() or None)
             with Trail.open(self.settings()) as trail:
-                done = investigate(trail, case, progress=lambda text: self._say(f"Investigating: {text}"))
+                step = {"text": ""}
+
+                def say(text: str) -> None:
+                    step["text"] = text
+                    self._say(f"Investigating: {text}")
+
+                # long work (a cold scan, a running Athena query) says how far it is in the status line
+                trail.engine.on_progress = lambda line, seconds, finished: None if seconds < 2 or finished else \
+                    self._say(f"Investigating: {step['text']} {line}")
+                done = investigate(trail, case, progress=say)
         except TrailkitError as e:
             self._say(str(e), error=True)
             self.out.append_display_data(_html(f"<p style='color:#B03000'><b>Cannot investigate:</b> {html.escape(str(e))}</p>"))

@@ -169,8 +169,6 @@ class AthenaEngine(Engine):
         self._partitioning: Partitioning | None = None
         self._retries = 0
         self._told: set[str] = set()
-        #: called with (state, seconds, bytes scanned) while a query runs (the CLI's and panel's progress line)
-        self.on_progress = None
 
     @property
     def table_name(self) -> str:

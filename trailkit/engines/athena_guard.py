@@ -132,7 +132,8 @@ class Watch:
     def __call__(self, execution) -> None:
         elapsed, scanned = time.monotonic() - self.began, execution.data_scanned_in_bytes or 0
         if self.engine.on_progress is not None:
-            self.engine.on_progress(execution.state, elapsed, scanned)
+            self.engine.on_progress(f"athena: query {execution.state.lower()} for {elapsed:.0f} s, "
+                                    f"{size(scanned)} scanned so far", elapsed, execution.state in TERMINAL)
         if execution.state in TERMINAL or self.stopped:
             return
         if self.timeout is not None and elapsed > self.timeout:

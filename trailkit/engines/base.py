@@ -89,6 +89,8 @@ class Engine(ABC):
 
     def __init__(self):
         self.history: list[QueryStats] = []
+        #: long work's progress: called with (a line saying how far it is, seconds since it began, finished)
+        self.on_progress = None
 
     # -- what callers use
 

@@ -193,7 +193,8 @@ class LocalEngine(Engine):
                 return
         from .scan import ForkedScan
 
-        self._prefetched = ForkedScan.start(os.fspath(self.path), hints.window, key, self.threads)
+        self._prefetched = ForkedScan.start(os.fspath(self.path), hints.window, key, self.threads,
+                                            self._scan_progress())
 
     def _scan(self, files: list[LogFile], key: str):
         from .scan import scan
@@ -203,7 +204,20 @@ class LocalEngine(Engine):
             result = pending.result(files, key, self.threads)
             if result is not None:
                 return result
-        return scan(files, key, self.threads)
+        return scan(files, key, self.threads, self._scan_progress())
+
+    def _scan_progress(self):
+        """The scan's progress as a line for ``on_progress`` (files done, and an estimate of the time left)."""
+        report = self.on_progress
+        if report is None:
+            return None
+
+        def said(done: int, total: int, seconds: float) -> None:
+            left = seconds / done * (total - done) if done else 0
+            report(f"scanning log files: {done:,} of {total:,} ({100 * done // max(total, 1)}%), about {left:.0f} s "
+                   "left", seconds, done >= total)
+
+        return said
 
     def _checked(self, result, key: str):
         """Files the scan handed back whole are read by DuckDB: make sure it can, or read what can be read of

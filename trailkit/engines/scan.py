@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -172,8 +173,10 @@ def _parsed_around(data: bytes, key: list[bytes]) -> tuple[list[bytes] | None, s
     return [r.encode() for r in out if any(n in r for n in wanted)], exports.describe(how)
 
 
-def scan(files: list[LogFile], key: str, threads: int | None = None) -> ScanResult:
-    """Find every record that contains ``key`` (``A|B``: any of them) in ``files``; see the module docstring."""
+def scan(files: list[LogFile], key: str, threads: int | None = None, progress=None) -> ScanResult:
+    """Find every record that contains ``key`` (``A|B``: any of them) in ``files``; see the module docstring.
+
+    ``progress(files_done, files, seconds)`` is called after each batch of files (from this thread)."""
     needle = needles(key)
     escaped = _escapes(needle)
     gunzip, contains = inflate.inflater(), _finder()
@@ -188,8 +191,12 @@ def scan(files: list[LogFile], key: str, threads: int | None = None) -> ScanResu
     def run(batch):
         return [(f, *_scan_one(f, needle, gunzip, contains, escaped)) for f in batch]
 
+    began, finished = time.monotonic(), 0
     with ThreadPoolExecutor(workers) as pool:
         for done in pool.map(run, batches):
+            finished += len(done)
+            if progress is not None:
+                progress(finished, len(files), time.monotonic() - began)
             for f, status, payload in done:
                 if status == "skip":
                     continue
@@ -235,7 +242,7 @@ class ForkedScan:
         self.pid, self.fd, self.key = pid, fd, key
 
     @classmethod
-    def start(cls, root: str, window, key: str, threads: int | None = None) -> ForkedScan | None:
+    def start(cls, root: str, window, key: str, threads: int | None = None, progress=None) -> ForkedScan | None:
         import sys
         import threading
 
@@ -250,7 +257,7 @@ class ForkedScan:
                 from .layout import listing, prune
 
                 files = prune(listing(root, window, stat=False).files, window)
-                payload = ("ok", [f.path for f in files], scan(files, key, threads))
+                payload = ("ok", [f.path for f in files], scan(files, key, threads, progress))
             except BaseException as e:  # noqa: B036 - whatever happens is reported, then the child exits
                 payload = ("error", f"{type(e).__name__}: {e}", None)
             try:
