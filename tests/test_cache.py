@@ -285,7 +285,7 @@ def test_the_command_line_answers_the_same_with_its_forked_scan(capsys, sample, 
     monkeypatch.setenv("TRAILKIT_CACHE", str(tmp_path))
     # a fresh interpreter, as from the shell; it says on stderr whether its scan ran in a child
     code = ("import sys; from trailkit.engines import scan; start = scan.ForkedScan.start; forked = []\n"
-            "scan.ForkedScan.start = lambda *a: forked.append(start(*a)) or forked[-1]\n"
+            "scan.ForkedScan.start = lambda *a, **k: forked.append(start(*a, **k)) or forked[-1]\n"
             "from trailkit.cli import main; main(sys.argv[1:]); print(bool(forked and forked[0]), file=sys.stderr)")
 
     def cli(*args):
@@ -310,3 +310,39 @@ def test_the_forked_scan_names_an_unreadable_file(logs_copy, tmp_path):
     assert proc.returncode == 0 and "203.0.113.10" in proc.stdout
     warnings_ = [line for line in proc.stderr.splitlines() if "skipped unreadable file" in line]
     assert len(warnings_) == 1 and "x.json.gz" in warnings_[0]
+
+
+def _files_using(folder, key) -> set:
+    """The log files whose records are made with ``key``, by plain gzip and json."""
+    out = set()
+    for path in folder.rglob("*.json.gz"):
+        if "Digest" in str(path):
+            continue
+        if any(r["userIdentity"].get("accessKeyId") == key for r in json.loads(gzip.decompress(path.read_bytes()))["Records"]):
+            out.add(str(path))
+    return out
+
+
+def test_after_one_question_another_key_reads_only_the_files_that_use_it(logs_copy, tmp_path, records):
+    """The first scan notes each file's key ids; a key never asked before then reads only its own files, with
+    files changed since, and files the index cannot vouch for (JSON escapes, exports), read anyway."""
+    other = "ASIA3OPSADMINTMP0001"
+    day = logs_copy / "AWSLogs" / "111122223333" / "CloudTrail" / "us-east-1" / "2026" / "10" / "24"
+    escaped = json.dumps({"Records": [dict(records(logs_copy)[0], eventID="esc-1",
+                                           userIdentity={"type": "AssumedRole", "accessKeyId": other})]})
+    (day / "escaped.json.gz").write_bytes(gzip.compress(escaped.replace(f'"{other}"', '"\\u0041' + other[1:] + '"').encode()))
+    (logs_copy / "export.jsonl").write_text(json.dumps(dict(records(logs_copy)[0], eventID="exp-1",
+                                                             userIdentity={"accessKeyId": other})) + "\n")
+    with Trail(LocalEngine(logs_copy, cache_dir=tmp_path / "c")) as trail:
+        trail.ips(KEY)  # reads every file once, and notes their keys
+        first = trail.last.files
+        using = _files_using(logs_copy, other) | {str(day / "escaped.json.gz"), str(logs_copy / "export.jsonl")}
+        got = trail.usage(other)
+        assert trail.last.files == len(using) < first  # only the files that use it, and those not indexable
+    want = {r["eventID"] for r in records(logs_copy) if r["userIdentity"].get("accessKeyId") == other}
+    assert set(got["eventid"]) == want | {"esc-1", "exp-1"}
+    # a file changed after it was indexed is read again
+    (day / "late.json.gz").write_bytes(gzip.compress(json.dumps({"Records": [dict(records(logs_copy)[0], eventID="late-1",
+                                                              userIdentity={"accessKeyId": "AKIALATEARRIVAL00001"})]}).encode()))
+    with Trail(LocalEngine(logs_copy, cache_dir=tmp_path / "c")) as trail:
+        assert list(trail.usage("AKIALATEARRIVAL00001")["eventid"]) == ["late-1"]

@@ -5,6 +5,7 @@ import sys
 import time
 
 from trailkit import Trail
+from trailkit.investigation import Case, investigate
 
 logs, key, day = sys.argv[1:4]
 trail = Trail.local(logs)
@@ -13,6 +14,7 @@ questions = {
     "distinct IPs": lambda: trail.ips(key),
     "key usage, one day": lambda: trail.usage(key, start=day, end=day),
     "one-day window (every event)": lambda: trail.window(day, day),
+    "full investigation with the 5-key lineage": lambda: investigate(trail, Case.parse(key)),
 }
 out = {}
 for name, ask in questions.items():

@@ -73,6 +73,14 @@ def ips_from(text: str, header: bool) -> dict:
     return {r[0]: (int(r[1]), r[2], r[3]) for r in rows if r}
 
 
+def chain_matches(text: str, lineage: dict) -> bool:
+    """Every planted key of the lineage with its parent, call and events (the corpus's templates may add keys
+    minted by the planted key's copied records: those may be there too)."""
+    rows = {r["accesskeyid"]: r for r in csv.DictReader(io.StringIO(text))}
+    return all(k in rows and (rows[k]["parent"] or None) == v["parent"] and (rows[k]["via"] or None) == v["via"]
+               and int(rows[k]["events"]) == v["events"] for k, v in lineage.items())
+
+
 def truth_ips(truth: dict) -> dict:
     return {ip: (v["events"], v["first_seen"], v["last_seen"]) for ip, v in truth["ips"].items()}
 
@@ -143,6 +151,14 @@ def bench_size(records: int, base: Path, repeat: int, pandas_max: int) -> dict:
         lambda out: int(out) == truth["window_day_events"])
     run(f"one-day window ({day}), warm", f"{tk} window --start {day} --end {day} --logs {logs} --format csv | tail -n +2 | wc -l",
         lambda out: int(out) == truth["window_day_events"], setup=f"{tk} window --start {day} --end {day} --logs {logs} --format csv > /dev/null")
+    lineage = truth["lineage"]
+    other = next(k for k, v in lineage.items() if v["parent"] == key and k.startswith("ASIA"))
+    run("trailkit chain (5 keys, 3 levels), cold (--no-cache)", f"{tk} chain {key} --logs {logs} --no-cache --format csv",
+        lambda out: chain_matches(out, lineage))
+    run("trailkit chain, warm", f"{tk} chain {key} --logs {logs} --format csv", lambda out: chain_matches(out, lineage),
+        setup=f"{tk} chain {key} --logs {logs} --format csv > /dev/null")
+    run("a key never asked, after one question (cache on)", f"{tk} usage {other} --logs {logs} --format csv | tail -n +2 | wc -l",
+        lambda out: int(out) == lineage[other]["events"], setup=f"{clear}; {tk} ips {key} --logs {logs} --format csv > /dev/null")
     inproc = measure(f"{PY} -m tests.bench.inprocess {logs} {key} {day}", 1, env)
     results["in-process warm"] = {"ms": json.loads(inproc["out"])}
     print(f"  in-process, warm (median ms): {results['in-process warm']['ms']}", flush=True)

@@ -27,7 +27,8 @@ from ..paths import cache_dir
 from .duck import EMPTY, records_sql, source
 from .layout import Listing, LogFile
 
-VERSION = 4
+VERSION = 5
+_KEY_ID = re.compile(r"^[A-Z0-9]{20}$")  # what the index holds (see scan.key_ids)
 
 
 def cache_path(root: str | os.PathLike, directory: str | os.PathLike | None = None) -> Path:
@@ -112,6 +113,10 @@ class Cache:
                 con.execute("CREATE TABLE key_records AS SELECT ''::VARCHAR AS key, * FROM ("
                             + records_sql(EMPTY, keep="filename") + ")")
                 con.execute("CREATE TABLE rec_files (path VARCHAR, size BIGINT, mtime BIGINT, ctime BIGINT)")
+                # each scanned file's key ids (NULL: not indexable), so a question about another key skips the
+                # files that do not use it (see scan.key_ids)
+                con.execute("CREATE TABLE key_index (path VARCHAR, size BIGINT, mtime BIGINT, ctime BIGINT, "
+                            "keys VARCHAR[])")
                 con.execute("CREATE TABLE records AS " + records_sql(EMPTY, keep="filename"))
         except Exception:
             con.close()
@@ -191,15 +196,24 @@ class Cache:
         ``scan(files)`` is the engine's fast scan. Also returns how many log files had to be read.
         """
         gone, stale = self._stale("key_files", key, needed, found)
-        self.unreadable = []
+        self.unreadable, spared = [], set()
         if gone or stale:
-            result = scan(stale)
+            spared = self._spared(key, stale)
+            result = scan([f for f in stale if f.path not in spared])
             bad = {p for p, _ in result.unreadable}
             scanned = [f for f in stale if f.path not in bad]  # unreadable ones are tried (and named) again
+            indexed = [f for f in stale if f.path in result.index]
 
             def work():
                 self._forget({"key_records": "filename", "key_files": "path"}, key, gone + [f.path for f in stale])
                 self._add_files("key_files", key, scanned)
+                if indexed:
+                    self._forget({"key_index": "path"}, None, [f.path for f in indexed])
+                    self.con.execute("INSERT INTO key_index SELECT unnest($path), unnest($size), unnest($mtime), "
+                                     "unnest($ctime), unnest($keys)", {
+                                         "path": [_db(f.path) for f in indexed], "size": [f.size for f in indexed],
+                                         "mtime": [f.mtime_ns for f in indexed], "ctime": [f.ctime_ns for f in indexed],
+                                         "keys": [result.index[f.path] for f in indexed]})
                 insert = "INSERT INTO key_records SELECT $k, * FROM "
                 if result.documents:
                     docs = "(SELECT unnest($docs)::JSON AS json, unnest($paths) AS filename)"
@@ -215,7 +229,25 @@ class Cache:
             self.unreadable = result.unreadable
         self._up_to_date("key_files", key, found, needed)
         only = self._only(("key_files", key), needed)
-        return "SELECT * EXCLUDE (key, filename) FROM key_records WHERE key = $k" + only, {"k": key}, len(stale)
+        return ("SELECT * EXCLUDE (key, filename) FROM key_records WHERE key = $k" + only, {"k": key},
+                len(stale) - len(spared))
+
+    def _spared(self, key: str, stale: list[LogFile]) -> set[str]:
+        """The ``stale`` files the index says hold none of ``key``'s ids (unchanged since they were indexed):
+        they need no reading. Only for key ids (a lineage's links are other strings)."""
+        wanted = key.split("|")
+        if not stale or not all(_KEY_ID.match(k) for k in wanted):
+            return set()
+        self.con.execute("CREATE OR REPLACE TEMP TABLE tk_stale AS SELECT unnest($p) AS path", {"p": [_db(f.path) for f in stale]})
+        rows = self.con.execute("SELECT path, size, mtime, ctime, keys FROM key_index WHERE path IN "
+                                "(SELECT path FROM tk_stale) AND keys IS NOT NULL").fetchall()
+        index = {p: ((s, m, c), set(keys)) for p, s, m, c, keys in rows}
+        spared = set()
+        for f in stale:
+            stamp, keys = index.get(_db(f.path), (None, None))
+            if stamp == (f.size, f.mtime_ns, f.ctime_ns) and not keys.intersection(wanted):
+                spared.add(f.path)
+        return spared
 
     def records_source(self, needed: list[LogFile], found: Listing, find_unreadable,
                        parsed: dict | None = None, prepare=None) -> tuple[str, int]:

@@ -153,7 +153,7 @@ class LocalEngine(Engine):
         cache = self.cache
         if cache is not None and key:
             select, params, read = cache.key_source(key, needed, found,
-                                                    lambda fs: self._checked(self._scan(fs, key), key))
+                                                    lambda fs: self._checked(self._scan(fs, key, index=True), key))
             self._skip(cache.unreadable)
             # A view cannot take parameters: the key's rows go to a temporary table first (a few thousand rows).
             self.con.execute("CREATE OR REPLACE TEMP TABLE tk_rows AS " + select, params)
@@ -194,17 +194,18 @@ class LocalEngine(Engine):
         from .scan import ForkedScan
 
         self._prefetched = ForkedScan.start(os.fspath(self.path), hints.window, key, self.threads,
-                                            self._scan_progress())
+                                            self._scan_progress(), index=self._use_cache)
 
-    def _scan(self, files: list[LogFile], key: str):
+    def _scan(self, files: list[LogFile], key: str, index: bool = False):
+        """The fast scan of ``files`` for ``key`` (with ``index``, noting each file's key ids for the cache)."""
         from .scan import scan
 
         pending, self._prefetched = self._prefetched, None
         if pending is not None:
-            result = pending.result(files, key, self.threads)
+            result = pending.result(files, key, self.threads, index)
             if result is not None:
                 return result
-        return scan(files, key, self.threads, self._scan_progress())
+        return scan(files, key, self.threads, self._scan_progress(), index)
 
     def _scan_progress(self):
         """The scan's progress as a line for ``on_progress`` (files done, and an estimate of the time left)."""

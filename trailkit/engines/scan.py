@@ -56,6 +56,23 @@ class ScanResult:
     whole_files: list = field(default_factory=list)  # files to read the ordinary way (odd layouts)
     unreadable: list = field(default_factory=list)   # (path, reason)
     notes: list = field(default_factory=list)        # (path, how its records were found): exports
+    index: dict = field(default_factory=dict)        # path -> the key ids its records use, or None (see key_ids)
+
+
+# the caller's key of a record, as CloudTrail writes it (``userIdentity.accessKeyId``, compact JSON); key ids are
+# 20 capital letters and digits, and only questions about such a key use the index
+_KEY_FIELD = re.compile(rb'"accessKeyId":"([A-Z0-9]{20})"')
+
+
+def key_ids(data: bytes) -> tuple[str, ...] | None:
+    """Every ``accessKeyId`` value in a delivered file (``{"Records":[...]}``, written compact as CloudTrail
+    does): the index that lets a question about another key skip the files that do not use it. None when the file
+    cannot be indexed this way (another layout, spaces around its colons, or JSON escapes that could hide a key):
+    such a file is always scanned."""
+    if not data[:64].lstrip().startswith(b'{"Records":') or b"\\u00" in data or b'"accessKeyId" :' in data \
+            or b'"accessKeyId": ' in data:
+        return None
+    return tuple(sorted({m.decode("ascii", "replace") for m in _KEY_FIELD.findall(data)}))
 
 
 def needles(key: str) -> list[bytes]:
@@ -122,26 +139,35 @@ def _valid(pieces: list[bytes]) -> bool:
         return False
 
 
-def _scan_one(f: LogFile, key: list[bytes], gunzip, contains, escaped):
-    """(status, payload) for one file; status is skip, docs, whole or bad."""
+def _scan_one(f: LogFile, key: list[bytes], gunzip, contains, escaped, index: dict | None = None):
+    """(status, payload) for one file; status is skip, docs, whole or bad. With ``index``, the file's key ids are
+    noted in it (see ``key_ids``)."""
+    status, payload, data = _scan_data(f, key, gunzip, contains, escaped)
+    if index is not None and status != "bad":
+        index[f.path] = key_ids(data) if data is not None else None
+    return status, payload
+
+
+def _scan_data(f: LogFile, key: list[bytes], gunzip, contains, escaped):
+    data = None
     try:
         raw = inflate.read(f.path)
         if raw[:4] == inflate.ZIP:  # an archive: every log file in it, parsed
             docs, how = exports.records_of(raw, f.path)
             wanted = [k.decode() for k in key]
-            return "docs", ([d.encode() for d in docs if any(n in d for n in wanted)], how)
+            return "docs", ([d.encode() for d in docs if any(n in d for n in wanted)], how), None
         data = gunzip(raw) if inflate.gzipped(raw, f.path) else raw
     except inflate.CorruptGzip as e:  # unreadable (or a bomb): named by the caller
-        return "bad", str(e)
+        return "bad", str(e), None
     except Exception as e:
-        return "bad", f"{type(e).__name__}: {e}"
+        return "bad", f"{type(e).__name__}: {e}", None
     hits = [k for k in key if contains(data, k)]
     if not hits:
         # JSON may write any character as \uXXXX: a file with such escapes is parsed, not searched
         if not (contains(data, b"\\u00") and escaped.search(data)):
-            return "skip", None
+            return "skip", None, data
         pieces, how = _parsed_around(data, key)
-        return ("docs", (pieces, how)) if pieces else ("skip", None) if pieces is not None else ("whole", None)
+        return (("docs", (pieces, how)) if pieces else ("skip", None) if pieces is not None else ("whole", None)) + (data,)
     head = data[:64].lstrip()
     if head.startswith(b'{"Records"'):
         pieces = _records_around(data, hits)
@@ -151,11 +177,11 @@ def _scan_one(f: LogFile, key: list[bytes], gunzip, contains, escaped):
         pieces = None
     # CloudTrail's own records, cut out around the key; anything else (an export, odd layouts) is parsed whole
     if pieces is not None and all(p.lstrip().startswith(_RECORD) for p in pieces) and _valid(pieces):
-        return "docs", (pieces, "")
+        return "docs", (pieces, ""), data
     pieces, how = _parsed_around(data, key)
     if pieces is None:
-        return "whole", None
-    return "docs", (pieces, how)
+        return "whole", None, data
+    return "docs", (pieces, how), data
 
 
 def _parsed_around(data: bytes, key: list[bytes]) -> tuple[list[bytes] | None, str]:
@@ -173,10 +199,11 @@ def _parsed_around(data: bytes, key: list[bytes]) -> tuple[list[bytes] | None, s
     return [r.encode() for r in out if any(n in r for n in wanted)], exports.describe(how)
 
 
-def scan(files: list[LogFile], key: str, threads: int | None = None, progress=None) -> ScanResult:
+def scan(files: list[LogFile], key: str, threads: int | None = None, progress=None, index: bool = False) -> ScanResult:
     """Find every record that contains ``key`` (``A|B``: any of them) in ``files``; see the module docstring.
 
-    ``progress(files_done, files, seconds)`` is called after each batch of files (from this thread)."""
+    ``progress(files_done, files, seconds)`` is called after each batch of files (from this thread). With
+    ``index``, the result also holds each file's key ids (``ScanResult.index``) for the cache."""
     needle = needles(key)
     escaped = _escapes(needle)
     gunzip, contains = inflate.inflater(), _finder()
@@ -189,7 +216,8 @@ def scan(files: list[LogFile], key: str, threads: int | None = None, progress=No
     batches = [files[i:i + 32] for i in range(0, len(files), 32)]
 
     def run(batch):
-        return [(f, *_scan_one(f, needle, gunzip, contains, escaped)) for f in batch]
+        return [(f, *_scan_one(f, needle, gunzip, contains, escaped, result.index if index else None))
+                for f in batch]
 
     began, finished = time.monotonic(), 0
     with ThreadPoolExecutor(workers) as pool:
@@ -242,7 +270,8 @@ class ForkedScan:
         self.pid, self.fd, self.key = pid, fd, key
 
     @classmethod
-    def start(cls, root: str, window, key: str, threads: int | None = None, progress=None) -> ForkedScan | None:
+    def start(cls, root: str, window, key: str, threads: int | None = None, progress=None,
+              index: bool = False) -> ForkedScan | None:
         import sys
         import threading
 
@@ -257,7 +286,7 @@ class ForkedScan:
                 from .layout import listing, prune
 
                 files = prune(listing(root, window, stat=False).files, window)
-                payload = ("ok", [f.path for f in files], scan(files, key, threads, progress))
+                payload = ("ok", [f.path for f in files], scan(files, key, threads, progress, index))
             except BaseException as e:  # noqa: B036 - whatever happens is reported, then the child exits
                 payload = ("error", f"{type(e).__name__}: {e}", None)
             try:
@@ -270,7 +299,8 @@ class ForkedScan:
         os.close(write_end)
         return cls(pid, read_end, key)
 
-    def result(self, files: list[LogFile], key: str, threads: int | None = None) -> ScanResult | None:
+    def result(self, files: list[LogFile], key: str, threads: int | None = None,
+               index: bool = False) -> ScanResult | None:
         """The scan of ``files`` for ``key``, or None if the child failed (the caller then scans)."""
         import pickle
 
@@ -288,12 +318,13 @@ class ForkedScan:
             return None
         wanted = {f.path for f in files}
         done = set(scanned)
-        extra = scan([f for f in files if f.path not in done], key, threads)
+        extra = scan([f for f in files if f.path not in done], key, threads, index=index)
         return ScanResult(
             documents=[d for d in found.documents if d[0] in wanted] + extra.documents,
             whole_files=[f for f in found.whole_files if f.path in wanted] + extra.whole_files,
             unreadable=[u for u in found.unreadable if u[0] in wanted] + extra.unreadable,
-            notes=[n for n in found.notes if n[0] in wanted] + extra.notes)
+            notes=[n for n in found.notes if n[0] in wanted] + extra.notes,
+            index={**{p: k for p, k in found.index.items() if p in wanted}, **extra.index})
 
     def cancel(self) -> None:
         import signal
