@@ -240,7 +240,9 @@ def test_the_commands(chain_logs, capsys):
     assert main(["owner", NEW, "--logs", str(chain_logs)]) == 0
     assert "lifecycle:" in capsys.readouterr().out
     assert main(["chain", "AKIA", "--logs", str(chain_logs)]) == 2
-    assert main(["chain", ROOT, "--depth", "0", "--logs", str(chain_logs)]) == 2
+    assert main(["chain", ROOT, "--depth", "-1", "--logs", str(chain_logs)]) == 2
+    assert main(["chain", TWO, "--depth", "0", "--logs", str(chain_logs), "--format", "csv"]) == 0  # ancestors only
+    assert [line.split(",")[0] for line in capsys.readouterr().out.splitlines()[1:]] == [ROOT, ONE, TWO]
     with pytest.raises(SystemExit) as refused:  # Timesketch's format is the timeline's only
         main(["usage", ROOT, "--format", "timesketch", "--logs", str(chain_logs)])
     assert refused.value.code == 2
@@ -258,10 +260,11 @@ def test_the_graph_sql_through_athena(moto, partitioned):
     links = questions.links(Window.parse("2026-10-24", "2026-10-25"))
     moto.seed([(c, "varchar") for c in links.contract.names], [
         ["link", ONE, ROOT, "AssumeRole", "2026-10-24T10:02:00Z", "e2", "arn:aws:iam::1:user/a", ROLE1, None,
-         "Oct 24, 2026, 11:00:00 AM", None, None, "1.2.3.4"]])
+         "Oct 24, 2026, 11:00:00 AM", None, None, "1.2.3.4", "111122223333"]])
     figures = questions.figures([ROOT, ONE])
     moto.seed([(c, "bigint" if c == "events" else "varchar") for c in figures.contract.names], [
-        [ROOT, "arn:aws:iam::1:user/a", "a", "3", "2026-10-24T10:01:00Z", "2026-10-24T10:02:00Z", "1.2.3.4"]])
+        [ROOT, "arn:aws:iam::1:user/a", "a", "111122223333", "3", "2026-10-24T10:01:00Z", "2026-10-24T10:02:00Z",
+         "1.2.3.4"]])
     engine = AthenaEngine(AthenaConfig.resolve(database="security", table="cloudtrail_logs",
                                                output_location="s3://trailkit-results/x/", region="us-east-1",
                                                partition_column="timestamp" if partitioned else None))

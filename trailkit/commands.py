@@ -6,7 +6,7 @@ import os
 import sys
 
 from .contract import CONTROL, visible
-from .errors import TrailkitError
+from .errors import InvalidInput, TrailkitError
 from .output import progress, say_figures, write_result
 
 def settings_of(args):
@@ -45,12 +45,13 @@ def fetch_command(args) -> int:
 def follow(args) -> int:
     """``chain``, ``timeline`` and ``lifecycle``: one pass over the logs (``graph``), walked in Python."""
     from . import questions
-    from .inputs import KeyMatch, Window, positive_int
+    from .inputs import KeyMatch, Window
     from .investigate import Trail
 
     key, within = KeyMatch.parse(args.key), Window.parse(args.start, args.end)
     depth = getattr(args, "depth", None)
-    depth = positive_int(depth, "--depth") if depth is not None else None
+    if depth is not None and depth < 0:
+        raise InvalidInput(f"--depth {depth} is not a whole number of levels (0 or more)")
     with Trail.open(settings_of(args)) as trail:
         if sys.stderr.isatty():
             trail.engine.on_progress = progress
@@ -77,7 +78,7 @@ def follow(args) -> int:
             if args.format == "table" and args.command == "chain":
                 from .lineage import tree_text
 
-                sys.stdout.write(tree_text(frame))
+                sys.stdout.write(tree_text(frame, windowed=within.bounded))
             names, rows = printable(frame, spreadsheet_safe=args.format == "csv")
             write_result(sys.stdout, names, rows, args.format)
         say_figures(trail)

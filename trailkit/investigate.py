@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from . import questions
 from .contract import to_frame
 from .engines.base import Engine, QueryStats
-from .inputs import Allowlist, KeyMatch, Scope, Window, positive_int
+from .errors import InvalidInput
+from .inputs import Allowlist, KeyMatch, Scope, Window
 from .questions import Request, classify_ips, narrowed
 from .settings import EngineSettings
 
@@ -36,7 +37,6 @@ class Trail:
     def __init__(self, engine: Engine, scope: Scope = Scope()):
         self.engine = engine
         self.scope = scope  # every question kept to these accounts and regions
-        self._graph = None  # (window and scope, Graph) of the last lineage asked
 
     @classmethod
     def open(cls, settings: EngineSettings | None = None, **given) -> "Trail":
@@ -157,60 +157,58 @@ class Trail:
         """
         return self.ask(questions.sql(text, params))
 
-    # -- following the key (one pass over the logs: the ``graph`` question, walked in ``trailkit.lineage``)
+    # -- following the key (two questions, ``links`` then ``figures``, walked in ``trailkit.lineage``)
 
-    def graph(self, start=None, end=None) -> Graph:
-        """What connects keys in the window: the calls that produced keys and the calls on keys' lives, with
-        the figures of the keys followed so far. Kept for the window and scope, so a lineage, its lifecycle and
-        its timeline read the links once."""
+    def _followed(self, key: str, within: Window, depth: int | None) -> Graph:
+        """The links in ``within`` with the figures of every key of ``key``'s lineage (one ``figures`` query per
+        round of new keys: one, unless a federated console session leads further). Asked afresh each time, so
+        evidence that arrived since is in it (the local engine's cache keeps the asking cheap)."""
         from .lineage import Graph
 
-        within = Window.parse(start, end)
-        known = (within.start, within.end, self.scope)
-        if self._graph is None or self._graph[0] != known:
-            self._graph = (known, Graph(self.ask(questions.links(within))))
-        return self._graph[1]
-
-    def _followed(self, key: str, start, end, depth: int | None) -> Graph:
-        """The graph with the figures of every key of ``key``'s lineage (one query per round of new keys: one,
-        unless a federated console session leads further)."""
-        within = Window.parse(start, end)
-        graph = self.graph(within.start, within.end)
+        graph = Graph(self.ask(questions.links(within)))
         while True:
             keys, users = graph.uncounted(key, depth)
             if not keys and not users:
                 return graph
             graph.add_figures(self.ask(questions.figures(keys, users, within)), [*keys, *users])
 
+    def follow(self, key: str, start=None, end=None, depth: int | None = None) -> dict:
+        """``lineage``, ``lifecycle`` and ``timeline`` of ``key`` from one reading of the links (what the notebook
+        and the report show)."""
+        key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), _depth(depth)
+        graph = self._followed(key, within, depth)
+        lineage = graph.lineage(key, depth)
+        return {"lineage": lineage, "lifecycle": graph.lifecycle(key), "timeline": self._events(lineage, within)}
+
     def lineage(self, key: str, start=None, end=None, depth: int | None = None) -> pd.DataFrame:
         """Every key in the lineage of ``key``: its ancestors (depth -1, -2, ...: the key whose call produced it,
         back as far as the logs go), the key (0) and its descendants (1, 2, ...: keys minted or created by it,
-        recursively, to ``depth``). Columns: ``accesskeyid, parent, via, via_time, via_eventid, via_principal,
-        depth, principalarn, username, expiration, events, first_seen, last_seen, sourceips``.
+        recursively, to ``depth``; 0 for none). Columns: ``accesskeyid, parent, via, via_time, via_eventid,
+        via_principal, depth, principalarn, username, expiration, events, first_seen, last_seen, sourceips``.
 
         Example:
             >>> trail.lineage("AKIATFQR7NSC8Q4X20BJ")  # doctest: +SKIP
         """
-        match = KeyMatch.parse(key)
-        limit = positive_int(depth, "--depth") if depth is not None else None
-        return self._followed(match.value, start, end, limit).lineage(match.value, limit)
+        key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), _depth(depth)
+        return self._followed(key, within, depth).lineage(key, depth)
 
     def lifecycle(self, key: str, start=None, end=None) -> pd.DataFrame:
         """The key's birth and death, oldest first: the CreateAccessKey (or STS call, with the expiration it
         granted) that made it, UpdateAccessKey, DeleteAccessKey, and AWS's quarantine policy on its user."""
         key = KeyMatch.parse(key).value
-        return self._followed(key, start, end, 0).lifecycle(key)
+        return self._followed(key, Window.parse(start, end), 0).lifecycle(key)
 
     def timeline(self, key: str, start=None, end=None, depth: int | None = None) -> pd.DataFrame:
         """Every event of every key in the lineage of ``key``, oldest first: the ``usage`` columns and ``depth``
         (each event counted once, whichever key and delivery it was met through)."""
+        within = Window.parse(start, end)
+        return self._events(self.lineage(key, within.start, within.end, depth), within)
+
+    def _events(self, lineage: pd.DataFrame, within: Window) -> pd.DataFrame:
         import pandas as pd
 
-        within = Window.parse(start, end)
-        tree = self.lineage(key, within.start, within.end, depth)
-        keys = list(tree["accesskeyid"])
-        events = self.ask(questions.events_of(keys, within))
-        depth_of = dict(zip(tree["accesskeyid"], tree["depth"]))
+        events = self.ask(questions.events_of(list(lineage["accesskeyid"]), within))
+        depth_of = dict(zip(lineage["accesskeyid"], lineage["depth"]))
         events["depth"] = pd.array([depth_of.get(k) for k in events["accesskeyid"]], dtype="Int64")
         return events.sort_values(["eventtime", "eventid"], na_position="last", kind="stable").reset_index(drop=True)
 
@@ -220,3 +218,12 @@ class Trail:
     distinct_ips = ips
     key_owner = owner
     minted_keys = minted
+
+
+def _depth(depth) -> int | None:
+    """``--depth``: how many levels of descendants to follow (None: all; 0: the key and its ancestors only)."""
+    if depth is None:
+        return None
+    if isinstance(depth, bool) or not isinstance(depth, int) and not str(depth).isdigit() or int(depth) < 0:
+        raise InvalidInput(f"--depth {depth!r} is not a whole number of levels (0 or more)")
+    return int(depth)

@@ -104,7 +104,7 @@ class Investigation:
             "unexpected IPs": (", ".join(self.unexpected) or "none") if self.case.allowed else "no allowlist given",
             "errors": int(ev["errorcode"].notna().sum()),
             "temporary keys minted": ", ".join(self.minted["mintedkeyid"].dropna()) or "none",
-            "keys in its lineage": _lineage_line(self.lineage),
+            "keys in its lineage": _lineage_line(self.lineage, self.window.bounded),
         }
 
     @property
@@ -128,11 +128,13 @@ def _masked(redactor, frame):
     return None if frame is None else redactor.frame(frame)
 
 
-def _lineage_line(lineage) -> str:
+def _lineage_line(lineage, windowed: bool) -> str:
+    from .lineage import unused_words
+
     if lineage is None:
         return "not followed (a key fragment)"
     above, below = int((lineage["depth"] < 0).sum()), int((lineage["depth"] > 0).sum())
-    return f"{above} behind it, {below} from it ({int((lineage['events'] == 0).sum())} never used)"
+    return f"{above} behind it, {below} from it ({int((lineage['events'] == 0).sum())} {unused_words(windowed)})"
 
 
 def investigate(trail: Trail, case: Case, progress=None, redact: bool = False) -> Investigation:
@@ -175,15 +177,14 @@ def investigate(trail: Trail, case: Case, progress=None, redact: bool = False) -
 
 
 def _follow(trail: Trail, case: Case) -> tuple[dict, dict]:
-    """The key's lineage, lifecycle and timeline (two queries: the graph, then the lineage's events)."""
-    window, key = case.window, case.key.value
-    lineage = trail.lineage(key, window.start, window.end)
-    timeline = trail.timeline(key, window.start, window.end)
-    keys = list(lineage["accesskeyid"])
+    """The key's lineage, lifecycle and timeline, from one reading of the links."""
+    window = case.window
+    follow = trail.follow(case.key.value, window.start, window.end)
+    keys = list(follow["lineage"]["accesskeyid"])
     sql = {"chain": trail.engine.statement(questions.links(window)) + "\n" +
            trail.engine.statement(questions.figures(keys, [], window)),
            "timeline": trail.engine.statement(questions.events_of(keys, window))}
-    return {"lineage": lineage, "lifecycle": trail.lifecycle(key, window.start, window.end), "timeline": timeline}, sql
+    return follow, sql
 
 
 # ------------------------------------------------------------------ rendering
@@ -317,7 +318,7 @@ def _lineage(f: Investigation) -> list:
 
     if f.lineage is None:
         return ["<p>Not followed: a lineage is about one whole key, not a fragment.</p>"]
-    return [plots.lineage_tree(f.lineage).figure, table_html(f.lineage[LINEAGE_COLUMNS], 200)]
+    return [plots.lineage_tree(f.lineage, windowed=f.window.bounded).figure, table_html(f.lineage[LINEAGE_COLUMNS], 200)]
 
 
 def _lifecycle(f: Investigation) -> str:

@@ -88,21 +88,25 @@ class Graph:
                 [u for u in self.federated_users(keys) if u not in self.counted])
 
     def _federated(self) -> None:
-        """Console sessions of a federated user, tied to the GetFederationToken call that made the user."""
-        users = {}
+        """Console sessions of a federated user, tied to the GetFederationToken call that made the user: the
+        latest one issued before the session's first event and not expired by then (two tokens for one name,
+        from two keys, are told apart by time)."""
+        tokens: dict[str, list] = defaultdict(list)
         for key, row in self.calls.items():
             if row["via"] == "GetFederationToken" and row["principalarn"]:
-                users.setdefault(row["principalarn"], (key, row))
+                tokens[row["principalarn"]].append((key, row))
         for key, stats in self.keys.items():
-            found = users.get(stats["principalarn"])
-            if found is None or key in self.made or key == found[0]:
+            if key in self.made or stats["first_seen"] is None:
                 continue
-            token, row = found
-            if row["via_time"] is not None and stats["first_seen"] is not None and stats["first_seen"] < row["via_time"]:
-                continue  # used before the federation token existed: not its session
+            first = stats["first_seen"]
+            fits = [(token, row) for token, row in tokens.get(stats["principalarn"], ())
+                    if token != key and row["via_time"] is not None and row["via_time"] <= first
+                    and (row["expiration"] is None or first <= row["expiration"])]
+            if not fits:
+                continue
+            token, row = max(fits, key=lambda tr: tr[1]["via_time"])
             self.made[key] = {**row, "accesskeyid": key, "parent": token, "via": FEDERATED_CONSOLE,
-                              "via_time": stats["first_seen"], "via_principal": stats["principalarn"],
-                              "expiration": None}
+                              "via_time": first, "via_principal": stats["principalarn"], "expiration": None}
 
     def ancestors(self, key: str) -> list[str]:
         """The keys behind ``key``, nearest first, back as far as the logs go (a cycle stops the walk)."""
@@ -162,11 +166,13 @@ class Graph:
                 (f"status {made['detail']}" if made.get("detail") else None)
             rows.append(_life(key, made, detail))
         user = (self.keys.get(key) or {}).get("username") or (made or {}).get("username")
+        account = (self.keys.get(key) or {}).get("account") or (made or {}).get("account")
         for row in self.life:
             if row["accesskeyid"] == key:
                 rows.append(_life(key, row, f"status {row['detail']}" if row["via"] == "UpdateAccessKey" and
                                   row["detail"] else row["detail"]))
-            elif QUARANTINE in (row["detail"] or "") and user and row["username"] == user:
+            elif QUARANTINE in (row["detail"] or "") and user and row["username"] == user and \
+                    (account is None or row["account"] is None or row["account"] == account):
                 rows.append(_life(key, row, f"{row['detail']} attached to user {user}"))
         rows.sort(key=lambda r: (r["eventtime"] is None, str(r["eventtime"]), r["eventid"] or ""))
         return _frame(rows, LIFECYCLE)
@@ -214,33 +220,47 @@ def _kind(column) -> str:
     return "string"
 
 
-def tree_text(lineage: "pd.DataFrame") -> str:
-    """The lineage as an indented tree for people: how each key was obtained, by whom, what it did."""
+def unused_words(windowed: bool) -> str:
+    """How a key with no events is said: inside a window, its events may lie outside it."""
+    return "no events in the window" if windowed else "never used"
+
+
+def tree_text(lineage: "pd.DataFrame", windowed: bool = False) -> str:
+    """The lineage as an indented tree for people: how each key was obtained, by whom, what it did. It starts
+    from the oldest ancestor; keys a cycle or a self-minting call would leave out are shown as roots too."""
     rows = _records(lineage)
     by_parent: dict = defaultdict(list)
     for row in rows:
         by_parent[row["parent"]].append(row)
-    top = [r for r in rows if r["parent"] is None or r["parent"] not in {x["accesskeyid"] for x in rows}]
     lines: list[str] = []
 
     def walk(row, prefix: str, last: bool, seen: set):
         how = f"{row['via']} by {row['via_principal'] or '?'}" if row["via"] else "obtained outside these logs"
         when = f" {row['via_time']:%Y-%m-%dT%H:%M:%SZ}" if row["via_time"] is not None else ""
-        used = f"{row['events']} event{'s' if row['events'] != 1 else ''}" + (f" from {row['sourceips']}" if row["sourceips"] else "") \
-            if row["events"] else "never used"
+        used = f"{row['events']} event{'s' if row['events'] != 1 else ''}" + (
+            f" from {row['sourceips']}" if row["sourceips"] else "") if row["events"] else unused_words(windowed)
         mark = " <= asked" if row["depth"] == 0 else ""
         lines.append(f"{prefix}{'└─ ' if last else '├─ '}{row['accesskeyid']} ({how}{when}; {used}){mark}")
         seen.add(row["accesskeyid"])
         kids = [k for k in by_parent.get(row["accesskeyid"], []) if k["accesskeyid"] not in seen]
         for i, kid in enumerate(kids):
-            walk(kid, prefix + ("   " if last else "│  "), i == len(kids) - 1, seen)
+            if kid["accesskeyid"] not in seen:
+                walk(kid, prefix + ("   " if last else "│  "), i == len(kids) - 1, seen)
 
     seen: set = set()
-    for i, row in enumerate(top):
-        walk(row, "", i == len(top) - 1, seen)
+    for row in sorted(rows, key=lambda r: r["depth"]):  # the oldest ancestor first, then what was left out
+        if row["accesskeyid"] not in seen:
+            walk(row, "", True, seen)
     from .contract import visible
 
     return "".join(visible(line) + "\n" for line in lines) + "\n"
+
+
+def nearest(lineage: "pd.DataFrame", count: int) -> "pd.DataFrame":
+    """At most ``count`` keys of the lineage, the nearest to the key asked first (it, its parent, its children,
+    ...), in the lineage's order: what a chart or a row of buttons shows when the lineage is larger."""
+    order = lineage["depth"].abs().sort_values(kind="stable").index[:count]
+    return lineage.loc[sorted(order)]
 
 
 def timesketch_lines(timeline: "pd.DataFrame"):
@@ -248,12 +268,23 @@ def timesketch_lines(timeline: "pd.DataFrame"):
     fields (times as ISO 8601 text)."""
     import json
 
+    untimed = 0
     for row in _records(timeline):
         when = row["eventtime"]
+        if when is None:  # Timesketch needs a time: such events are counted and said, not written
+            untimed += 1
+            continue
         fields = {k: (f"{v:%Y-%m-%dT%H:%M:%SZ}" if hasattr(v, "strftime") else v) for k, v in row.items()}
         message = (f"{row['eventsource'] or '?'}:{row['eventname'] or '?'} by {row['principalarn'] or '?'} with "
                    f"{row['accesskeyid'] or '?'} from {row['sourceipaddress'] or '?'}"
                    + (f" ({row['errorcode']})" if row.get("errorcode") else ""))
         yield json.dumps({"message": message,
-                          "datetime": f"{when:%Y-%m-%dT%H:%M:%S+00:00}" if when is not None else None,
+                          "datetime": f"{when:%Y-%m-%dT%H:%M:%S+00:00}",
                           "timestamp_desc": "Event Time", **fields}, ensure_ascii=False, default=str)
+    if untimed:
+        import warnings
+
+        from .errors import Notice
+
+        warnings.warn(f"{untimed} event(s) without a usable time were left out of the Timesketch lines (they are "
+                      "in --format json)", Notice, stacklevel=2)

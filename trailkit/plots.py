@@ -187,16 +187,16 @@ def _lane_label(row) -> str:
 
 def swimlanes(timeline: pd.DataFrame, lineage: pd.DataFrame, ax=None, *, top: int = 30):
     """One lane per key of the lineage (in the lineage's order), each event a tick at its time, errors as red
-    crosses; lanes labelled with how each key was obtained. Keys past ``top`` (fewest events) are left out, said
-    in the title."""
+    crosses; lanes labelled with how each key was obtained. Past ``top`` keys, the key asked about and the
+    busiest others are shown, said in the title."""
     import matplotlib.dates as mdates
 
-    keys = lineage.sort_values("events", ascending=False, kind="stable").head(top)
-    keys = lineage[lineage["accesskeyid"].isin(keys["accesskeyid"])]
+    busiest = lineage[lineage["depth"] != 0].sort_values("events", ascending=False, kind="stable").head(top - 1)
+    keys = lineage[(lineage["depth"] == 0) | lineage["accesskeyid"].isin(busiest["accesskeyid"])]
     ax = _axes(ax, size=(10, max(2.5, 0.35 * len(keys) + 1.2)))
     title = "Events of every key in the lineage (UTC)"
     if len(lineage) > len(keys):
-        title += f": the {len(keys)} busiest of {len(lineage)} keys"
+        title += f": the key asked and the {len(keys) - 1} busiest others of {len(lineage)} keys"
     if timeline.empty or keys.empty:
         return _empty(ax, title, "No events of the lineage's keys in this window")
     lane = {k: i for i, k in enumerate(keys["accesskeyid"])}
@@ -219,14 +219,17 @@ def swimlanes(timeline: pd.DataFrame, lineage: pd.DataFrame, ax=None, *, top: in
     return ax
 
 
-def lineage_tree(lineage: pd.DataFrame, ax=None, *, top: int = 40):
+def lineage_tree(lineage: pd.DataFrame, ax=None, *, top: int = 40, windowed: bool = False):
     """The lineage drawn as a tree, left to right: each key a box (how it was obtained, its events), an arrow
-    from the key whose call produced it. The key asked about is outlined."""
-    rows = lineage.head(top).to_dict("records")
+    from the key whose call produced it. The key asked about is outlined; past ``top`` keys, those nearest to
+    it are drawn."""
+    from .lineage import nearest, unused_words
+
+    rows = nearest(lineage, top).to_dict("records")
     ax = _axes(ax, size=(10, max(2.0, 0.42 * len(rows) + 0.8)))
     title = "Lineage: where the key came from and what it led to"
     if len(lineage) > top:
-        title += f" (first {top} of {len(lineage)} keys)"
+        title += f" (the {top} nearest of {len(lineage)} keys)"
     if not rows:
         return _empty(ax, title, "No key")
     depths = [int(r["depth"]) for r in rows]
@@ -243,7 +246,7 @@ def lineage_tree(lineage: pd.DataFrame, ax=None, *, top: int = 40):
             ax.plot([px + 0.3, trunk, trunk, x], [py, py, y, y], color="#777777", lw=0.9, zorder=1)
             ax.plot([x - 0.02], [y], marker=">", color="#777777", markersize=4, zorder=1)
         how = r["via"] if isinstance(r["via"], str) else "origin not in the logs"
-        used = f"{r['events']} event{'s' if r['events'] != 1 else ''}" if r["events"] else "never used"
+        used = f"{r['events']} event{'s' if r['events'] != 1 else ''}" if r["events"] else unused_words(windowed)
         ax.text(x, y, plain(f"{r['accesskeyid']}\n{how} · {used}"), fontsize=7, va="center", ha="left", zorder=3,
                 bbox={"boxstyle": "round,pad=0.3", "fc": "#FFF4E5" if r["depth"] == 0 else "#EEF5FB",
                       "ec": "#D55E00" if r["depth"] == 0 else "#0072B2", "lw": 1.5 if r["depth"] == 0 else 0.8})

@@ -128,8 +128,10 @@ def narrowed(request: Request, scope: Scope) -> Request:
     return replace(request, params={**request.params, **scope.params}, hints=replace(request.hints, scope=scope))
 
 
-#: every record links.sql keeps holds one of these (its responseElements, or its eventName)
-LINK_NEEDLES = ('"credentials"', '"accessKey"', "UpdateAccessKey", "DeleteAccessKey", "AWSCompromisedKeyQuarantine")
+#: every record links.sql keeps holds one of these (its responseElements, or its eventName), written plainly or,
+#: in an export that keeps each record as text (event history's CloudTrailEvent, Splunk's _raw), escaped
+LINK_NEEDLES = ('"credentials"', '\\"credentials\\"', '"accessKey"', '\\"accessKey\\"', "UpdateAccessKey",
+                "DeleteAccessKey", "AWSCompromisedKeyQuarantine")
 
 
 def links(within: Window = Window()) -> Request:

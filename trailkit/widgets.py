@@ -85,8 +85,12 @@ class InvestigationPanel:
         if done.lineage is None:
             self.lineage.children = ()
             return
-        rows = [r for r in done.lineage.to_dict("records") if r["accesskeyid"] != done.key][:30]
-        buttons = [w.HTML("<b>Follow another key of the lineage:</b>&nbsp;")] if rows else []
+        from .lineage import nearest
+
+        others = done.lineage[done.lineage["accesskeyid"] != done.key]
+        rows = nearest(others, 30).to_dict("records")  # the nearest first: parent, children, ...
+        more = f" (the 30 nearest of {len(others)})" if len(others) > 30 else ""
+        buttons = [w.HTML(f"<b>Follow another key of the lineage{more}:</b>&nbsp;")] if rows else []
         for row in rows:
             button = w.Button(description=row["accesskeyid"], tooltip=_refocus_label(row),
                               layout=w.Layout(width="auto"), icon="arrow-up" if row["depth"] < 0 else "arrow-down")

@@ -13,6 +13,7 @@ WITH delivered AS (
              json_extract_scalar(responseelements, '$.accessKey.accessKeyId')) AS produced,
     responseelements,
     requestparameters,
+    recipientaccountid,
     try(from_iso8601_timestamp(eventtime)) AS instant,
     row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
   FROM "security"."cloudtrail_logs"
@@ -35,7 +36,8 @@ SELECT
   json_extract_scalar(responseelements, '$.credentials.expiration') AS expiration,
   json_extract_scalar(responseelements, '$.accessKey.status') AS detail,
   errorcode,
-  sourceipaddress
+  sourceipaddress,
+  recipientaccountid AS account
 FROM delivered
 WHERE (delivery = 1 OR eventid IS NULL) AND produced IS NOT NULL
 UNION ALL
@@ -54,7 +56,8 @@ SELECT
            json_extract_scalar(requestparameters, '$.policyArn'),
            json_extract_scalar(requestparameters, '$.policyName')) AS detail,
   errorcode,
-  sourceipaddress
+  sourceipaddress,
+  recipientaccountid AS account
 FROM delivered
 WHERE (delivery = 1 OR eventid IS NULL)
   AND (eventname IN ('UpdateAccessKey', 'DeleteAccessKey')

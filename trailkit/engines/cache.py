@@ -190,15 +190,18 @@ class Cache:
 
     # -- the two entries
 
-    def key_source(self, key: str, needed: list[LogFile], found: Listing, scan) -> tuple[str, dict, int]:
-        """SELECT (and its parameters) of the records mentioning ``key`` in ``needed``, refreshed first.
+    def key_source(self, needles: str, needed: list[LogFile], found: Listing, scan) -> tuple[str, dict, int]:
+        """SELECT (and its parameters) of the records mentioning ``needles`` (a key, or strings joined by ``|``)
+        in ``needed``, refreshed first.
 
-        ``scan(files)`` is the engine's fast scan. Also returns how many log files had to be read.
+        ``scan(files)`` is the engine's fast scan. Also returns how many log files had to be read. A long list of
+        strings (a wide lineage's keys) is kept under its digest, not written into every row.
         """
+        key = needles if len(needles) <= 256 else "sha256:" + hashlib.sha256(needles.encode()).hexdigest()
         gone, stale = self._stale("key_files", key, needed, found)
         self.unreadable, spared = [], set()
         if gone or stale:
-            spared = self._spared(key, stale)
+            spared = self._spared(needles, stale)
             result = scan([f for f in stale if f.path not in spared])
             bad = {p for p, _ in result.unreadable}
             scanned = [f for f in stale if f.path not in bad]  # unreadable ones are tried (and named) again

@@ -152,9 +152,15 @@ def normalize(obj, depth: int = 0) -> tuple[dict | None, str]:
             for source, target in table.items():
                 value = _get(obj, source)
                 if value is not None and value != "":
+                    if target in _OBJECT_FIELDS and isinstance(value, str):  # kept as JSON text (Sentinel, OCSF)
+                        value = _parse(value) or value
                     _put(record, target, iso_time(value) if target == "eventTime" else value)
             return record, f"{name} fields"
     return None, "no CloudTrail fields"
+
+
+# fields CloudTrail writes as objects, which some pipelines keep as JSON text
+_OBJECT_FIELDS = ("requestParameters", "responseElements")
 
 
 def _timed(record: dict, wrapper: dict) -> dict:

@@ -59,20 +59,36 @@ class ScanResult:
     index: dict = field(default_factory=dict)        # path -> the key ids its records use, or None (see key_ids)
 
 
-# the caller's key of a record, as CloudTrail writes it (``userIdentity.accessKeyId``, compact JSON); key ids are
-# 20 capital letters and digits, and only questions about such a key use the index
-_KEY_FIELD = re.compile(rb'"accessKeyId":"([A-Z0-9]{20})"')
+# the caller's key of a record, as CloudTrail writes it (``userIdentity.accessKeyId``, compact JSON)
+_KEY_FIELD = re.compile(rb'"accessKeyId":"([^"\\]*)"')
 
 
 def key_ids(data: bytes) -> tuple[str, ...] | None:
-    """Every ``accessKeyId`` value in a delivered file (``{"Records":[...]}``, written compact as CloudTrail
-    does): the index that lets a question about another key skip the files that do not use it. None when the file
-    cannot be indexed this way (another layout, spaces around its colons, or JSON escapes that could hide a key):
-    such a file is always scanned."""
-    if not data[:64].lstrip().startswith(b'{"Records":') or b"\\u00" in data or b'"accessKeyId" :' in data \
-            or b'"accessKeyId": ' in data:
+    """Every ``accessKeyId`` value in a delivered file (``{"Records":[...]}``): the index that lets a question
+    about another key skip the files that do not use it. None when the file cannot be vouched for: another
+    layout, JSON escapes that could hide a key, or any ``accessKeyId`` written otherwise than compact
+    ``"accessKeyId":"..."`` (spaces or tabs, a record kept as escaped text inside another): such a file is
+    always read."""
+    if not data[:64].lstrip().startswith(b'{"Records":') or b"\\u00" in data:
         return None
-    return tuple(sorted({m.decode("ascii", "replace") for m in _KEY_FIELD.findall(data)}))
+    found = _KEY_FIELD.findall(data)
+    if len(found) != data.count(b"accessKeyId"):
+        return None
+    return tuple(sorted({m.decode("utf-8", "replace") for m in found}))
+
+
+def _hits(data: bytes, key: list[bytes], contains) -> list[bytes]:
+    """The strings of ``key`` that ``data`` holds. Many key ids (a wide lineage) are matched against the file's
+    own key ids, in one pass, rather than searched one by one."""
+    if len(key) > 16 and all(_KEY_ID.match(k) for k in key):
+        ids = key_ids(data)
+        if ids is not None:
+            wanted = set(key)
+            return [k for k in (i.encode() for i in ids) if k in wanted]
+    return [k for k in key if contains(data, k)]
+
+
+_KEY_ID = re.compile(rb"^[A-Z0-9]{16,128}$")
 
 
 def needles(key: str) -> list[bytes]:
@@ -161,13 +177,14 @@ def _scan_data(f: LogFile, key: list[bytes], gunzip, contains, escaped):
         return "bad", str(e), None
     except Exception as e:
         return "bad", f"{type(e).__name__}: {e}", None
-    hits = [k for k in key if contains(data, k)]
-    if not hits:
-        # JSON may write any character as \uXXXX: a file with such escapes is parsed, not searched
-        if not (contains(data, b"\\u00") and escaped.search(data)):
-            return "skip", None, data
+    hits = _hits(data, key, contains)
+    # JSON may write any character as \uXXXX (and "/" as \/): a file with escapes that could hide one of the
+    # strings looked for is parsed whole, not searched, whether or not another of them was found
+    if contains(data, b"\\u00") and escaped.search(data) or b"/" in b"".join(key) and contains(data, b"\\/"):
         pieces, how = _parsed_around(data, key)
         return (("docs", (pieces, how)) if pieces else ("skip", None) if pieces is not None else ("whole", None)) + (data,)
+    if not hits:
+        return "skip", None, data
     head = data[:64].lstrip()
     if head.startswith(b'{"Records"'):
         pieces = _records_around(data, hits)

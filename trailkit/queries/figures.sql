@@ -6,13 +6,14 @@
 -- does not parse is kept where no window is asked (its time then shows as empty) and left out of windows.
 -- Lines tagged "-- if: NAME" are kept only when parameter NAME is given; {partitions} is where an engine with
 -- partitions bounds them (Athena: date, account, region).
--- columns: accesskeyid:string principalarn:string username:string events:int first_seen:time last_seen:time
---          sourceips:string
+-- columns: accesskeyid:string principalarn:string username:string account:string events:int first_seen:time
+--          last_seen:time sourceips:string
 WITH delivered AS (
   SELECT
     useridentity.accesskeyid AS accesskeyid,
     useridentity.arn AS principalarn,
     useridentity.username AS username,
+    recipientaccountid,
     eventtime,
     eventid,
     sourceipaddress,
@@ -33,6 +34,7 @@ SELECT
   accesskeyid,
   max(principalarn) AS principalarn,
   max(username) AS username,
+  max(recipientaccountid) AS account,
   count(*) AS events,
   min_by(eventtime, instant) AS first_seen,
   max_by(eventtime, instant) AS last_seen,

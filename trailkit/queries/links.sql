@@ -10,7 +10,7 @@
 -- partitions bounds them (Athena: date, account, region).
 -- columns: kind:string accesskeyid:string parent:string via:string via_time:time via_eventid:string
 --          via_principal:string principalarn:string username:string expiration:time detail:string errorcode:string
---          sourceipaddress:string
+--          sourceipaddress:string account:string
 WITH delivered AS (
   SELECT
     eventtime,
@@ -26,6 +26,7 @@ WITH delivered AS (
              json_extract_scalar(responseelements, '$.accessKey.accessKeyId')) AS produced,
     responseelements,
     requestparameters,
+    recipientaccountid,
     try(from_iso8601_timestamp(eventtime)) AS instant,
     row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
   FROM cloudtrail
@@ -51,7 +52,8 @@ SELECT
   json_extract_scalar(responseelements, '$.credentials.expiration') AS expiration,
   json_extract_scalar(responseelements, '$.accessKey.status') AS detail,
   errorcode,
-  sourceipaddress
+  sourceipaddress,
+  recipientaccountid AS account
 FROM delivered
 WHERE (delivery = 1 OR eventid IS NULL) AND produced IS NOT NULL
 UNION ALL
@@ -70,7 +72,8 @@ SELECT
            json_extract_scalar(requestparameters, '$.policyArn'),
            json_extract_scalar(requestparameters, '$.policyName')) AS detail,
   errorcode,
-  sourceipaddress
+  sourceipaddress,
+  recipientaccountid AS account
 FROM delivered
 WHERE (delivery = 1 OR eventid IS NULL)
   AND (eventname IN ('UpdateAccessKey', 'DeleteAccessKey')
