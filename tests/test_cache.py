@@ -346,3 +346,22 @@ def test_after_one_question_another_key_reads_only_the_files_that_use_it(logs_co
                                                               userIdentity={"accessKeyId": "AKIALATEARRIVAL00001"})]}).encode()))
     with Trail(LocalEngine(logs_copy, cache_dir=tmp_path / "c")) as trail:
         assert list(trail.usage("AKIALATEARRIVAL00001")["eventid"]) == ["late-1"]
+
+
+@pytest.mark.parametrize("shape", ["tab", "text"])
+def test_files_the_index_cannot_vouch_for_are_always_read(tmp_path, records, sample, shape):
+    """A key written with a tab after its colon, or records kept as text inside others: never indexed as absent."""
+    first, second = "AKIAINDEXFIRST000001", "AKIAINDEXSECOND00002"
+    base = records(sample)[0]
+    recs = [dict(base, eventID=f"ix-{k}", userIdentity={"type": "IAMUser", "accessKeyId": k}) for k in (first, second)]
+    if shape == "tab":
+        text = json.dumps({"Records": recs}, separators=(",", ":")).replace(f'"accessKeyId":"{second}"',
+                                                                             f'"accessKeyId":\t"{second}"')
+    else:
+        text = json.dumps({"Records": [{"CloudTrailEvent": json.dumps(r)} for r in recs]})
+    day = tmp_path / "logs" / "AWSLogs" / "111122223333" / "CloudTrail" / "us-east-1" / "2026" / "10" / "24"
+    day.mkdir(parents=True)
+    (day / "odd.json.gz").write_bytes(gzip.compress(text.encode()))
+    with Trail(LocalEngine(tmp_path / "logs", cache_dir=tmp_path / "c")) as trail:
+        assert list(trail.usage(first)["eventid"]) == ["ix-" + first]
+        assert list(trail.usage(second)["eventid"]) == ["ix-" + second]

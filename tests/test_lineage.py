@@ -277,3 +277,119 @@ def test_the_graph_sql_through_athena(moto, partitioned):
         assert text == golden.read_text()
     assert len(sent) == 2 and f"IN ('{ROOT}', '{ONE}')" in sent[1]
     assert list(tree["accesskeyid"]) == [ROOT, ONE] and list(tree["events"]) == [3, 0]
+
+
+# -- what a hostile reading found
+
+
+def write_day(folder: Path, name: str, records: list, wrap=None) -> Path:
+    day = folder / f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/10/24"
+    day.mkdir(parents=True, exist_ok=True)
+    body = wrap(records) if wrap else {"Records": records}
+    (day / name).write_bytes(gzip.compress(json.dumps(body).encode()))
+    return folder
+
+
+def test_event_history_exports_keep_their_links(tmp_path):
+    """lookup-events output keeps each record as text: its links are found all the same."""
+    logs = write_day(tmp_path, "history.json.gz", CHAIN, wrap=lambda rs: {"Events": [
+        {"EventId": r["eventID"], "CloudTrailEvent": json.dumps(r)} for r in rs]})
+    with Trail.local(logs, cache=False) as trail:
+        tree = by_key(trail.lineage(ROOT))
+        life = trail.lifecycle(NEW)
+    assert {ONE, TWO, SESSION, NEW, FED, CONSOLE} <= set(tree) and tree[TWO]["parent"] == ONE
+    assert list(life["eventname"]) == ["CreateAccessKey", "UpdateAccessKey", "AttachUserPolicy", "DeleteAccessKey"]
+
+
+def test_a_key_written_with_escapes_beside_another_is_found(tmp_path):
+    records = [event(1, "AssumeRole", ROOT, 1, out=sts(ONE)), event(2, "ListBuckets", ONE, 2),
+               event(3, "AssumeRole", ROOT, 3, out=sts(TWO)), event(4, "GetObject", TWO, 4)]
+    text = json.dumps({"Records": records}).replace(f'"accessKeyId": "{TWO}"}}, "eventTime": "2026-10-24T10:04',
+                                                     f'"accessKeyId": "\\u0041{TWO[1:]}"}}, "eventTime": "2026-10-24T10:04')
+    assert "\\u0041" in text
+    day = tmp_path / f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/10/24"
+    day.mkdir(parents=True)
+    (day / "escaped.json.gz").write_bytes(gzip.compress(text.encode()))
+    with Trail.local(tmp_path, cache=False) as trail:
+        tree = by_key(trail.lineage(ROOT))
+        assert tree[TWO]["events"] == 1 and tree[ONE]["events"] == 1
+        assert set(trail.timeline(ROOT)["eventid"]) == {r["eventID"] for r in records}
+
+
+def test_two_tokens_for_one_federated_name_are_told_apart_by_time(tmp_path):
+    partner, leaked, console = "AKIAPARTNERPARTNER01", "AKIALEAKEDLEAKEDLK02", "ASIACONSOLEATTACKER3"
+    name = f"arn:aws:sts::{ACCOUNT}:federated-user/ops"
+    tokens = {"ASIATOKENPARTNER0001": partner, "ASIATOKENLEAKED00002": leaked}
+    records = [event(1, "GetFederationToken", partner, 1, out={**sts("ASIATOKENPARTNER0001"), "federatedUser": {"arn": name}}),
+               event(2, "GetFederationToken", leaked, 30, out={**sts("ASIATOKENLEAKED00002"), "federatedUser": {"arn": name}}),
+               event(3, "RunInstances", console, 32, arn=name, kind="FederatedUser", ip="198.51.100.66")]
+    with Trail.local(write_day(tmp_path, "f.json.gz", records), cache=False) as trail:
+        leaked_tree = by_key(trail.lineage(leaked))
+        partner_tree = by_key(trail.lineage(partner))
+    assert leaked_tree[console]["parent"] == "ASIATOKENLEAKED00002" and console not in partner_tree
+    assert {k for k in tokens if k in leaked_tree} == {"ASIATOKENLEAKED00002"}
+
+
+def test_quarantine_of_a_namesake_in_another_account_is_not_the_keys(tmp_path):
+    other = dict(event(9, "AttachUserPolicy", None, 9, invoked="iam.amazonaws.com",
+                       params={"userName": "backdoor", "policyArn": "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2"}),
+                 recipientAccountId="444455556666")
+    records = [r for r in CHAIN if r["eventID"] != CHAIN[8]["eventID"]] + [other]
+    with Trail.local(write_day(tmp_path, "q.json.gz", records), cache=False) as trail:
+        assert "AttachUserPolicy" not in set(trail.lifecycle(NEW)["eventname"])
+
+
+def test_evidence_that_arrives_is_in_the_next_lineage(chain_logs):
+    with Trail.local(chain_logs) as trail:
+        assert trail.lineage(TWO)["events"].iloc[-1] == 2
+        write_day(chain_logs, "late.json.gz", [event(99, "PutObject", TWO, 50, arn=ROLE2, kind="AssumedRole")])
+        assert trail.lineage(TWO)["events"].iloc[-1] == 3
+
+
+def test_windows_say_no_events_in_the_window_and_trees_survive_cycles(chain_logs, capsys):
+    assert main(["chain", ROOT, "--logs", str(chain_logs), "--start", "2026-10-24T10:00:00Z",
+                 "--end", "2026-10-24T10:04:30Z"]) == 0
+    out = capsys.readouterr().out
+    assert "no events in the window" in out and "never used" not in out
+    assert main(["chain", ONE, "--logs", str(chain_logs)]) == 0  # ONE and TWO mint each other: a cycle
+    out = capsys.readouterr().out
+    assert f"{ONE} (AssumeRole" in out and f"{TWO} (AssumeRole" in out and "<= asked" in out
+
+
+def test_timesketch_leaves_out_events_without_a_time(tmp_path, capsys):
+    records = [event(1, "GetCallerIdentity", ROOT, 1), dict(event(2, "ListBuckets", ROOT, 2), eventTime="soon")]
+    assert main(["timeline", ROOT, "--logs", str(write_day(tmp_path, "t.json.gz", records)),
+                 "--format", "timesketch"]) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) == 1 and lines[0]["datetime"] and "1 event(s) without a usable time" in err
+
+
+def test_a_big_lineage_keeps_the_key_asked_in_its_pictures():
+    import pandas as pd
+
+    from trailkit import plots
+    from trailkit.lineage import nearest
+
+    keys = [f"ASIA{i:016d}" for i in range(60)]
+    frame = pd.DataFrame({"accesskeyid": keys, "parent": [None] + keys[:-1], "via": ["AssumeRole"] * 60,
+                          "depth": list(range(-55, 5)), "events": [1] * 60})
+    shown = nearest(frame, 40)
+    assert keys[55] in set(shown["accesskeyid"]) and keys[54] in set(shown["accesskeyid"])
+    ax = plots.lineage_tree(frame)
+    assert any(keys[55] in t.get_text() for t in ax.texts)
+
+
+def test_sentinel_rows_keep_their_links(tmp_path):
+    """Sentinel's AWSCloudTrail rows keep request parameters and response elements as JSON text."""
+    rows = [{"TimeGenerated": r["eventTime"], "EventName": r["eventName"], "EventSource": r["eventSource"],
+             "AwsEventId": r["eventID"], "SourceIpAddress": r["sourceIPAddress"], "AWSRegion": r["awsRegion"],
+             "UserIdentityAccessKeyId": r["userIdentity"].get("accessKeyId"), "UserIdentityArn": r["userIdentity"].get("arn"),
+             "RequestParameters": json.dumps(r["requestParameters"]) if r["requestParameters"] else "",
+             "ResponseElements": json.dumps(r["responseElements"]) if r["responseElements"] else "",
+             "RecipientAccountId": ACCOUNT} for r in CHAIN[:7]]
+    (tmp_path / "sentinel.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with Trail.local(tmp_path, cache=False) as trail:
+        tree = by_key(trail.lineage(ROOT))
+        minted = trail.minted(ROOT)
+    assert {ONE, TWO, SESSION, NEW} <= set(tree) and ONE in set(minted["mintedkeyid"])
