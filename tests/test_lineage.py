@@ -393,3 +393,14 @@ def test_sentinel_rows_keep_their_links(tmp_path):
         tree = by_key(trail.lineage(ROOT))
         minted = trail.minted(ROOT)
     assert {ONE, TWO, SESSION, NEW} <= set(tree) and ONE in set(minted["mintedkeyid"])
+
+
+def test_a_watched_unchanged_folder_reads_its_links_once(chain_logs):
+    with Trail.local(chain_logs) as trail:
+        first = trail.lineage(ROOT)
+        asked = len(trail.engine.history)
+        again = trail.lineage(ROOT)
+        assert len(trail.engine.history) == asked  # nothing asked again: the watch saw no change
+    with Trail.local(chain_logs, watch=False) as trail:  # unwatched: asked afresh, same answer
+        fresh = trail.lineage(ROOT)
+    assert first.equals(again) and first.equals(fresh)

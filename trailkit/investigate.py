@@ -37,6 +37,7 @@ class Trail:
     def __init__(self, engine: Engine, scope: Scope = Scope()):
         self.engine = engine
         self.scope = scope  # every question kept to these accounts and regions
+        self._graphs: dict = {}  # the links read last, while the engine says the data has not changed
 
     @classmethod
     def open(cls, settings: EngineSettings | None = None, **given) -> "Trail":
@@ -161,11 +162,18 @@ class Trail:
 
     def _followed(self, key: str, within: Window, depth: int | None) -> Graph:
         """The links in ``within`` with the figures of every key of ``key``'s lineage (one ``figures`` query per
-        round of new keys: one, unless a federated console session leads further). Asked afresh each time, so
-        evidence that arrived since is in it (the local engine's cache keeps the asking cheap)."""
+        round of new keys: one, unless a federated console session leads further). Asked afresh unless the engine
+        vouches that nothing changed since (a watched, unchanged folder), so evidence that arrived is in it."""
         from .lineage import Graph
 
-        graph = Graph(self.ask(questions.links(within)))
+        generation = self.engine.generation()
+        known = (within.start, within.end, self.scope)
+        kept = self._graphs.get(known)
+        if generation is not None and kept is not None and kept[0] is generation:
+            graph = kept[1]  # the folder is watched and has not changed: the links (and figures) still hold
+        else:
+            graph = Graph(self.ask(questions.links(within)))
+            self._graphs = {known: (generation, graph)} if generation is not None else {}
         while True:
             keys, users = graph.uncounted(key, depth)
             if not keys and not users:

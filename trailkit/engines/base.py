@@ -120,6 +120,11 @@ class Engine(ABC):
         """A line saying where the data comes from."""
         return self.name
 
+    def generation(self) -> object | None:
+        """Something equal between two moments only if the data cannot have changed in between (a watched,
+        unchanged folder's listing); None when that cannot be known, and then nothing is reused."""
+        return None
+
     # -- what engines implement
 
     @abstractmethod

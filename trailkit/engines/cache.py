@@ -208,7 +208,8 @@ class Cache:
             indexed = [f for f in stale if f.path in result.index]
 
             def work():
-                self._forget({"key_records": "filename", "key_files": "path"}, key, gone + [f.path for f in stale])
+                if self._known.get(("key_files", key)):  # a key never asked has nothing to forget
+                    self._forget({"key_records": "filename", "key_files": "path"}, key, gone + [f.path for f in stale])
                 self._add_files("key_files", key, scanned)
                 if indexed:
                     self._forget({"key_index": "path"}, None, [f.path for f in indexed])

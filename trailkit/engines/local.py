@@ -103,6 +103,13 @@ class LocalEngine(Engine):
                 self._con.execute(f"SET threads = {int(self.threads)}")
         return self._con
 
+    def generation(self) -> object | None:
+        """The kept listing while the folder's watch reports no change (a new one after any change)."""
+        if not self._watching:
+            return None
+        found = self._listing(None)
+        return found if found is self._memo else None
+
     def _listing(self, hints: ScanHints | None) -> Listing:
         """The files of the folder: the kept listing while the watch reports no change; else a new one, of
         the whole folder under a watch where there can be one, or of the window's days only."""
