@@ -6,15 +6,21 @@ WITH delivered AS (
     sourceipaddress,
     errorcode,
     useridentity.accesskeyid AS accesskeyid,
-    useridentity.arn AS principalarn,
-    useridentity.username AS username,
     coalesce(useridentity.arn, useridentity.invokedby, useridentity.principalid, sourceipaddress) AS principal,
     coalesce(json_extract_scalar(responseelements, '$.credentials.accessKeyId'),
              json_extract_scalar(responseelements, '$.accessKey.accessKeyId')) AS produced,
-    responseelements,
-    requestparameters,
+    coalesce(json_extract_scalar(responseelements, '$.assumedRoleUser.arn'),
+             json_extract_scalar(responseelements, '$.federatedUser.arn')) AS produced_arn,
+    json_extract_scalar(responseelements, '$.accessKey.userName') AS produced_user,
+    json_extract_scalar(responseelements, '$.credentials.expiration') AS expiration,
+    json_extract_scalar(responseelements, '$.accessKey.status') AS produced_status,
+    json_extract_scalar(requestparameters, '$.accessKeyId') AS changed,
+    json_extract_scalar(requestparameters, '$.userName') AS changed_user,
+    coalesce(json_extract_scalar(requestparameters, '$.status'),
+             json_extract_scalar(requestparameters, '$.policyArn'),
+             json_extract_scalar(requestparameters, '$.policyName')) AS change,
+    requestparameters LIKE '%AWSCompromisedKeyQuarantine%' AS quarantine,
     recipientaccountid,
-    try(from_iso8601_timestamp(eventtime)) AS instant,
     row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
   FROM "security"."cloudtrail_logs"
   WHERE (responseelements LIKE '%"credentials"%' OR responseelements LIKE '%"accessKey"%'
@@ -31,11 +37,10 @@ SELECT
   eventtime AS via_time,
   eventid AS via_eventid,
   principal AS via_principal,
-  coalesce(json_extract_scalar(responseelements, '$.assumedRoleUser.arn'),
-           json_extract_scalar(responseelements, '$.federatedUser.arn')) AS principalarn,
-  json_extract_scalar(responseelements, '$.accessKey.userName') AS username,
-  json_extract_scalar(responseelements, '$.credentials.expiration') AS expiration,
-  json_extract_scalar(responseelements, '$.accessKey.status') AS detail,
+  produced_arn AS principalarn,
+  produced_user AS username,
+  expiration,
+  produced_status AS detail,
   errorcode,
   sourceipaddress,
   recipientaccountid AS account
@@ -44,22 +49,20 @@ WHERE (delivery = 1 OR eventid IS NULL) AND produced IS NOT NULL
 UNION ALL
 SELECT
   'life' AS kind,
-  json_extract_scalar(requestparameters, '$.accessKeyId') AS accesskeyid,
+  changed AS accesskeyid,
   accesskeyid AS parent,
   eventname AS via,
   eventtime AS via_time,
   eventid AS via_eventid,
   principal AS via_principal,
   CAST(NULL AS varchar) AS principalarn,
-  json_extract_scalar(requestparameters, '$.userName') AS username,
+  changed_user AS username,
   CAST(NULL AS varchar) AS expiration,
-  coalesce(json_extract_scalar(requestparameters, '$.status'),
-           json_extract_scalar(requestparameters, '$.policyArn'),
-           json_extract_scalar(requestparameters, '$.policyName')) AS detail,
+  change AS detail,
   errorcode,
   sourceipaddress,
   recipientaccountid AS account
 FROM delivered
 WHERE (delivery = 1 OR eventid IS NULL)
   AND (eventname IN ('UpdateAccessKey', 'DeleteAccessKey')
-       OR eventname IN ('AttachUserPolicy', 'PutUserPolicy') AND requestparameters LIKE '%AWSCompromisedKeyQuarantine%')
+       OR eventname IN ('AttachUserPolicy', 'PutUserPolicy') AND quarantine)
