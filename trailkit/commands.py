@@ -38,7 +38,9 @@ def fetch_command(args) -> int:
         print(f"trailkit: warning: not copied: {visible(key)}: {visible(why)}", file=sys.stderr)
     print(visible(result.summary()))
     if result.complete:
-        print(f"answer with: trailkit usage KEY --logs {result.dest}")
+        import shlex
+
+        print(f"answer with: trailkit usage KEY --logs {visible(shlex.quote(result.dest))}")
     return 0 if result.complete else 1
 
 
