@@ -216,7 +216,7 @@ class AthenaEngine(Engine):
         """How the table is partitioned: the date column given, else learned from the table once."""
         if self._partitioning is None:
             if self.config.partition_column:
-                self._partitioning = Partitioning.given(self.config.partition_column)
+                self._partitioning = Partitioning.given(self.config.partition_column, self.config.partition_format)
             else:
                 self._partitioning = learn(self.client("glue"), self._metadata, self.config.database, self.config.table)
         return self._partitioning
@@ -243,12 +243,13 @@ class AthenaEngine(Engine):
                 predicates.append(f"AND {quote_identifier(column, 'partition column')} IN (:partition_{column})")
         return request.query.render(params, " ".join(predicates))
 
-    def partition_params(self, window: Window, fmt: str | None = None) -> dict:
-        """Partition bounds for ``window``, padded as the local engine pads folders (``delivery_days``)."""
+    @staticmethod
+    def partition_params(window: Window, fmt: str) -> dict:
+        """Partition bounds for ``window`` in the partition's format ``fmt``, padded as the local engine pads
+        folders (``delivery_days``)."""
         if not window.bounded:
             return {}
         first, last = delivery_days(window)
-        fmt = fmt or self.config.partition_format
         return {"partition_start": first.strftime(fmt) if first else "0000/01/01",
                 "partition_end": last.strftime(fmt) if last else "9999/12/31"}
 
@@ -264,14 +265,9 @@ class AthenaEngine(Engine):
             warnings.warn(message, Notice, stacklevel=3)
 
     def table(self, request: Request) -> pa.Table:
+        """The answer, once the request passed ``check`` (the command line's rows come through here too)."""
         self.check(request)
-        self._reuse = athena_guard.reuse_minutes(self, request)
         return super().table(request)
-
-    def rows(self, request: Request, spreadsheet_safe: bool = False):
-        self.check(request)
-        self._reuse = athena_guard.reuse_minutes(self, request)
-        return request.contract.printable(super().table(request), spreadsheet_safe)
 
     # -- running
 
@@ -296,7 +292,7 @@ class AthenaEngine(Engine):
         from pyathena.error import Error as AthenaError
 
         text = self.athena_sql(sql, params)
-        reuse, self._reuse = getattr(self, "_reuse", None), None
+        reuse = athena_guard.reuse_minutes(self, hints)
         watch = athena_guard.Watch(self, self.config.timeout, self.config.max_scan)
         retries_before, started = self._retries, time.perf_counter()
         cursor = self.connection.cursor(ArrowCursor, on_poll=watch)

@@ -17,7 +17,7 @@ from .base import athena_cost_usd
 from .layout import delivery_days
 
 if TYPE_CHECKING:
-    from ..questions import Request
+    from ..questions import Request, ScanHints
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
@@ -83,15 +83,16 @@ def _outside(engine, p, hints) -> None:
                         "to the table (trailkit ddl)")
 
 
-def reuse_minutes(engine, request: Request) -> int | None:
-    """Minutes of result reuse allowed for ``request``: never while its logs may still be arriving."""
+def reuse_minutes(engine, hints: ScanHints | None) -> int | None:
+    """Minutes of result reuse allowed for a question with ``hints``: never while its logs may still be
+    arriving, nor when its window is not known (free SQL)."""
     minutes = engine.config.reuse_minutes
     if not minutes:
         return None
-    end = request.hints.window.end
+    end = hints.window.end if hints is not None else None
     settled = end + timedelta(days=1) if end is not None else None  # logs delivered late have arrived by then
     now = datetime.now(timezone.utc)
-    if request.contract.free or settled is None or settled > now:
+    if settled is None or settled > now:
         engine.tell("reuse", "results are not reused for a question whose window ends within the last day "
                    "(or is not known): its logs may still be arriving")
         return None

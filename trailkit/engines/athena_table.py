@@ -81,9 +81,10 @@ class Partitioning:
         return f"concat({year}, '/', lpad({month}, 2, '0'), '/', lpad({day}, 2, '0'))"
 
     @classmethod
-    def given(cls, column: str) -> "Partitioning":
-        """The date partition named by the user (``--partition-column``): the AWS table's ``yyyy/MM/dd`` values."""
-        return cls(date=column, source="setting")
+    def given(cls, column: str, fmt: str = "%Y/%m/%d") -> "Partitioning":
+        """The date partition named by the user (``--partition-column``), its values in ``fmt`` (the AWS
+        table's ``yyyy/MM/dd`` unless the configuration says otherwise)."""
+        return cls(date=column, date_format=fmt, source="setting")
 
     @classmethod
     def of_glue(cls, table: dict) -> "Partitioning":
