@@ -28,7 +28,6 @@ from .duck import EMPTY, records_sql, source
 from .layout import Listing, LogFile
 
 VERSION = 5
-_KEY_ID = re.compile(r"^[A-Z0-9]{20}$")  # what the index holds (see scan.key_ids)
 
 
 def cache_path(root: str | os.PathLike, directory: str | os.PathLike | None = None) -> Path:
@@ -239,9 +238,11 @@ class Cache:
     def _spared(self, key: str, stale: list[LogFile]) -> set[str]:
         """The ``stale`` files the index says hold none of ``key``'s ids (unchanged since they were indexed):
         they need no reading. Only for key ids (a lineage's links are other strings)."""
-        wanted = key.split("|")
-        if not stale or not all(_KEY_ID.match(k) for k in wanted):
+        from .scan import key_like, needles
+
+        if not stale or not key_like(key):
             return set()
+        wanted = needles(key)
         self.con.execute("CREATE OR REPLACE TEMP TABLE tk_stale AS SELECT unnest($p) AS path", {"p": [_db(f.path) for f in stale]})
         rows = self.con.execute("SELECT path, size, mtime, ctime, keys FROM key_index WHERE path IN "
                                 "(SELECT path FROM tk_stale) AND keys IS NOT NULL").fetchall()

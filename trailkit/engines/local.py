@@ -240,7 +240,9 @@ class LocalEngine(Engine):
             result.unreadable += bad
             names = {p for p, _ in bad}
             for f in result.whole_files:
-                wanted = key.split("|")
+                from .scan import needles
+
+                wanted = needles(key)
                 result.documents += [(f.path, d) for d in self.parsed.get(f.path, ()) if any(n in d for n in wanted)]
             result.whole_files = [f for f in result.whole_files if f.path not in names and f.path not in self.parsed]
         return result

@@ -103,7 +103,7 @@ def _key_fields(data: bytes) -> tuple[set, int, int]:
 def _hits(data: bytes, key: list[bytes], contains) -> list[bytes]:
     """The strings of ``key`` that ``data`` holds. Many key ids (a wide lineage) are matched against the file's
     own key ids, in one pass, rather than searched one by one."""
-    if len(key) > 16 and all(_KEY_ID.match(k) for k in key):
+    if len(key) > 16 and all(_KEY_ID.match(k.decode("ascii", "replace")) for k in key):
         ids = key_ids(data)
         if ids is not None:
             wanted = set(key)
@@ -111,12 +111,17 @@ def _hits(data: bytes, key: list[bytes], contains) -> list[bytes]:
     return [k for k in key if contains(data, k)]
 
 
-_KEY_ID = re.compile(rb"^[A-Z0-9]{16,128}$")
+_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
 
 
-def needles(key: str) -> list[bytes]:
-    """The literal byte strings a scan for ``key`` looks for (``A|B``: any of them)."""
-    return [n.encode() for n in key.split("|") if n]
+def needles(key: str) -> list[str]:
+    """The literal strings a scan for ``key`` looks for (``A|B``: any of them)."""
+    return [n for n in key.split("|") if n]
+
+
+def key_like(key: str) -> bool:
+    """Whether every string of ``key`` is a key id (what the key index can answer for)."""
+    return all(_KEY_ID.match(n) for n in needles(key))
 
 
 def _escapes(found: list[bytes]) -> re.Pattern:
@@ -127,47 +132,40 @@ def _escapes(found: list[bytes]) -> re.Pattern:
     return re.compile(rb"\\u00(?:" + b"|".join(f"{c:02x}".encode() for c in chars) + rb")", re.I)
 
 
-def _records_around(data: bytes, key: bytes | list[bytes]) -> list[bytes] | None:
-    """The records of a ``{"Records":[...]}`` document that contain ``key`` (or any of several), or None if the
-    layout is unusual."""
-    if isinstance(key, list):
-        parts: dict[bytes, None] = {}
-        for one in key:
-            found = _records_around(data, one)
-            if found is None:
-                return None
-            parts.update(dict.fromkeys(bytes(piece) for piece in found))  # a record around two strings, once
-        return list(parts)
+def _records_around(data: bytes, keys: list[bytes]) -> list[bytes] | None:
+    """The records of a ``{"Records":[...]}`` document that contain one of ``keys`` (each record once), or None
+    if the layout is unusual."""
     out, seen = [], set()
     end_of_array = data.rfind(b"]")
-    pos = data.find(key)
-    while pos != -1:
-        start = data.rfind(_RECORD, 0, pos)
-        if start == -1:
-            return None
-        if start not in seen:
-            seen.add(start)
-            nxt = data.find(b"," + _RECORD, pos)
-            end = nxt if nxt != -1 else end_of_array
-            if end <= pos:
+    for key in keys:
+        pos = data.find(key)
+        while pos != -1:
+            start = data.rfind(_RECORD, 0, pos)
+            if start == -1:
                 return None
-            out.append(data[start:end])
-        pos = data.find(key, pos + len(key))
+            if start not in seen:
+                seen.add(start)
+                nxt = data.find(b"," + _RECORD, pos)
+                end = nxt if nxt != -1 else end_of_array
+                if end <= pos:
+                    return None
+                out.append(data[start:end])
+            pos = data.find(key, pos + len(key))
     return out
 
 
-def _lines_around(data: bytes, key: bytes | list[bytes]) -> list[bytes]:
-    if isinstance(key, list):
-        return list(dict.fromkeys(bytes(line) for one in key for line in _lines_around(data, one)))
+def _lines_around(data: bytes, keys: list[bytes]) -> list[bytes]:
+    """The lines of a JSON-lines document that contain one of ``keys`` (each line once)."""
     out, seen = [], set()
-    pos = data.find(key)
-    while pos != -1:
-        start = data.rfind(b"\n", 0, pos) + 1
-        if start not in seen:
-            seen.add(start)
-            end = data.find(b"\n", pos)
-            out.append(data[start:end if end != -1 else len(data)])
-        pos = data.find(key, pos + len(key))
+    for key in keys:
+        pos = data.find(key)
+        while pos != -1:
+            start = data.rfind(b"\n", 0, pos) + 1
+            if start not in seen:
+                seen.add(start)
+                end = data.find(b"\n", pos)
+                out.append(data[start:end if end != -1 else len(data)])
+            pos = data.find(key, pos + len(key))
     return out
 
 
@@ -203,12 +201,12 @@ def _scan_data(f: LogFile, key: list[bytes], gunzip, contains, escaped):
         return "bad", str(e), None
     except Exception as e:
         return "bad", f"{type(e).__name__}: {e}", None
-    hits = _hits(data, key, contains)
     # JSON may write any character as \uXXXX (and "/" as \/): a file with escapes that could hide one of the
     # strings looked for is parsed whole, not searched, whether or not another of them was found
     if contains(data, b"\\u00") and escaped.search(data) or b"/" in b"".join(key) and contains(data, b"\\/"):
         pieces, how = _parsed_around(data, key)
         return (("docs", (pieces, how)) if pieces else ("skip", None) if pieces is not None else ("whole", None)) + (data,)
+    hits = _hits(data, key, contains)
     if not hits:
         return "skip", None, data
     head = data[:64].lstrip()
@@ -247,7 +245,7 @@ def scan(files: list[LogFile], key: str, threads: int | None = None, progress=No
 
     ``progress(files_done, files, seconds)`` is called after each batch of files (from this thread). With
     ``index``, the result also holds each file's key ids (``ScanResult.index``) for the cache."""
-    needle = needles(key)
+    needle = [n.encode() for n in needles(key)]
     escaped = _escapes(needle)
     gunzip, contains = inflate.inflater(), _finder()
     result = ScanResult()
