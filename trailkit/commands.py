@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
-from .contract import CONTROL, visible
-from .errors import InvalidInput, TrailkitError
-from .output import progress, say_figures, write_result
+from .contract import visible
+from .errors import TrailkitError
+from .output import json_line, progress, say_figures, write_result
+
 
 def settings_of(args):
     """The engine the options name: one place (``EngineSettings``) applies the environment fallbacks."""
@@ -29,7 +30,7 @@ def fetch_command(args) -> int:
 
     window = Window.parse(args.start, args.end)  # every input checked before S3 is asked anything
     layout = s3layout.TrailLayout.parse(args.location, args.org)
-    client = s3_client(args.workers, args.profile, args.region) if args.workers > 0 else None
+    client = s3_client(args.workers, args.profile, args.region)
     result = fetch(layout, window, args.dest, accounts=args.accounts, regions=args.regions, workers=args.workers,
                    progress=bar_to(sys.stderr), client=client)
     for note in result.notes:
@@ -45,15 +46,13 @@ def fetch_command(args) -> int:
 
 
 def follow(args) -> int:
-    """``chain``, ``timeline`` and ``lifecycle``: one pass over the logs (``graph``), walked in Python."""
+    """``chain``, ``timeline`` and ``lifecycle``: the links, then the lineage's keys (see ``trailkit.lineage``)."""
     from . import questions
-    from .inputs import KeyMatch, Window
+    from .inputs import KeyMatch, Window, levels
     from .investigate import Trail
 
-    key, within = KeyMatch.parse(args.key), Window.parse(args.start, args.end)
-    depth = getattr(args, "depth", None)
-    if depth is not None and depth < 0:
-        raise InvalidInput(f"--depth {depth} is not a whole number of levels (0 or more)")
+    # every input checked before an engine is opened
+    key, within, depth = KeyMatch.parse(args.key), Window.parse(args.start, args.end), levels(getattr(args, "depth", None))
     with Trail.open(settings_of(args)) as trail:
         if sys.stderr.isatty():
             trail.engine.on_progress = progress
@@ -70,10 +69,10 @@ def follow(args) -> int:
         else:
             frame = trail.timeline(key.value, within.start, within.end, depth)
         if args.format == "timesketch":
-            from .lineage import timesketch_lines
+            from .lineage import timesketch_events
 
-            for line in timesketch_lines(frame):
-                sys.stdout.write(CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n")
+            for event in timesketch_events(frame):
+                sys.stdout.write(json_line(event))
         else:
             from .lineage import printable
 

@@ -274,6 +274,15 @@ def seconds(value, what: str = "--timeout") -> float:
     return float(m.group(1)) * {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[(m.group(2) or "").lower()]
 
 
+def levels(depth, what: str = "--depth") -> int | None:
+    """How many levels of descendants a lineage follows: None for all, 0 for the key and its ancestors only."""
+    if depth is None:
+        return None
+    if isinstance(depth, bool) or not str(depth).isdigit():  # -1, 1.5 and words are no number of levels
+        raise InvalidInput(f"{what} {depth!r} is not a whole number of levels (0 or more)")
+    return int(depth)
+
+
 def positive_int(value, what: str = "limit") -> int:
     try:
         number = int(value)

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 from . import questions
 from .contract import to_frame
 from .engines.base import Engine, QueryStats
-from .errors import InvalidInput
-from .inputs import Allowlist, KeyMatch, Scope, Window
+from .inputs import Allowlist, KeyMatch, Scope, Window, levels
 from .questions import Request, classify_ips, narrowed
 from .settings import EngineSettings
 
@@ -37,7 +36,7 @@ class Trail:
     def __init__(self, engine: Engine, scope: Scope = Scope()):
         self.engine = engine
         self.scope = scope  # every question kept to these accounts and regions
-        self._graphs: dict = {}  # the links read last, while the engine says the data has not changed
+        self._kept = None  # (window and scope, engine generation, Graph): the links read last
 
     @classmethod
     def open(cls, settings: EngineSettings | None = None, **given) -> "Trail":
@@ -168,12 +167,12 @@ class Trail:
 
         generation = self.engine.generation()
         known = (within.start, within.end, self.scope)
-        kept = self._graphs.get(known)
-        if generation is not None and kept is not None and kept[0] is generation:
-            graph = kept[1]  # the folder is watched and has not changed: the links (and figures) still hold
+        if generation is not None and self._kept is not None and self._kept[0] == known \
+                and self._kept[1] is generation:
+            graph = self._kept[2]  # the folder is watched and has not changed: the links (and figures) still hold
         else:
             graph = Graph(self.ask(questions.links(within)))
-            self._graphs = {known: (generation, graph)} if generation is not None else {}
+            self._kept = (known, generation, graph) if generation is not None else None
         while True:
             keys, users = graph.uncounted(key, depth)
             if not keys and not users:
@@ -183,7 +182,7 @@ class Trail:
     def follow(self, key: str, start=None, end=None, depth: int | None = None) -> dict:
         """``lineage``, ``lifecycle`` and ``timeline`` of ``key`` from one reading of the links (what the notebook
         and the report show)."""
-        key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), _depth(depth)
+        key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), levels(depth)
         graph = self._followed(key, within, depth)
         lineage = graph.lineage(key, depth)
         return {"lineage": lineage, "lifecycle": graph.lifecycle(key), "timeline": self._events(lineage, within)}
@@ -197,7 +196,7 @@ class Trail:
         Example:
             >>> trail.lineage("AKIATFQR7NSC8Q4X20BJ")  # doctest: +SKIP
         """
-        key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), _depth(depth)
+        key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), levels(depth)
         return self._followed(key, within, depth).lineage(key, depth)
 
     def lifecycle(self, key: str, start=None, end=None) -> pd.DataFrame:
@@ -227,11 +226,3 @@ class Trail:
     key_owner = owner
     minted_keys = minted
 
-
-def _depth(depth) -> int | None:
-    """``--depth``: how many levels of descendants to follow (None: all; 0: the key and its ancestors only)."""
-    if depth is None:
-        return None
-    if isinstance(depth, bool) or not isinstance(depth, int) and not str(depth).isdigit() or int(depth) < 0:
-        raise InvalidInput(f"--depth {depth!r} is not a whole number of levels (0 or more)")
-    return int(depth)

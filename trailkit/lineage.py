@@ -263,11 +263,9 @@ def nearest(lineage: "pd.DataFrame", count: int) -> "pd.DataFrame":
     return lineage.loc[sorted(order)]
 
 
-def timesketch_lines(timeline: "pd.DataFrame"):
-    """JSON lines Timesketch imports: ``message``, ``datetime`` (ISO 8601), ``timestamp_desc`` and the event's
-    fields (times as ISO 8601 text)."""
-    import json
-
+def timesketch_events(timeline: "pd.DataFrame"):
+    """The objects Timesketch imports, one per event (written as JSON lines): ``message``, ``datetime`` (ISO
+    8601), ``timestamp_desc`` and the event's fields (times as ISO 8601 text)."""
     untimed = 0
     for row in _records(timeline):
         when = row["eventtime"]
@@ -278,9 +276,8 @@ def timesketch_lines(timeline: "pd.DataFrame"):
         message = (f"{row['eventsource'] or '?'}:{row['eventname'] or '?'} by {row['principalarn'] or '?'} with "
                    f"{row['accesskeyid'] or '?'} from {row['sourceipaddress'] or '?'}"
                    + (f" ({row['errorcode']})" if row.get("errorcode") else ""))
-        yield json.dumps({"message": message,
-                          "datetime": f"{when:%Y-%m-%dT%H:%M:%S+00:00}",
-                          "timestamp_desc": "Event Time", **fields}, ensure_ascii=False, default=str)
+        yield {"message": message, "datetime": f"{when:%Y-%m-%dT%H:%M:%S+00:00}", "timestamp_desc": "Event Time",
+               **fields}
     if untimed:
         import warnings
 

@@ -16,7 +16,6 @@ def write_result(out, names: list[str], rows, fmt: str, extra: dict | None = Non
     (lines) for programs, row by row so that a large answer is never held twice. ``extra`` adds columns
     given as lists (the IP category)."""
     import csv
-    import json
 
     if extra:
         names = list(names) + list(extra)
@@ -26,10 +25,9 @@ def write_result(out, names: list[str], rows, fmt: str, extra: dict | None = Non
         writer.writerow(names)
         writer.writerows(rows)  # None is written as an empty field; formulas were defused by the engine
         return
-    if fmt == "json":  # JSON escapes C0 controls itself; C1 and bidi controls are escaped as \\uXXXX too
+    if fmt == "json":
         for row in rows:
-            line = json.dumps(dict(zip(names, row)), ensure_ascii=False, default=str)
-            out.write(CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", line) + "\n")
+            out.write(json_line(dict(zip(names, row))))
         return
     rows = list(rows)  # a table's widths need every row
     if not rows:
@@ -41,6 +39,15 @@ def write_result(out, names: list[str], rows, fmt: str, extra: dict | None = Non
     for line in cells:
         out.write(" ".join(v.rjust(w) for v, w in zip(line, widths)) + "\n")
     out.write(f"({len(rows)} rows)\n")
+
+
+def json_line(obj: dict) -> str:
+    """One JSON line: JSON escapes C0 controls itself; C1 and bidi controls are escaped as \\uXXXX too, so no
+    line can repaint a terminal."""
+    import json
+
+    text = json.dumps(obj, ensure_ascii=False, default=str)
+    return CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
 
 
 def _cell(value) -> str:
