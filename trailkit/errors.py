@@ -41,6 +41,13 @@ class QueryFailed(TrailkitError):
         self.state = state
 
 
+def aws_error(e: Exception) -> dict:
+    """The error an AWS service answered (botocore's parsed ``Code`` and ``Message``), or {} for an exception
+    that is not a service's answer (no credentials, no network)."""
+    response = getattr(e, "response", None)
+    return response.get("Error", {}) if isinstance(response, dict) else {}
+
+
 def require(module: str, extra: str = "trailkit"):
     """Import an optional heavy module, or say what to install."""
     import importlib

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from ..errors import InvalidInput, TrailkitError
+from ..errors import InvalidInput, TrailkitError, aws_error
 
 # Java date patterns of partition projection -> strftime
 _JAVA_TO_STRFTIME = (("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"))
@@ -241,7 +241,7 @@ def _role_by_name(key: str) -> str | None:
 
 
 def _reason(e: Exception) -> str:
-    code = getattr(e, "response", {}).get("Error", {}).get("Code") if hasattr(e, "response") else None
+    code = aws_error(e).get("Code")
     return code or (str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 
@@ -251,7 +251,7 @@ def learn(glue, athena_query, database: str, table: str) -> Partitioning:
     try:
         answer = glue.get_table(DatabaseName=database, Name=table)["Table"]
     except Exception as e:
-        code = getattr(e, "response", {}).get("Error", {}).get("Code") if hasattr(e, "response") else None
+        code = aws_error(e).get("Code")
         if code == "EntityNotFoundException":
             raise InvalidInput(f"table {database}.{table} is not in the Glue Data Catalog of this account and region; "
                                "create it (trailkit ddl prints the statement) or give --database/--table") from None

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Callable, NamedTuple
 
-from ..errors import InvalidInput, TrailkitError, require
+from ..errors import InvalidInput, TrailkitError, aws_error, require
 from ..inputs import Window, output_folder, positive_int
 from . import s3layout
 from .landing import CHUNK, Manifest, NotLanded, clear_parts, land, md5_of
@@ -241,7 +241,7 @@ def _listing_error(e: Exception, bucket: str, prefix: str) -> TrailkitError:
     if isinstance(e, NoCredentialsError):
         return InvalidInput("no AWS credentials found: set AWS_PROFILE, or run aws configure (or aws sso login), "
                             "then fetch again")
-    error = _error(e)
+    error = aws_error(e)
     code, where = error.get("Code"), f"s3://{bucket}/{prefix}"
     if code == "NoSuchBucket":
         return InvalidInput(f"bucket {bucket!r} does not exist; check the name after s3:// (the bucket the trail "
@@ -256,12 +256,6 @@ def _listing_error(e: Exception, bucket: str, prefix: str) -> TrailkitError:
         return TrailkitError(f"S3 refused to list {where} ({code}: {_line(error.get('Message', ''))})")
     return TrailkitError(f"S3 could not be reached to list {where} ({_line(str(e))}); check the network and "
                          "AWS_ENDPOINT_URL")
-
-
-def _error(e: Exception) -> dict:
-    """botocore's parsed error (Code, Message), or {} for an exception that is not S3's answer."""
-    response = getattr(e, "response", None)
-    return response.get("Error", {}) if isinstance(response, dict) else {}
 
 
 def _line(text: str) -> str:
@@ -335,7 +329,7 @@ def _download(client, bucket: str, f: RemoteFile, path: str, stop: threading.Eve
 
 def _reason(e: Exception) -> str:
     """Why one object was not copied, in a line saying what to do."""
-    error = _error(e)
+    error = aws_error(e)
     code = error.get("Code")
     if isinstance(e, NotLanded):
         return f"{e}: run the fetch again"
