@@ -31,11 +31,13 @@ def test_environment_yml_agrees_with_pyproject():
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert "-e ." in pip
     assert _names(conda + [r for r in pip if r != "-e ."]) - {"python", "pip"} == _names(project["dependencies"])
-    pins = {re.split(r"[<>=\[ ]", r)[0].lower(): r.split(">=")[-1] for r in project["dependencies"]}
+    # the same version bounds (>=X, or ==X for a pinned one) in both
+    pins = {re.split(r"[<>=\[ ]", r)[0].lower(): re.search(r"[<>=]=.*$", r).group() for r in project["dependencies"]
+            if re.search(r"[<>=]=", r)}
     for d in conda + pip:
         name = CONDA_NAMES.get(re.split(r"[<>= ]", d)[0], re.split(r"[<>= ]", d)[0])
         if name in pins:
-            assert d.endswith(">=" + pins[name]), d
+            assert re.search(r"[<>=]=[^;]*", d).group().strip() == pins[name].split(";")[0].strip(), d
 
 
 def _digest(folder: Path) -> dict:

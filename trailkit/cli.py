@@ -11,7 +11,7 @@ import sys
 import warnings
 
 from .contract import visible
-from .commands import cache_command, fetch_command, follow, settings_of
+from .commands import cache_command, fetch_command, follow, judged, settings_of
 from .errors import InvalidInput, Notice, ReadAs, TrailkitError
 from .output import progress, say_figures, write_result  # noqa: F401 (write_result: the API's)
 
@@ -102,6 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--depth", type=int, metavar="N", help="follow descendants N levels down (default: all)")
         _engine_options(p)
         _output_options(p, FORMATS + ("timesketch",) if name == "timeline" else FORMATS)
+
+    for name in ("findings", "objects"):  # what the key's lineage did
+        p = sub.add_parser(name, help=QUESTIONS[name].help)
+        p.add_argument("key", help="access key id (AKIA... or ASIA...)")
+        _window_options(p)
+        if name == "findings":
+            p.add_argument("--allow", metavar="CIDRS", help="expected networks (comma-separated, IPv4 or IPv6): "
+                                                            "addresses outside them are unexpected-ip findings")
+            p.add_argument("--sigma", metavar="DIR", help="also run the Sigma rules of DIR (logsource aws/cloudtrail)")
+        p.add_argument("--no-follow", action="store_true", help="the key alone, not its lineage")
+        p.add_argument("--depth", type=int, metavar="N", help="follow descendants N levels down (default: all)")
+        _engine_options(p)
+        _output_options(p)
 
     p = sub.add_parser("window", help=QUESTIONS["window"].help)
     _window_options(p, required=True)
@@ -226,6 +239,8 @@ def _run(args) -> int:
         return 0
     if args.command in ("chain", "timeline", "lifecycle"):
         return follow(args)
+    if args.command in ("findings", "objects"):
+        return judged(args)
     request = _request(args)  # every input checked before touching any engine
     allowlist = None
     if args.command == "ips" and args.allow:

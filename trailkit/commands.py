@@ -86,6 +86,60 @@ def follow(args) -> int:
     return 0
 
 
+def judged(args) -> int:
+    """``findings`` and ``objects``: the lineage's keys (unless --no-follow), then what they did."""
+    from . import questions
+    from .inputs import Allowlist, KeyMatch, Window, levels
+    from .investigate import Trail
+    from .lineage import printable
+
+    # every input checked before an engine is opened
+    key, within, depth = KeyMatch.parse(args.key), Window.parse(args.start, args.end), levels(args.depth)
+    allowed = Allowlist.parse(getattr(args, "allow", None))
+    ruleset = None
+    if getattr(args, "sigma", None):
+        from . import sigma
+
+        ruleset = sigma.load(args.sigma)
+    with Trail.open(settings_of(args)) as trail:
+        if sys.stderr.isatty():
+            trail.engine.on_progress = progress
+        if args.dry_run:
+            keys = [key.value]
+            if not args.no_follow:
+                sys.stdout.write(trail.explain(questions.links(within)))
+                print("-- then the figures of every key the walk finds (figures.sql); then, with those keys:")
+            if args.command == "findings":
+                sys.stdout.write(trail.explain(questions.findings(keys, within)))
+                if ruleset is not None and ruleset.rules:
+                    from . import sigma
+
+                    sys.stdout.write(trail.explain(sigma.request(ruleset, keys, within)))
+            else:
+                sys.stdout.write(trail.explain(questions.objects(keys, within)))
+                sys.stdout.write(trail.explain(questions.data_events(within)))
+            return 0
+        follow_ = not args.no_follow
+        if args.command == "findings":
+            if ruleset is not None:
+                print(f"trailkit: note: {visible(ruleset.describe())}", file=sys.stderr)
+                for rule in ruleset.skipped:
+                    print(f"trailkit: note: Sigma rule not run: {visible(rule.path)}: {visible(rule.title)}: "
+                          f"{visible(rule.reason or '')}", file=sys.stderr)
+            frame = trail.findings(key.value, within.start, within.end, allowed, follow_, ruleset, depth)
+        else:
+            frame = trail.objects(key.value, within.start, within.end, follow_, depth)
+        if args.command == "findings" and args.format == "table":
+            from .findings import text
+
+            sys.stdout.write(text(frame))
+        else:
+            names, rows = printable(frame, spreadsheet_safe=args.format == "csv")
+            write_result(sys.stdout, names, rows, args.format)
+        say_figures(trail)
+    return 0
+
+
 def cache_command(args) -> int:
     from .engines import cache
     from .paths import cache_dir

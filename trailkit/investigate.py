@@ -37,6 +37,7 @@ class Trail:
         self.engine = engine
         self.scope = scope  # every question kept to these accounts and regions
         self._kept = None  # (window and scope, engine generation, Graph): the links read last
+        self.sigma_skipped = None  # the Sigma rules of the last findings that could not be run, and why
 
     @classmethod
     def open(cls, settings: EngineSettings | None = None, **given) -> "Trail":
@@ -206,8 +207,9 @@ class Trail:
         return self._followed(key, Window.parse(start, end), 0).lifecycle(key)
 
     def timeline(self, key: str, start=None, end=None, depth: int | None = None) -> pd.DataFrame:
-        """Every event of every key in the lineage of ``key``, oldest first: the ``usage`` columns and ``depth``
-        (each event counted once, whichever key and delivery it was met through)."""
+        """Every event of every key in the lineage of ``key``, oldest first: the ``usage`` columns, ``depth``, and
+        the event's ATT&CK ``tactics`` and ``techniques`` where TrailDiscover maps it (see ``trailkit.attack``);
+        each event counted once, whichever key and delivery it was met through."""
         within = Window.parse(start, end)
         return self._events(self.lineage(key, within.start, within.end, depth), within)
 
@@ -217,7 +219,77 @@ class Trail:
         events = self.ask(questions.events_of(list(lineage["accesskeyid"]), within))
         depth_of = dict(zip(lineage["accesskeyid"], lineage["depth"]))
         events["depth"] = pd.array([depth_of.get(k) for k in events["accesskeyid"]], dtype="Int64")
+        from .attack import annotate
+
+        annotate(events)  # each event's ATT&CK tactics and techniques (trailkit.attack)
         return events.sort_values(["eventtime", "eventid"], na_position="last", kind="stable").reset_index(drop=True)
+
+    # -- what the key did (``trailkit.findings``: the lineage's events aggregated by the engine, then judged)
+
+    def _keys(self, key: str, within: Window, follow: bool, depth: int | None) -> list[str]:
+        return list(self.lineage(key, within.start, within.end, depth)["accesskeyid"]) if follow else [key]
+
+    def findings(self, key: str, start=None, end=None, allowed=None, follow: bool = True, sigma=None,
+                 depth: int | None = None) -> pd.DataFrame:
+        """What the key's lineage (the key alone with ``follow=False``) did that a responder acts on, most severe
+        first: one row per finding, columns ``kind, severity, accesskeyid, first_seen, last_seen, events,
+        technique, summary, eventids, rule`` (see README "Findings" for every rule).
+
+        Args:
+            allowed: expected networks (CIDRs): addresses outside them are ``unexpected-ip`` findings.
+            sigma: a folder of Sigma rules (``logsource: product: aws, service: cloudtrail``); each match is a
+                ``sigma`` finding. Rules that cannot be converted are in ``trail.sigma_skipped``.
+
+        Example:
+            >>> trail.findings("AKIATFQR7NSC8Q4X20BJ", allowed="192.168.10.0/24")  # doctest: +SKIP
+        """
+        from . import findings as rules
+        from . import network
+
+        key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), levels(depth)
+        allowlist = Allowlist.parse(allowed)
+        ruleset = self._sigma_rules(sigma)  # read (and its errors said) before any query runs
+        keys = self._keys(key, within, follow, depth)
+        rows = self.ask(questions.findings(keys, within))
+        addresses = rows.loc[rows["rule"] == "ip", "detail"].dropna().tolist()
+        found = rules.judge(rows, allowlist, network.context(addresses) if allowlist else None)
+        if ruleset is not None:
+            from . import sigma as sigma_rules
+
+            matches = self.ask(sigma_rules.request(ruleset, keys, within)) if ruleset.rules else None
+            found = rules.merged(found, sigma_rules.judge(ruleset, matches))
+        return found
+
+    def objects(self, key: str, start=None, end=None, follow: bool = True, depth: int | None = None) -> pd.DataFrame:
+        """Per resource the key's lineage read, wrote, shared or deleted: ``accesskeyid, eventsource, eventname,
+        resource, events, errors, first_seen, last_seen, bytes, detail`` (``resource`` as ``s3://bucket/key``,
+        a secret's or parameter's name or ARN, a snapshot or image id; ``detail``: with whom it was shared).
+
+        ``frame.attrs["s3_data_events"]`` says whether the logs hold any S3 data events at all; when they hold
+        none, a note says so (an empty answer is then not "nothing was read")."""
+        import warnings
+
+        from .errors import Notice
+
+        key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), levels(depth)
+        keys = self._keys(key, within, follow, depth)
+        found = _one_per_resource(self.ask(questions.objects(keys, within)))
+        data = len(self.ask(questions.data_events(within))) > 0
+        found.attrs["s3_data_events"] = data
+        if not data:
+            warnings.warn(Notice("these logs hold no S3 data events (object reads and writes are logged only by "
+                                 "trails that select them): S3 objects read or written cannot be seen here"))
+        return found
+
+    def _sigma_rules(self, folder):
+        from . import sigma
+
+        if folder is None:
+            self.sigma_skipped = None
+            return None
+        ruleset = folder if isinstance(folder, sigma.RuleSet) else sigma.load(folder)
+        self.sigma_skipped = ruleset.skipped_frame()
+        return ruleset
 
     # the names of the first release
     key_usage = usage
@@ -226,3 +298,30 @@ class Trail:
     key_owner = owner
     minted_keys = minted
 
+
+def _one_per_resource(frame: "pd.DataFrame") -> "pd.DataFrame":
+    """``objects`` rows whose resource is a JSON list (GetParameters, BatchGetSecretValue) as one row per name."""
+    import json
+
+    import pandas as pd
+
+    listed = frame["resource"].fillna("").str.startswith("[")
+    if not listed.any():
+        return frame
+    rows = []
+    for row in frame[listed].to_dict("records"):
+        try:
+            names = [str(n) for n in json.loads(row["resource"]) if n is not None]
+        except ValueError:
+            names = [row["resource"]]
+        rows += [{**row, "resource": name} for name in names]
+    apart = pd.DataFrame(rows, columns=frame.columns)
+    by = ["accesskeyid", "eventsource", "eventname", "resource"]
+    joined = pd.concat([frame[~listed], apart], ignore_index=True)
+    out = joined.groupby(by, dropna=False, sort=False).agg(
+        events=("events", "sum"), errors=("errors", "sum"), first_seen=("first_seen", "min"),
+        last_seen=("last_seen", "max"), bytes=("bytes", lambda b: b.sum(min_count=1)),
+        detail=("detail", lambda d: " ".join(sorted(set(d.dropna()))) or None)).reset_index()
+    out = out[list(frame.columns)].astype(frame.dtypes.to_dict())
+    return out.sort_values(["first_seen", "accesskeyid", "eventsource", "eventname", "resource"],
+                           na_position="last", kind="stable").reset_index(drop=True)

@@ -38,6 +38,8 @@ QUESTIONS = {q.name: q for q in (
     Question("chain", "Lineage", "every key the key came from and led to: temporary keys, role chains, keys it created"),
     Question("timeline", "Timeline", "every event of every key in the key's lineage, oldest first"),
     Question("lifecycle", "Lifecycle", "the key's birth and death: created or minted, deactivated, deleted, quarantined"),
+    Question("findings", "Findings", "what the key's lineage did that a responder acts on, most severe first"),
+    Question("objects", "Data touched", "per resource the key's lineage read, wrote, shared or deleted"),
     Question("sql", "SQL", "any Athena SQL against the table cloudtrail, on either engine"),
 )}
 
@@ -150,6 +152,32 @@ def events_of(keys: list[str], within: Window = Window()) -> Request:
     """The events of several keys (``usage`` of each, in one query): a lineage's timeline."""
     params = {"keys": tuple(keys), **_window_params(within)}
     return Request(queries.get("usage"), params, ScanHints(within, needles=tuple(keys)))
+
+
+def findings(keys: list[str], within: Window = Window()) -> Request:
+    """The aggregates ``trailkit.findings`` judges, for the keys of a lineage (see ``queries/findings.sql``)."""
+    from . import findings as rules
+
+    params = {"keys": tuple(keys), "watched": rules.WATCHED, "evidence": rules.EVIDENCE,
+              "burst_apis": rules.BURST_APIS, "burst_denied": rules.BURST_DENIED,
+              "burst_denied_apis": rules.BURST_DENIED_APIS,
+              "suspect_agents": rules.SUSPECT_AGENTS, **_window_params(within)}
+    return Request(queries.get("findings"), params, ScanHints(within, needles=tuple(keys)))
+
+
+def objects(keys: list[str], within: Window = Window()) -> Request:
+    """Per resource the ``keys`` read, wrote, shared or deleted (see ``queries/objects.sql``)."""
+    params = {"keys": tuple(keys), **_window_params(within)}
+    return Request(queries.get("objects"), params, ScanHints(within, needles=tuple(keys)))
+
+
+#: every S3 data event's record holds one of these (its eventCategory, or an object API's name)
+DATA_EVENT_NEEDLES = ('"Data"', '\\"Data\\"', "Object", "UploadPart")
+
+
+def data_events(within: Window = Window()) -> Request:
+    """One S3 data event of the logs, if they hold any (see ``queries/data_events.sql``)."""
+    return Request(queries.get("data_events"), _window_params(within), ScanHints(within, needles=DATA_EVENT_NEEDLES))
 
 
 _PARAM_VALUE_TYPES = (str, int, float, bool, type(None))

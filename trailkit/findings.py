@@ -1,0 +1,273 @@
+"""What a key's lineage did that a responder acts on: findings, each with its evidence.
+
+``queries/findings.sql`` aggregates the lineage's events where they are (DuckDB or Athena) into a few rows: the
+watched calls per key, API and what they were about; bursts of read-only or denied calls per 10-minute slice;
+regions and user-agent families first used a day after the lineage began; user agents of offensive tools; and
+the source addresses. ``judge`` turns those rows into findings: the calls by ``trailkit.rules`` (one rule per thing
+responders look for), the rest by the thresholds here; README "Findings" documents each with its rationale,
+threshold and blind spots.
+
+A finding: ``kind`` (``KINDS``), ``severity`` (``high``, ``medium``, ``low``, ``info``), ``accesskeyid``,
+``first_seen``, ``last_seen``, ``events``, ``technique`` (ATT&CK ids), ``summary`` (one sentence with the
+numbers), ``eventids`` (the evidence, space-separated, at most ``EVIDENCE`` per finding), ``rule`` (which rule).
+"""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from .attack import api
+from .rules import BY_API, RULES, SEVERITIES, WATCHED, lower_severity as _lower  # noqa: F401 (RULES, WATCHED: here too)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+KINDS = ("recon", "enumeration", "unexpected-ip", "new-region", "new-user-agent", "suspicious-user-agent",
+         "persistence", "privilege-escalation", "credential-access", "data-access", "defense-evasion",
+         "exfiltration", "resource-abuse", "sigma",
+         # beyond the first list: techniques CloudTrail records that none of the above names
+         "execution", "lateral-movement", "initial-access", "impact")
+COLUMNS = ("kind", "severity", "accesskeyid", "first_seen", "last_seen", "events", "technique", "summary",
+           "eventids", "rule")
+EVIDENCE = 100  # event ids kept per finding (``events`` counts them all)
+BURST_APIS = 20  # distinct read-only APIs in one 10-minute slice
+BURST_DENIED = 10  # denied calls in one 10-minute slice ...
+BURST_DENIED_APIS = 3  # ... of at least this many APIs (one call retried is not a probe)
+#: user agents of offensive distributions, cloud attack and audit tools, secret scanners (lower case, RE2)
+SUSPECT_AGENTS = (r"(^|[^a-z0-9])(kali|parrot|pentoo|blackarch|pacu|scoutsuite|scout suite|prowler|"
+                  r"cloudsplaining|cloudfox|cloudmapper|pmapper|principalmapper|trufflehog|weirdaal|"
+                  r"enumerate-iam|stratus-red-team|nuclei|sqlmap|nmap|masscan|s3scanner|cloudbrute|endgame|"
+                  r"awspx|cloudgoat|gitleaks|ccat)([^a-z]|$)")
+
+
+def _details(row) -> list[str]:
+    """The things one aggregated row is about (a JSON list of names is several)."""
+    text = row["detail"]
+    if not text:
+        return []
+    if text.startswith("["):
+        try:
+            return [str(v) for v in json.loads(text) if v is not None]
+        except ValueError:
+            pass
+    return [text]
+
+
+def _listed(values: list[str], noun: str, limit: int = 5) -> str:
+    if not values or not noun:
+        return ""
+    shown = ", ".join(values[:limit]) + (f" and {len(values) - limit} more" if len(values) > limit else "")
+    return f" ({_many(len(values), noun)}: {shown})"
+
+
+def _counted(events: int, errors: int, of: str = "") -> str:
+    """``3 calls of StopLogging, all refused``."""
+    text = f"{events} call{'' if events == 1 else 's'}" + (f" of {of}" if of else "")
+    if errors and errors == events:
+        return text + (", refused" if events == 1 else ", all refused")
+    return text + (f", {errors} refused" if errors else "")
+
+
+def _many(n: int, noun: str) -> str:
+    """``1 policy``, ``6 policies``, ``2 addresses``."""
+    if n == 1:
+        return f"{n} {noun}"
+    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
+        return f"{n} {noun[:-1]}ies"
+    return f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
+
+
+def _evidence(ids) -> str:
+    seen: list[str] = []
+    for chunk in ids:
+        for i in (chunk or "").split():
+            if i not in seen:
+                seen.append(i)
+    return " ".join(seen[:EVIDENCE])
+
+
+def judge(rows: "pd.DataFrame", allowed=None, networks: "pd.DataFrame | None" = None) -> "pd.DataFrame":
+    """The findings of ``findings.sql``'s rows; ``allowed`` an ``Allowlist`` (or CIDRs), ``networks`` the
+    addresses' context (``trailkit.network.context``) for grouping unexpected addresses."""
+    from .contract import visible
+    from .inputs import Allowlist
+
+    allowlist = Allowlist.parse(allowed)
+    records = [{k: _plain(v) for k, v in r.items()} for r in rows.to_dict("records")]
+    out: list[dict] = []
+    out += _calls([r for r in records if r["rule"] == "call"])
+    out += _bursts([r for r in records if r["rule"] == "burst"])
+    for r in (r for r in records if r["rule"] == "region"):
+        out.append(_finding("new-region", "low", "T1535", r, f"{r['accesskeyid']} first used region {r['detail']} "
+                            f"a day or more after the lineage began ({_counted(r['events'], r['errors'])}, "
+                            f"{_many(r['apis'], 'API')})", "new-region"))
+    for r in (r for r in records if r["rule"] == "agent"):
+        out.append(_finding("new-user-agent", "low", "T1078.004", r, f"{r['accesskeyid']} first called with "
+                            f"{visible(r['detail'])!r} user agents a day or more after the lineage began "
+                            f"({_counted(r['events'], r['errors'])}; first: {visible(r['extra'] or '')[:80]!r})",
+                            "new-user-agent"))
+    for r in (r for r in records if r["rule"] == "suspect"):
+        out.append(_finding("suspicious-user-agent", "medium", "T1595 T1078.004", r,
+                            f"{r['accesskeyid']} called with user agents naming {visible(r['detail'] or '')!r}, an "
+                            f"offensive tool or distribution ({_counted(r['events'], r['errors'])}, "
+                            f"{_many(r['apis'], 'API')}; first: {visible(r['extra'] or '')[:120]!r})",
+                            "suspicious-user-agent"))
+    out += _unexpected([r for r in records if r["rule"] == "ip"], allowlist, networks)
+    return _frame(out)
+
+
+def _plain(value):
+    import pandas as pd
+
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    return value
+
+
+def _finding(kind, severity, technique, row, summary, rule, events=None, eventids=None) -> dict:
+    return {"kind": kind, "severity": severity, "accesskeyid": row["accesskeyid"], "first_seen": row["first_seen"],
+            "last_seen": row["last_seen"], "events": row["events"] if events is None else events,
+            "technique": technique, "summary": summary,
+            "eventids": _evidence([row["eventids"]] if eventids is None else eventids), "rule": rule}
+
+
+def _calls(rows: list[dict]) -> list[dict]:
+    """The watched calls, one finding per rule, key and severity."""
+    from .contract import visible
+
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        rule = BY_API.get(api(row["eventname"] or ""))
+        if rule is None:
+            continue
+        severity = rule.when(row) if rule.when else rule.severity
+        if severity is None:
+            continue
+        groups.setdefault((rule, row["accesskeyid"], severity), []).append(row)
+    out = []
+    for (rule, key, severity), group in groups.items():
+        events, errors = sum(r["events"] for r in group), sum(r["errors"] for r in group)
+        if errors == events:  # every call refused: an attempt, one step less severe
+            severity = _lower(severity)
+        group.sort(key=lambda r: (str(r["first_seen"]), str(r["detail"]), str(r["extra"]), r["eventname"] or ""))
+        details = []
+        for r in group:
+            details += [visible(d) for d in _details(r) if visible(d) not in details]
+        apis = sorted({api(r["eventname"]) for r in group})
+        first = min((r for r in group), key=lambda r: str(r["first_seen"]))
+        last = max((r for r in group), key=lambda r: str(r["last_seen"]))
+        summary = f"{key} {rule.says}: {_counted(events, errors, ', '.join(apis))}{_listed(details, rule.noun)}"
+        row = {**first, "last_seen": last["last_seen"]}
+        out.append(_finding(rule.kind, severity, rule.technique, row, summary, rule.name, events,
+                            [r["eventids"] for r in group]))
+    return out
+
+
+def _bursts(rows: list[dict]) -> list[dict]:
+    """Slices over threshold, overlapping ones (the two grids) merged into one burst per key."""
+    out: list[dict] = []
+    for key in sorted({r["accesskeyid"] for r in rows}):
+        mine = sorted((r for r in rows if r["accesskeyid"] == key), key=lambda r: (str(r["first_seen"]), r["eventids"]))
+        merged: list[list[dict]] = []
+        for r in mine:
+            if merged and str(r["first_seen"]) <= str(max(x["last_seen"] for x in merged[-1])):
+                merged[-1].append(r)
+            else:
+                merged.append([r])
+        for group in merged:
+            best = max(group, key=lambda r: (int(r["detail"] or 0), int(r["extra"] or 0)))
+            apis, denied = int(best["detail"] or 0), int(best["extra"] or 0)
+            first = min(r["first_seen"] for r in group)
+            last = max(r["last_seen"] for r in group)
+            minutes = max(1, round((last - first).total_seconds() / 60))
+            severity = "high" if denied >= BURST_DENIED and denied * 2 >= best["events"] else "medium"
+            share = round(100 * denied / best["events"]) if best["events"] else 0
+            summary = (f"{key} probed {apis} read-only APIs across {_many(best['services'], 'service')} within "
+                       f"10 minutes from {_many(best['ips'], 'address')} ({best['events']} calls, {denied} denied, "
+                       f"{share}%); the burst ran {_many(minutes, 'minute')}")
+            row = {**best, "first_seen": first, "last_seen": last}
+            out.append(_finding("enumeration", severity, "T1580 T1526 T1087.004 T1069.003", row, summary,
+                                "burst", eventids=[r["eventids"] for r in group]))
+    return out
+
+
+def _unexpected(rows: list[dict], allowlist, networks) -> list[dict]:
+    """Addresses outside the allowlist, one finding per network (ASN and /24 or /48)."""
+    from . import network as net
+
+    if not allowlist:
+        return []
+    outside = [r for r in rows if allowlist.category(r["detail"]) == "unexpected"]
+    context = {}
+    if networks is not None and len(networks):
+        context = {r["sourceipaddress"]: r for r in networks.to_dict("records")}
+    groups: dict[tuple, list[dict]] = {}
+    for r in outside:
+        c = context.get(r["detail"], {})
+        asn = _plain(c.get("asn"))
+        key = (asn, _plain(c.get("block")) or net.block(r["detail"]))
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (asn, block), group in sorted(groups.items(), key=lambda kv: -sum(r["events"] for r in kv[1])):
+        c = context.get(group[0]["detail"], {})
+        label = _plain(c.get("label")) or net.label(group[0]["detail"])
+        where = net.network_name(asn, _plain(c.get("organization")), _plain(c.get("country"))) \
+            if label == "public" else f"{label} addresses"
+        events, errors = sum(r["events"] for r in group), sum(r["errors"] for r in group)
+        keys = sorted({k for r in group for k in (r["extra"] or r["accesskeyid"] or "").split()})
+        addresses = sorted(r["detail"] for r in group)
+        shown = ", ".join(addresses[:5]) + (f" and {len(addresses) - 5} more" if len(addresses) > 5 else "")
+        n = len(addresses)
+        summary = (f"{', '.join(keys)} called from {n} address{'es' if n != 1 else ''} outside the allowlist in "
+                   f"{block} ({where}): {_counted(events, errors)} "
+                   f"({shown})")
+        severity = "medium" if errors == events else "high"
+        first = min(group, key=lambda r: str(r["first_seen"]))
+        last = max(group, key=lambda r: str(r["last_seen"]))
+        row = {**first, "accesskeyid": keys[0] if keys else first["accesskeyid"], "last_seen": last["last_seen"]}
+        out.append(_finding("unexpected-ip", severity, "T1078.004", row, summary, "unexpected-ip", events,
+                            [r["eventids"] for r in group]))
+    return out
+
+
+def _frame(findings: list[dict]) -> "pd.DataFrame":
+    import pandas as pd
+
+    frame = pd.DataFrame(findings, columns=list(COLUMNS))
+    for name in ("first_seen", "last_seen"):
+        frame[name] = pd.to_datetime(frame[name], utc=True)
+    frame["events"] = frame["events"].astype("Int64")
+    for name in ("kind", "severity", "accesskeyid", "technique", "summary", "eventids", "rule"):
+        frame[name] = frame[name].astype("string")
+    order = frame["severity"].map({s: i for i, s in enumerate(SEVERITIES)})
+    return frame.assign(_o=order).sort_values(["_o", "first_seen", "kind"], kind="stable") \
+        .drop(columns="_o").reset_index(drop=True)
+
+
+def merged(*frames: "pd.DataFrame") -> "pd.DataFrame":
+    """Findings of several sources in one frame, most severe first."""
+    records = [r for f in frames if f is not None for r in f.to_dict("records")]
+    return _frame([{k: _plain(v) for k, v in r.items()} for r in records])
+
+
+def text(findings: "pd.DataFrame", width: int = 110) -> str:
+    """Findings for people: one block each, most severe first, the summary whole and the first event ids."""
+    import textwrap
+
+    from .contract import visible
+
+    if findings.empty:
+        return "no findings\n"
+    lines = []
+    for row in findings.to_dict("records"):
+        ids = (row["eventids"] or "").split()
+        when = " → ".join(t.strftime("%Y-%m-%d %H:%M:%S") for t in (row["first_seen"], row["last_seen"])
+                          if t is not None and t == t) + " UTC"
+        lines.append(f"{row['severity'].upper():6} {row['kind']}  {row['accesskeyid'] or ''}  {when}  "
+                     f"{row['events']} events  {row['technique'] or ''}  [{row['rule']}]")
+        lines += textwrap.wrap(visible(row["summary"]), width, initial_indent="       ", subsequent_indent="       ")
+        if ids:
+            more = f"the first {len(ids)} of {row['events']}" if row["events"] > len(ids) else f"{len(ids)}"
+            lines.append(f"       evidence: {' '.join(ids[:3])}" + (f" … ({more} event ids; --format json lists "
+                                                                      "them)" if len(ids) > 3 else ""))
+    return "\n".join(lines) + f"\n({len(findings)} findings)\n"
