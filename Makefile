@@ -31,6 +31,8 @@ demo: $(STAMP)
 	@$(BIN)/trailkit window --start 2026-10-24T02:00:00Z --end 2026-10-24T03:00:00Z --logs data/sample
 	@echo; echo "== temporary keys minted with $(KEY)"
 	@$(BIN)/trailkit minted $(KEY) --logs data/sample
+	@echo; echo "== what $(KEY) and the keys it led to did: findings, most severe first"
+	@$(BIN)/trailkit findings $(KEY) --logs data/sample --allow 203.0.113.0/24
 	@echo; echo "== report (the investigation notebook, run headless)"
 	@$(BIN)/trailkit report $(KEY) --logs data/sample --allow 203.0.113.0/24 --out reports/sample-report.html
 

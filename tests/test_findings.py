@@ -444,3 +444,12 @@ def _cell(value):
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(value).replace('"', '""')
+
+
+def test_readme_documents_every_rule_and_kind():
+    from trailkit import rules
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert rules.markdown() in readme + "\n"  # the table of call rules, as the code has them
+    assert all(f"`{kind}`" in readme for kind in KINDS)
+    assert all(rule.why and rule.blind for rule in rules.RULES)

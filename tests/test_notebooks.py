@@ -117,3 +117,44 @@ def test_the_notebook_shows_every_section():
     nb = json.loads((ROOT / "notebooks" / "investigate_access_key.ipynb").read_text())
     shown = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
     assert [t for t in SECTIONS if f'show(investigation, "{t}")' not in shown] == []
+
+
+SIGMA = NOTEBOOKS.parents[1] / "shared" / "datasets" / "sigma-cloudtrail"
+
+
+def test_report_opens_with_findings_and_shows_networks(tmp_path, invictus):
+    out = write_report(Case.parse("AKIATFQR7NSC8Q4X20BJ", allowed="10.0.0.0/8"), tmp_path / "report.html",
+                       EngineSettings(logs=invictus), sigma=SIGMA)
+    html = out.read_text()
+    sections = [m for m in re.findall(r"<h2[^>]*>([^<]+)", html)]
+    assert sections[:2] == ["Summary", "Findings"]  # the findings right after the summary
+    assert "read Secrets Manager secrets: 60 calls of GetSecretValue" in html
+    assert "unexpected-ip" in html and "Sigma rule 'AWS CloudTrail Important Change'" in html
+    assert "<details><summary>" in html and "56 Sigma rules converted, 1 not" in html
+    assert "IP Geolocation by DB-IP" in html and "these logs hold no S3 data events" in html
+
+
+@pytest.mark.browser
+def test_a_pdf_report_is_a4_and_every_page_holds_its_text(tmp_path, invictus):
+    import shutil
+
+    import pypdfium2
+
+    if not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    out = write_report(Case.parse("AKIATFQR7NSC8Q4X20BJ", allowed="10.0.0.0/8"), tmp_path / "report.pdf",
+                       EngineSettings(logs=invictus))
+    pdf = pypdfium2.PdfDocument(str(out))
+    assert len(pdf) > 5
+    first = "".join(pdf[i].get_textpage().get_text_range() for i in range(3))
+    assert "Findings" in first and "unexpected-ip" in first  # the findings open the report
+    for i in range(len(pdf)):
+        page = pdf[i]
+        width, height = page.get_size()
+        assert abs(width - 595.3) < 1.5 and abs(height - 841.9) < 1.5  # A4
+        text = page.get_textpage()
+        for c in range(text.count_chars()):
+            left, bottom, right, top = text.get_charbox(c)
+            assert -1 <= left and right <= width + 1, f"page {i + 1}: text runs off the page"
+        image = page.render(scale=1).to_pil().convert("L")
+        assert image.getextrema()[0] < 160  # something is printed on every page

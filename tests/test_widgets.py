@@ -79,11 +79,12 @@ def test_athena_from_the_panel_shows_scanned_and_cost(moto):
     for columns in (["eventtime", "sourceipaddress", "errorcode", "eventsource", "eventname", "eventid"],
                     ["sourceipaddress", "events", "first_seen", "last_seen"], ["principalarn"], ["mintedkeyid"],
                     questions.links().contract.names, questions.figures(["K"]).contract.names,
-                    ["eventtime", "accesskeyid", "eventid"]):
+                    ["eventtime", "accesskeyid", "eventid"], questions.findings(["K"]).contract.names,
+                    questions.objects(["K"]).contract.names, questions.data_events().contract.names):
         moto.seed([(c, "varchar") for c in columns], [])
     panel.button.click()
     assert "0 events from 0 IPs" in panel.status.value
-    assert "7 Athena queries" in panel.status.value and "USD" in panel.status.value
+    assert "10 Athena queries" in panel.status.value and "USD" in panel.status.value
     assert all('"security"."cloudtrail"' in sql for sql in moto.sent())
 
 

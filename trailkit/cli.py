@@ -134,10 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("key", help="access key id")
     _window_options(p)
     p.add_argument("--allow", metavar="CIDRS", help="expected networks (comma-separated): other IPs are flagged")
-    p.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write, e.g. report.html")
+    p.add_argument("--out", required=True, metavar="FILE", help="the file to write: report.html, or report.pdf (A4, printed by Chromium)")
     p.add_argument("--with-code", action="store_true", help="keep the notebook's code cells in the report")
     p.add_argument("--redact", action="store_true",
                    help="mask account ids, IPs, key ids and ARN names (the same value, the same mask) for sharing")
+    p.add_argument("--sigma", metavar="DIR", help="also run the Sigma rules of DIR (logsource aws/cloudtrail) as findings")
     _engine_options(p)
 
     p = sub.add_parser("ddl", help="print the CREATE TABLE statement for CloudTrail logs in Athena")
@@ -234,7 +235,8 @@ def _run(args) -> int:
         from .report import write_report
 
         case = Case.parse(args.key, args.start, args.end, args.allow)
-        out = write_report(case, args.out, settings_of(args), with_code=args.with_code, redact=args.redact)
+        out = write_report(case, args.out, settings_of(args), with_code=args.with_code, redact=args.redact,
+                           sigma=args.sigma)
         print(f"wrote {out}")
         return 0
     if args.command in ("chain", "timeline", "lifecycle"):

@@ -264,7 +264,7 @@ def text(findings: "pd.DataFrame", width: int = 110) -> str:
         when = " → ".join(t.strftime("%Y-%m-%d %H:%M:%S") for t in (row["first_seen"], row["last_seen"])
                           if t is not None and t == t) + " UTC"
         lines.append(f"{row['severity'].upper():6} {row['kind']}  {row['accesskeyid'] or ''}  {when}  "
-                     f"{row['events']} events  {row['technique'] or ''}  [{row['rule']}]")
+                     f"{_many(row['events'], 'event')}  {row['technique'] or ''}  [{row['rule']}]")
         lines += textwrap.wrap(visible(row["summary"]), width, initial_indent="       ", subsequent_indent="       ")
         if ids:
             more = f"the first {len(ids)} of {row['events']}" if row["events"] > len(ids) else f"{len(ids)}"

@@ -243,21 +243,24 @@ class Trail:
         Example:
             >>> trail.findings("AKIATFQR7NSC8Q4X20BJ", allowed="192.168.10.0/24")  # doctest: +SKIP
         """
-        from . import findings as rules
-        from . import network
-
         key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), levels(depth)
         allowlist = Allowlist.parse(allowed)
         ruleset = self._sigma_rules(sigma)  # read (and its errors said) before any query runs
-        keys = self._keys(key, within, follow, depth)
+        return self.judge(self._keys(key, within, follow, depth), within, allowlist, ruleset)
+
+    def judge(self, keys: list[str], within: Window, allowlist: Allowlist = Allowlist(), ruleset=None) -> pd.DataFrame:
+        """The findings of ``keys`` (a lineage's, or one key) in ``within``: ``findings.sql`` aggregated by the
+        engine, judged by ``trailkit.findings``; a ``sigma.RuleSet``'s matches added."""
+        from . import findings as rules
+        from . import network
+
         rows = self.ask(questions.findings(keys, within))
         addresses = rows.loc[rows["rule"] == "ip", "detail"].dropna().tolist()
         found = rules.judge(rows, allowlist, network.context(addresses) if allowlist else None)
-        if ruleset is not None:
-            from . import sigma as sigma_rules
+        if ruleset is not None and ruleset.rules:
+            from . import sigma
 
-            matches = self.ask(sigma_rules.request(ruleset, keys, within)) if ruleset.rules else None
-            found = rules.merged(found, sigma_rules.judge(ruleset, matches))
+            found = rules.merged(found, sigma.judge(ruleset, self.ask(sigma.request(ruleset, keys, within))))
         return found
 
     def objects(self, key: str, start=None, end=None, follow: bool = True, depth: int | None = None) -> pd.DataFrame:
@@ -267,18 +270,20 @@ class Trail:
 
         ``frame.attrs["s3_data_events"]`` says whether the logs hold any S3 data events at all; when they hold
         none, a note says so (an empty answer is then not "nothing was read")."""
+        key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), levels(depth)
+        return self.touched(self._keys(key, within, follow, depth), within)
+
+    def touched(self, keys: list[str], within: Window) -> pd.DataFrame:
+        """``objects`` of ``keys`` (a lineage's, or one key) in ``within``."""
         import warnings
 
         from .errors import Notice
 
-        key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), levels(depth)
-        keys = self._keys(key, within, follow, depth)
         found = _one_per_resource(self.ask(questions.objects(keys, within)))
         data = len(self.ask(questions.data_events(within))) > 0
         found.attrs["s3_data_events"] = data
         if not data:
-            warnings.warn(Notice("these logs hold no S3 data events (object reads and writes are logged only by "
-                                 "trails that select them): S3 objects read or written cannot be seen here"))
+            warnings.warn(Notice(NO_DATA_EVENTS))
         return found
 
     def _sigma_rules(self, folder):
@@ -297,6 +302,10 @@ class Trail:
     distinct_ips = ips
     key_owner = owner
     minted_keys = minted
+
+
+NO_DATA_EVENTS = ("these logs hold no S3 data events (object reads and writes are logged only by trails that select "
+                  "them): S3 objects read or written cannot be seen here")
 
 
 def _one_per_resource(frame: "pd.DataFrame") -> "pd.DataFrame":

@@ -13,12 +13,14 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from . import __version__, questions
+from . import questions
 from .engines.base import QueryStats
-from .contract import visible
 from .inputs import Allowlist, KeyMatch, Window, iso
 from .investigate import Trail
-from .questions import QUESTIONS, classify_ips
+from .evidence import findings_html, objects_html
+from .tables import CSS, table_html
+from .provenance import about_html, quality_html
+from .questions import classify_ips
 
 RAW_ROWS = 500
 
@@ -55,6 +57,9 @@ class Investigation:
     lineage: pd.DataFrame | None = None  # every key the key came from and led to (Trail.lineage)
     lifecycle: pd.DataFrame | None = None  # its birth and death (Trail.lifecycle)
     timeline: pd.DataFrame | None = None  # every event of the lineage's keys, oldest first (Trail.timeline)
+    findings: pd.DataFrame | None = None  # what the lineage did, most severe first (Trail.findings)
+    objects: pd.DataFrame | None = None  # what it read, wrote, shared or deleted (Trail.objects)
+    sigma: str | None = None  # the Sigma rules run, and those that could not be
     sql: dict = field(default_factory=dict)  # question -> exact SQL run, values in place
     stats: list[QueryStats] = field(default_factory=list)
     generated: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
@@ -79,7 +84,8 @@ class Investigation:
         return replace(self, case=case, usage=r.frame(self.usage), ips=r.frame(self.ips), owner=r.frame(self.owner),
                        minted=r.frame(self.minted), sql={k: r.text(v) for k, v in self.sql.items()},
                        lineage=_masked(r, self.lineage), lifecycle=_masked(r, self.lifecycle),
-                       timeline=_masked(r, self.timeline),
+                       timeline=_masked(r, self.timeline), findings=_masked(r, self.findings),
+                       objects=_masked(r, self.objects), sigma=r.text(self.sigma) if self.sigma else None,
                        source=r.text(self.source), stats=stats)
 
     @property
@@ -105,6 +111,7 @@ class Investigation:
             "errors": int(ev["errorcode"].notna().sum()),
             "temporary keys minted": ", ".join(self.minted["mintedkeyid"].dropna()) or "none",
             "keys in its lineage": _lineage_line(self.lineage, self.window.bounded),
+            "findings": _findings_line(self.findings),
         }
 
     @property
@@ -137,12 +144,33 @@ def _lineage_line(lineage, windowed: bool) -> str:
     return f"{above} behind it, {below} from it ({int((lineage['events'] == 0).sum())} {unused_words(windowed)})"
 
 
-def investigate(trail: Trail, case: Case, progress=None, redact: bool = False) -> Investigation:
+def _sigma_line(ruleset) -> str | None:
+    """The Sigma rules run, and each that could not be with its reason."""
+    from pathlib import Path
+
+    if ruleset is None:
+        return None
+    skipped = "; ".join(f"{Path(r.path).name} ({r.title}): {r.reason}" for r in ruleset.skipped)
+    return ruleset.describe() + (f". Not run: {skipped}" if skipped else "")
+
+
+def _findings_line(findings) -> str:
+    if findings is None:
+        return "not judged (a key fragment)"
+    if findings.empty:
+        return "none"
+    counts = findings["severity"].value_counts()
+    return ", ".join(f"{int(counts[s])} {s}" for s in ("high", "medium", "low", "info") if s in counts) + \
+        " (kinds: " + ", ".join(dict.fromkeys(findings["kind"])) + ")"
+
+
+def investigate(trail: Trail, case: Case, progress=None, redact: bool = False, sigma=None) -> Investigation:
     """Ask everything about ``case``: the key's events, source IPs (classified by its allowlist), owner and
     minted keys.
 
     Args:
         progress: optional callable receiving a short status line before each question.
+        sigma: a folder of Sigma rules (or a loaded ``sigma.RuleSet``) whose matches are findings too.
 
     Example:
         >>> investigate(Trail.local("data/sample"),
@@ -151,6 +179,11 @@ def investigate(trail: Trail, case: Case, progress=None, redact: bool = False) -
     import warnings
 
     say = progress or (lambda text: None)
+    ruleset = None
+    if sigma:  # read (its errors said) before any query runs
+        from . import sigma as sigma_rules
+
+        ruleset = sigma if isinstance(sigma, sigma_rules.RuleSet) else sigma_rules.load(sigma)
     requests = case.requests()
     answers, sql, stats = {}, {}, []
     with warnings.catch_warnings():
@@ -164,57 +197,42 @@ def investigate(trail: Trail, case: Case, progress=None, redact: bool = False) -
                 stats.append(trail.last)
         follow = {}
         if not case.key.fragment:  # a lineage is about one whole key
-            say(f"{len(requests) + 1}/{len(requests) + 2} lineage…")
+            say(f"{len(requests) + 1}/{len(requests) + 2} lineage, findings…")
             before = len(trail.engine.history)
-            follow, more = _follow(trail, case)
+            follow, more = _follow(trail, case, ruleset)
             sql.update(more)
             stats += trail.engine.history[before:]
     say("done")
     done = Investigation(case=case, source=trail.engine.describe(), usage=answers["usage"],
                          ips=classify_ips(answers["ips"], case.allowed), owner=answers["owner"],
-                         minted=answers["minted"], sql=sql, stats=stats, **follow)
+                         minted=answers["minted"], sql=sql, stats=stats,
+                         sigma=_sigma_line(ruleset), **follow)
     return done.redacted() if redact else done
 
 
-def _follow(trail: Trail, case: Case) -> tuple[dict, dict]:
-    """The key's lineage, lifecycle and timeline, from one reading of the links."""
+def _follow(trail: Trail, case: Case, ruleset=None) -> tuple[dict, dict]:
+    """The key's lineage, lifecycle and timeline, from one reading of the links; what the lineage's keys did."""
+    import warnings
+
+    from .errors import Notice
+
     window = case.window
     follow = trail.follow(case.key.value, window.start, window.end)
     keys = list(follow["lineage"]["accesskeyid"])
+    follow["findings"] = trail.judge(keys, window, case.allowed, ruleset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Notice)  # no S3 data events: the section says it
+        follow["objects"] = trail.touched(keys, window)
     sql = {"chain": trail.engine.statement(questions.links(window)) + "\n" +
            trail.engine.statement(questions.figures(keys, [], window)),
-           "timeline": trail.engine.statement(questions.events_of(keys, window))}
+           "timeline": trail.engine.statement(questions.events_of(keys, window)),
+           "findings": trail.engine.statement(questions.findings(keys, window)),
+           "objects": trail.engine.statement(questions.objects(keys, window)) + "\n" +
+           trail.engine.statement(questions.data_events(window))}
     return follow, sql
 
 
 # ------------------------------------------------------------------ rendering
-
-CSS = """<style>
-.tk-summary {border-collapse: collapse; margin: 0 !important}
-.tk-summary td, .tk-summary th {padding: 2px 10px !important; text-align: left !important; vertical-align: top}
-.tk-summary th {white-space: nowrap; width: 14em}
-.tk-table {border-collapse: collapse; font-size: 12px}
-.tk-table td, .tk-table th {border-bottom: 1px solid #ddd; padding: 2px 8px; text-align: left !important; white-space: nowrap}
-.tk-unexpected {color: #B03000; font-weight: bold}
-.tk-sql {background: #f6f6f6 !important; padding: 8px !important; font-size: 12px;
-          font-family: ui-monospace, Menlo, Consolas, monospace !important; overflow-x: auto}
-</style>"""
-
-
-def table_html(df: pd.DataFrame, max_rows: int | None = None) -> str:
-    """An escaped HTML table (CloudTrail fields are attacker-controlled: user agents, request parameters)."""
-    shown = df.head(max_rows) if max_rows else df
-    out = shown.copy()
-    for col in out.columns:
-        if pd.api.types.is_datetime64_any_dtype(out[col]):
-            out[col] = out[col].dt.strftime("%Y-%m-%d %H:%M:%S")
-    out = out.astype("object").where(out.notna(), "")  # to_html prints pd.NA as <NA> whatever na_rep says
-    out = out.map(lambda v: visible(v) if isinstance(v, str) else v)
-    text = out.to_html(index=False, escape=True, classes="tk-table", border=0)
-    if max_rows and len(df) > max_rows:
-        text += f"<p>First {max_rows} of {len(df):,} rows.</p>"
-    return text
-
 
 def summary_html(f: Investigation) -> str:
     rows = "".join(
@@ -223,62 +241,15 @@ def summary_html(f: Investigation) -> str:
     return CSS + f"<table class='tk-summary'>{rows}</table>"
 
 
-def about_html(f: Investigation) -> str:
-    parts = [
-        ("data source", f.source),
-        ("window (UTC)", f.window.describe()),
-        ("generated (UTC)", iso(f.generated)),
-        ("trailkit version", __version__),
-    ]
-    if f.case.allowed:
-        parts.append(("allowlist", f.case.allowed.text))
-    if f.scanned:
-        parts.append(("Athena", f.scanned))
-        parts += [(f"query id ({s.rows} rows)", f"{s.query_id or ''}: {s.state}, {(s.bytes_scanned or 0) / 1024 ** 2:.1f} MB "
-                   f"scanned, USD {s.cost_usd or 0:.4f}" + (", reused" if s.reused else "")) for s in f.stats]
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in parts)
-    sql = "".join(f"<h4>{html.escape(name)}: {html.escape(QUESTIONS[name].help)}</h4>"
-                  f"<pre class='tk-sql'>{html.escape(text)}</pre>" for name, text in f.sql.items())
-    return CSS + f"<table class='tk-summary'>{rows}</table>{sql}"
-
-
-def _most(stats: list, field: str, text: str) -> str:
-    values = [getattr(s, field) for s in stats if getattr(s, field) is not None]
-    if not values:  # a window read straight from the files: counting would read them all a second time
-        return "not counted without the cache (each event is still counted once)"
-    return text.format(max(values))
-
-
-def quality_html(f: Investigation) -> str:
-    """What the answers rest on: the files covered and read, those skipped and why, exports and how they were
-    read, records without a usable time, duplicate deliveries set aside."""
-    local = [s for s in f.stats if s.covered is not None]
-    if not local:
-        return ("<p>Athena read the files with its CloudTrail SerDe: what it could not read is not reported to "
-                "trailkit. Each event is still counted once (same <code>eventid</code>).</p>")
-    skipped = sorted({item for s in local for item in s.skipped})
-    notes = sorted({item for s in local for item in s.notes})
-    parts = [
-        ("log files covered by the window", f"{max(s.covered for s in local):,} "
-                                            f"({max(s.files or 0 for s in local):,} read now, the rest from the cache)"),
-        ("files skipped", f"{len(skipped):,}" + (" (below)" if skipped else "")),
-        ("files read from an export's layout or in part", f"{len(notes):,}" + (" (below)" if notes else "")),
-        ("records without a usable time", _most(local, "untimed", "{:,} (kept where no window is asked; left out "
-                                                                 "of windows)")),
-        ("duplicate deliveries", _most(local, "duplicates", "{:,} records were second deliveries of an event (same "
-                                                            "eventid) and were counted once")),
-    ]
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in parts)
-    out = CSS + f"<table class='tk-summary'>{rows}</table>"
-    if skipped:
-        out += table_html(pd.DataFrame(skipped, columns=["file skipped", "why"]), 100)
-    if notes:
-        out += table_html(pd.DataFrame(notes, columns=["file", "how its records were read"]), 100)
-    return out
-
-
 def ip_table(f: Investigation) -> pd.DataFrame:
-    return f.ips[["sourceipaddress", "category", "events", "first_seen", "last_seen", "apis", "errors"]]
+    from .evidence import networks_of
+
+    shown = networks_of(f.ips)
+    shown["network"] = [n if isinstance(n, str) else (label if label != "public" else "unknown")
+                        for n, label in zip(shown["organization"].astype("object"), shown["label"].astype("object"))]
+    shown["asn"] = shown["asn"].map(lambda a: "" if pd.isna(a) else f"AS{int(a)}")
+    return shown[["sourceipaddress", "category", "asn", "network", "country", "events", "first_seen", "last_seen",
+                  "apis", "errors"]]
 
 
 def api_table(f: Investigation) -> pd.DataFrame:
@@ -299,8 +270,10 @@ def _over_time(f: Investigation) -> list:
 
 def _by_ip(f: Investigation) -> list:
     from . import plots
+    from .evidence import networks_line
 
-    return [plots.usage_by_ip(f.ips).figure, table_html(ip_table(f))]
+    return [plots.usage_by_ip(f.ips).figure, table_html(ip_table(f)), f"<p><small>{html.escape(networks_line())}"
+            "</small></p>"]
 
 
 def _per_api(f: Investigation) -> list:
@@ -344,12 +317,14 @@ RAW_COLUMNS = ["eventtime", "eventsource", "eventname", "awsregion", "sourceipad
 #: section title -> what it shows (HTML strings and matplotlib Figures), in reading order
 SECTIONS = {
     "Summary": lambda f: [summary_html(f)],
+    "Findings": lambda f: [findings_html(f.findings, f.sigma)],
     "Lineage": lambda f: _lineage(f),
     "Lifecycle": lambda f: [_lifecycle(f)],
     "Usage over time": _over_time,
     "Usage by IP": _by_ip,
     "Per-API breakdown": _per_api,
     "Timeline of the lineage": lambda f: _timeline(f),
+    "Data touched": lambda f: [objects_html(f.objects)],
     "Temporary keys minted": lambda f: [table_html(f.minted) if len(f.minted) else "<p>None.</p>"],
     "Raw events (newest first)": lambda f: [table_html(f.usage[RAW_COLUMNS], RAW_ROWS)],
     "Data quality": lambda f: [quality_html(f)],

@@ -186,8 +186,9 @@ def _lane_label(row) -> str:
 
 
 def swimlanes(timeline: pd.DataFrame, lineage: pd.DataFrame, ax=None, *, top: int = 30):
-    """One lane per key of the lineage (in the lineage's order), each event a tick at its time, errors as red
-    crosses; lanes labelled with how each key was obtained. Past ``top`` keys, the key asked about and the
+    """One lane per key of the lineage (in the lineage's order), each event a tick at its time coloured by its
+    first ATT&CK tactic (``tactics``, see ``trailkit.attack``), errors as red crosses; lanes labelled with how each
+    key was obtained. Past ``top`` keys, the key asked about and the
     busiest others are shown, said in the title."""
     import matplotlib.dates as mdates
 
@@ -204,9 +205,13 @@ def swimlanes(timeline: pd.DataFrame, lineage: pd.DataFrame, ax=None, *, top: in
     x = mdates.date2num(shown["eventtime"].dt.tz_localize(None).dt.to_pydatetime())
     y = shown["accesskeyid"].map(lane).to_numpy()
     ok = shown["errorcode"].isna().to_numpy()
-    ax.scatter(x[ok], y[ok], marker="|", s=120, color="#0072B2", label="event", linewidths=1.2)
+    tactic = _first_tactic(shown)
+    for name, colour in _tactic_colours(tactic[ok]):  # each event coloured by its first ATT&CK tactic
+        mine = ok & (tactic == name)
+        ax.scatter(x[mine], y[mine], marker="|", s=120, color=colour, linewidths=1.2,
+                   label=f"{name} ({int(mine.sum())})", zorder=3 if name != NO_TACTIC else 2)
     if (~ok).any():
-        ax.scatter(x[~ok], y[~ok], marker="x", s=40, color="#D55E00", label=f"error ({int((~ok).sum())})")
+        ax.scatter(x[~ok], y[~ok], marker="x", s=40, color="#D55E00", label=f"error ({int((~ok).sum())})", zorder=4)
     ax.set_yticks(range(len(lane)), [_lane_label(row) for row in keys.to_dict("records")], fontsize=8)
     ax.set_ylim(len(lane) - 0.5, -0.5)
     locator = mdates.AutoDateLocator(minticks=3, maxticks=9)
@@ -217,6 +222,31 @@ def swimlanes(timeline: pd.DataFrame, lineage: pd.DataFrame, ax=None, *, top: in
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
+
+
+NO_TACTIC = "no ATT&CK tactic"
+# Okabe-Ito and Tableau colours, one per tactic in the order a kill chain reads; events without one in grey
+_TACTIC_ORDER = ("Initial Access", "Execution", "Persistence", "Privilege Escalation", "Defense Evasion",
+                 "Credential Access", "Discovery", "Lateral Movement", "Collection", "Exfiltration",
+                 "Command and Control", "Impact")
+_PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#D55E00", "#0072B2", "#8C8C00", "#9467BD", "#17BECF",
+            "#B03000", "#7F7F7F", "#000000")
+
+
+def _first_tactic(events: pd.DataFrame):
+    import numpy as np
+
+    if "tactics" not in events:
+        return np.full(len(events), NO_TACTIC, dtype=object)
+    return np.array([t.split(", ")[0] if isinstance(t, str) and t else NO_TACTIC for t in events["tactics"]],
+                    dtype=object)
+
+
+def _tactic_colours(tactics) -> list[tuple[str, str]]:
+    present = set(tactics)
+    named = [(t, c) for t, c in zip(_TACTIC_ORDER, _PALETTE) if t in present]
+    other = sorted(present - set(_TACTIC_ORDER) - {NO_TACTIC})
+    return ([(NO_TACTIC, "#BBBBBB")] if NO_TACTIC in present else []) + named + [(t, "#444444") for t in other]
 
 
 def lineage_tree(lineage: pd.DataFrame, ax=None, *, top: int = 40, windowed: bool = False):

@@ -9,7 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import InvalidInput, QueryFailed, TrailkitError, require
+from .errors import InvalidInput, MissingDependency, QueryFailed, TrailkitError, require
 from .inputs import output_file
 from .investigation import Case
 from .settings import EngineSettings
@@ -19,8 +19,9 @@ NOTEBOOK = NOTEBOOKS / "investigate_access_key.ipynb"
 
 
 def write_report(case: Case, out: str | os.PathLike, settings: EngineSettings | None = None, *,
-                 with_code: bool = False, redact: bool = False, kernel: str = "python3") -> Path:
-    """Run ``notebooks/investigate_access_key.ipynb`` for ``case`` and write it as HTML to ``out``.
+                 with_code: bool = False, redact: bool = False, kernel: str = "python3", sigma=None) -> Path:
+    """Run ``notebooks/investigate_access_key.ipynb`` for ``case`` and write it as HTML to ``out``, or as a PDF
+    (A4, printed by Chromium) when ``out`` ends in ``.pdf``.
 
     The inputs were parsed once (``Case.parse``); the notebook is given them as absolute values, so a relative
     window such as ``7d`` means the same instants in the report as when it was asked for.
@@ -34,6 +35,12 @@ def write_report(case: Case, out: str | os.PathLike, settings: EngineSettings | 
     if case.key.fragment:
         raise InvalidInput("a report is about one whole key; find it first with: trailkit usage FRAGMENT --fragment")
     settings.check()  # a missing or empty folder is an input error, said before the kernel starts
+    browser = chromium() if out.suffix.lower() == ".pdf" else None  # and a PDF without a browser to print it
+    if sigma:
+        from .sigma import load
+
+        load(sigma)  # a missing or empty rules folder too
+        sigma = str(Path(sigma).expanduser().resolve())
     if not NOTEBOOK.exists():
         raise TrailkitError(f"the report notebook is missing at {NOTEBOOK}; run trailkit from a clone of the project")
     papermill = require("papermill")
@@ -43,7 +50,8 @@ def write_report(case: Case, out: str | os.PathLike, settings: EngineSettings | 
               "end": window.end.isoformat() if window.end else None, "engine": settings.engine,
               "logs": str(Path(settings.log_folder).resolve()) if settings.engine == "local" else "",
               "athena": settings.athena_given, "allowed": case.allowed.text or "", "redact": bool(redact),
-              "accounts": ",".join(settings.scope.accounts), "regions": ",".join(settings.scope.regions)}
+              "accounts": ",".join(settings.scope.accounts), "regions": ",".join(settings.scope.regions),
+              "sigma": sigma or ""}
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / "executed.ipynb"
         try:
@@ -57,13 +65,68 @@ def write_report(case: Case, out: str | os.PathLike, settings: EngineSettings | 
                               sql="") from e
         nb = nbformat.read(executed, as_version=4)
     html = export_html(nb, with_code=with_code)
+    body = print_pdf(html, browser) if browser else html.encode("utf-8")
     out.parent.mkdir(parents=True, exist_ok=True)
     # the report holds what the logs hold: readable by its owner only, whatever the umask
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(html)
+    with os.fdopen(fd, "wb") as f:
+        f.write(body)
     return out
+
+
+def chromium() -> str:
+    """The Chromium that prints PDFs: ``$TRAILKIT_CHROMIUM``, else ``chromium`` (or Chrome) on the PATH."""
+    import shutil
+
+    given = os.environ.get("TRAILKIT_CHROMIUM")
+    found = given or next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    if not found or not shutil.which(found):
+        raise MissingDependency("a PDF report is printed by Chromium, which was not found: install it (apt-get "
+                                "install chromium) or set TRAILKIT_CHROMIUM, or write --out report.html")
+    return found
+
+
+# A4 for ticket systems that refuse HTML: tables wrap instead of running off the page, charts shrink to fit,
+# rows and charts are not cut in two, the evidence behind each finding's click is printed open.
+PRINT_CSS = """<style>
+@page { size: A4; margin: 10mm 8mm; }
+@media print {
+  body { font-size: 10px; }
+  .jp-Cell, .jp-OutputArea-output, .jp-RenderedHTMLCommon { max-width: 100% !important; overflow: visible !important; }
+  img { max-width: 100% !important; height: auto !important; break-inside: avoid; }
+  .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { padding: 1px 3px !important; line-height: 1.2 !important; }
+  .tk-table { font-size: 7.5px !important; width: 100% !important; }
+  .tk-table td, .tk-table th { white-space: normal !important; overflow-wrap: anywhere; max-width: 30em; }
+  .tk-findings { font-size: 8px !important; }
+  .tk-findings code { font-size: 6.5px !important; }
+  tr { break-inside: avoid; }
+  h2, h3 { break-after: avoid; }
+  pre.tk-sql { white-space: pre-wrap !important; word-break: break-all; font-size: 7px !important; }
+}
+</style>"""
+
+
+def print_pdf(html: str, browser: str) -> bytes:
+    """``html`` printed to an A4 PDF by headless Chromium (no network, a throwaway profile)."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        page, pdf = Path(tmp) / "report.html", Path(tmp) / "report.pdf"
+        page.write_text(html.replace("</head>", PRINT_CSS + "</head>", 1).replace("<details>", "<details open>"),
+                        encoding="utf-8")
+        args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={tmp}/profile", "--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.as_uri()]
+        try:
+            done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise TrailkitError(f"Chromium ({browser}) could not print the report: {e}") from None
+        if not pdf.exists() or pdf.stat().st_size == 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise TrailkitError(f"Chromium ({browser}) printed no PDF (exit {done.returncode}: {last}); "
+                                "write --out report.html instead")
+        return pdf.read_bytes()
 
 
 def _kernel_config(sockets: Path):

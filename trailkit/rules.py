@@ -48,7 +48,8 @@ def _open(row) -> str | None:
 
 def _gpu(row) -> str | None:
     kind = (row["detail"] or "").lower()
-    return "high" if re.match(r"(p\d|g\d|inf\d|trn\d|dl\d|f\d|vt\d)", kind) or re.search(r"(24|32|48)xlarge|metal", kind) \
+    return "high" if re.match(r"(p\d|g\d|inf\d|trn\d|dl\d|f\d|vt\d)", kind) \
+        or re.search(r"(24|32|48)xlarge|metal", kind) \
         else None
 
 
@@ -58,6 +59,16 @@ def _userdata(row) -> str | None:
 
 def _no_mfa(row) -> str | None:
     return "medium" if (row["extra"] or "").lower() == "no" and (row["detail"] or "") == "Success" else None
+
+
+def _exposed(row) -> str | None:
+    """A bucket policy or ACL granting anyone, every AWS user, or another account; removing a public access block."""
+    text = row["extra"] or ""
+    others = set(re.findall(r"\d{12}", text)) - {row["account"]}
+    if row["eventname"] == "DeletePublicAccessBlock" or others or re.search(
+            r'"Principal"\s*:\s*"\*"|"AWS"\s*:\s*"\*"|AllUsers|AuthenticatedUsers', text):
+        return "high"
+    return "medium"
 
 
 def _disabled(row) -> str | None:
@@ -87,94 +98,181 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     Rule("who-am-i", "recon", "low", "T1087.004 T1033", ("GetCallerIdentity", "GetAccountSummary",
          "ListAccountAliases", "GetAccountAuthorizationDetails"), "asked who it is", "",
-         why="the first thing a stolen key is used for (`GetCallerIdentity` needs no permission)",
-         blind="legitimate SDKs and tools call it too: read it with the other findings"),
-    Rule("user-created", "persistence", "medium", "T1136.003", ("CreateUser",), "created IAM users", "user"),
+         why="the first call made with a found key: `GetCallerIdentity` needs no permission and says whose key it is",
+         blind="SDKs, the CLI and many tools call it routinely: read it with the other findings"),
+    Rule("user-created", "persistence", "medium", "T1136.003", ("CreateUser",), "created IAM users", "user",
+         why="a new IAM user is a way back in that survives rotating the leaked key",
+         blind="users created by infrastructure code (Terraform, CloudFormation) look the same; check the user "
+                "agent"),
     Rule("access-key-created", "persistence", "high", "T1098.001", ("CreateAccessKey",),
-         "created access keys", "user", why="a new long-term key outlives the leaked one"),
+         "created access keys", "user",
+         why="a new long-term key outlives the leaked one (the lineage follows it)",
+         blind="a key created outside the logs given, or in an account whose trail you lack, is not seen"),
     Rule("login-profile-created", "persistence", "high", "T1098", ("CreateLoginProfile",),
-         "gave IAM users a console password", "user"),
+         "gave IAM users a console password", "user",
+         why="a console password for an IAM user that had none: console access that needs no key",
+         blind="SSO and federated console access are other calls (not covered)"),
     Rule("login-profile-changed", "privilege-escalation", "high", "T1098", ("UpdateLoginProfile",),
-         "changed IAM users' console passwords", "user", why="taking over another user's console"),
+         "changed IAM users' console passwords", "user",
+         why="changing another user's console password takes over that user",
+         blind="a user changing its own password (ChangePassword) is not this call"),
     Rule("policy-attached", "privilege-escalation", "medium", "T1098.003",
          ("AttachUserPolicy", "AttachRolePolicy", "AttachGroupPolicy", "PutUserPolicy", "PutRolePolicy",
           "PutGroupPolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion", "AddUserToGroup"),
-         "granted permissions", "policy", _admin, why="high when the policy is AdministratorAccess, "
-         "IAMFullAccess, PowerUserAccess or named *admin*"),
+         "granted permissions", "policy", _admin,
+         why="granting permissions to oneself or a planted identity; high when the policy is "
+              "AdministratorAccess, IAMFullAccess, PowerUserAccess or named *admin*",
+         blind="an inline policy's content is not read (only its name): a powerful inline policy is medium"),
     Rule("role-trust", "persistence", "medium", "T1098.003", ("CreateRole", "UpdateAssumeRolePolicy"),
          "created or re-trusted roles", "role", _outside,
-         why="high when the trust policy names another account or anyone (`\"*\"`): a way back in"),
+         why="a role that trusts another account or anyone is a way back in; high when the trust policy names "
+              "an account other than the recording one or `\"*\"`",
+         blind="trust through an identity provider (OIDC, SAML) or an organization condition is not judged foreign"),
     Rule("lambda-backdoor", "persistence", "medium", "T1546 T1648",
          ("CreateFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration", "AddPermission",
           "CreateFunctionUrlConfig", "UpdateFunctionUrlConfig", "AddLayerVersionPermission", "PublishLayerVersion",
-          "CreateEventSourceMapping"), "changed Lambda functions' code, layers or who may call them", "function"),
+          "CreateEventSourceMapping"), "changed Lambda functions' code, layers or who may call them", "function",
+         why="code that runs with the function's role, or a public invoke permission, is a persistent foothold",
+         blind="deployments by CI pipelines look the same: read the user agent and the key"),
     Rule("roles-anywhere", "persistence", "high", "T1098", ("CreateTrustAnchor", "CreateProfile"),
-         "set up IAM Roles Anywhere (certificates that get role sessions)", "name"),
+         "set up IAM Roles Anywhere (certificates that get role sessions)", "name",
+         why="a trust anchor lets whoever holds its certificate obtain role sessions, with no key at all",
+         blind="—"),
     Rule("federation-token", "persistence", "medium", "T1550.001 T1078.004", ("GetFederationToken",),
-         "minted federation tokens (console sessions that outlive the key's deactivation)", "federated user"),
+         "minted federation tokens (console sessions that outlive the key's deactivation)", "federated user",
+         why="federation tokens and their console sessions live on after the key that made them is disabled",
+         blind="the session's own keys are followed by the lineage (see Following the key)"),
     Rule("key-pair", "persistence", "medium", "T1098.004", ("ImportKeyPair", "CreateKeyPair"),
-         "added EC2 key pairs", "key pair"),
+         "added EC2 key pairs", "key pair",
+         why="an SSH key pair added to EC2 lets its holder into instances launched with it",
+         blind="keys added inside instances (authorized_keys) are not in CloudTrail"),
     Rule("secrets-read", "credential-access", "high", "T1555.006", ("GetSecretValue", "BatchGetSecretValue"),
-         "read Secrets Manager secrets", "secret"),
+         "read Secrets Manager secrets", "secret",
+         why="reading secret values is the goal of many intrusions",
+         blind="applications read secrets all day: the key's usual behaviour is the baseline"),
     Rule("parameters-read", "credential-access", "medium", "T1555.006",
          ("GetParameter", "GetParameters", "GetParametersByPath"), "read SSM parameters", "parameter", _decrypted,
-         why="high when decrypted (`withDecryption`: SecureString values)"),
+         why="SecureString parameters hold credentials; high when decrypted (`withDecryption`)",
+         blind="plain String parameters are medium whatever they hold"),
     Rule("password-data", "credential-access", "high", "T1552", ("GetPasswordData",),
-         "asked for EC2 instances' Windows passwords", "instance"),
+         "asked for EC2 instances' Windows passwords", "instance",
+         why="a Windows instance's administrator password, encrypted to the key pair",
+         blind="—"),
     Rule("user-data-read", "credential-access", "medium", "T1552.005 T1580", ("DescribeInstanceAttribute",),
-         "read EC2 instances' user data (where secrets are often left)", "instance", _userdata),
+         "read EC2 instances' user data (where secrets are often left)", "instance", _userdata,
+         why="user data often holds bootstrap secrets; counted only when `attribute` is `userData`",
+         blind="the instance metadata service (IMDS) reads from inside the instance are not in CloudTrail"),
     Rule("object-read", "data-access", "medium", "T1530", ("GetObject", "SelectObjectContent", "RestoreObject"),
-         "read S3 objects", "bucket", blind="S3 data events are logged only by trails that select them"),
+         "read S3 objects", "bucket",
+         why="reading S3 objects (data events): what left",
+         blind="S3 data events are logged only by trails that select them: `objects` says when the logs hold none"),
     Rule("table-read", "data-access", "medium", "T1530", ("Scan", "ExportTableToPointInTime"),
-         "read DynamoDB tables whole", "table"),
+         "read DynamoDB tables whole", "table",
+         why="a whole-table read or export of DynamoDB",
+         blind="DynamoDB data events (Scan, Query) are logged only when selected"),
     Rule("logging-stopped", "defense-evasion", "high", "T1562.008",
          ("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors", "PutInsightSelectors",
           "DeleteEventDataStore", "StopEventDataStoreIngestion"), "stopped, deleted or narrowed CloudTrail logging",
-         "trail"),
+         "trail",
+         why="stopping, deleting or narrowing a trail (event selectors, insight selectors) hides what follows",
+         blind="a trail deleted in another region or account is seen only in that trail's logs"),
     Rule("flow-logs-deleted", "defense-evasion", "high", "T1562.008",
          ("DeleteFlowLogs", "DeleteResolverQueryLogConfig", "DisassociateResolverQueryLogConfig", "DeleteLogGroup",
-          "DeleteLogStream", "PutRetentionPolicy"), "deleted network or DNS logs", "log"),
+          "DeleteLogStream", "PutRetentionPolicy"), "deleted network or DNS logs", "log",
+         why="deleting VPC flow logs, DNS query logging or log groups erases network evidence",
+         blind="log retention shortened by other means (lifecycle rules) is not covered"),
     Rule("guardduty-disabled", "defense-evasion", "high", "T1562.001",
          ("DeleteDetector", "DisassociateFromMasterAccount", "DisassociateFromAdministratorAccount", "DeleteMembers",
           "StopMonitoringMembers", "CreateIPSet", "UpdateIPSet", "CreateFilter", "UpdateFilter"),
-         "disabled or blinded GuardDuty", "detector"),
+         "disabled or blinded GuardDuty", "detector",
+         why="deleting or detaching GuardDuty, or adding trusted IP lists and suppression filters, blinds detection",
+         blind="—"),
     Rule("guardduty-paused", "defense-evasion", "high", "T1562.001", ("UpdateDetector",),
-         "disabled GuardDuty detectors", "detector", _disabled),
+         "disabled GuardDuty detectors", "detector", _disabled,
+         why="`UpdateDetector` with `enable: false` turns GuardDuty off; other updates are not findings",
+         blind="—"),
     Rule("config-stopped", "defense-evasion", "high", "T1562.001",
          ("StopConfigurationRecorder", "DeleteConfigurationRecorder", "DeleteDeliveryChannel", "DisableSecurityHub",
-          "DeleteAccessAnalyzer"), "stopped AWS Config, Security Hub or Access Analyzer", "recorder"),
+          "DeleteAccessAnalyzer"), "stopped AWS Config, Security Hub or Access Analyzer", "recorder",
+         why="stopping AWS Config, Security Hub or Access Analyzer removes the account's watchers",
+         blind="—"),
     Rule("left-organization", "defense-evasion", "high", "T1666", ("LeaveOrganization",),
-         "tried to take the account out of its organization (and its guardrails)"),
+         "tried to take the account out of its organization (and its guardrails)",
+         why="leaving the organization drops its service control policies and central logging",
+         blind="only the member account's own trail records the attempt"),
     Rule("firewall-opened", "defense-evasion", "high", "T1562.007", ("AuthorizeSecurityGroupIngress",),
-         "opened security groups to the whole internet", "group", _open),
+         "opened security groups to the whole internet", "group", _open,
+         why="a security group opened to every address (`/0`, IPv4 or IPv6): a way in; only rules from `/0` count",
+         blind="a rule open to a large but not /0 range is not judged"),
     Rule("snapshot-shared", "exfiltration", "high", "T1537",
          ("ModifySnapshotAttribute", "ModifyImageAttribute", "ModifyDBSnapshotAttribute",
-          "ModifyDBClusterSnapshotAttribute"), "shared snapshots or images with other accounts", "resource", _shared),
+          "ModifyDBClusterSnapshotAttribute"), "shared snapshots or images with other accounts", "resource", _shared,
+         why="an EBS snapshot, AMI or RDS snapshot shared with another account (or `all`) copies the data out",
+         blind="copying a snapshot into another account's KMS key is a different call"),
+    Rule("bucket-opened", "exfiltration", "medium", "T1537 T1530",
+         ("PutBucketPolicy", "PutBucketAcl", "PutObjectAcl", "DeletePublicAccessBlock"),
+         "changed who may read S3 buckets", "bucket", _exposed,
+         why="a bucket policy or ACL that lets anyone, every AWS user or another account read is a way out for the "
+             "data; high when it does (a principal `\"*\"`, AllUsers, AuthenticatedUsers, another account's id) or "
+             "when a public access block is removed",
+         blind="access granted through an access point, a KMS key policy or a role trusted by another account is "
+               "not judged here"),
     Rule("gpu-instances", "resource-abuse", "high", "T1496.001", ("RunInstances",),
-         "launched GPU, accelerated or very large instances", "instance type", _gpu),
+         "launched GPU, accelerated or very large instances", "instance type", _gpu,
+         why="GPU, accelerated and very large instances are what crypto-miners launch; only those types count",
+         blind="mining on ordinary instance types, or in a region whose trail you lack, is not seen here "
+                "(new-region may see it)"),
     Rule("quota-raised", "resource-abuse", "medium", "T1496", ("RequestServiceQuotaIncrease",),
-         "asked for higher service quotas", "quota"),
+         "asked for higher service quotas", "quota",
+         why="asking for more quota is how abuse scales",
+         blind="—"),
     Rule("model-invoked", "resource-abuse", "high", "T1496.004",
          ("InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream", "PutUseCaseForModelAccess",
           "CreateFoundationModelAgreement", "PutFoundationModelEntitlement"),
          "used or unlocked Bedrock models (logged as read-only)", "model",
-         why="LLMjacking: stolen keys resold for model access"),
+         why="stolen keys are resold for Bedrock model access (LLMjacking); `InvokeModel` is logged as "
+              "read-only, so read-only filters miss it",
+         blind="model invocation logging (prompts) is a separate Bedrock feature"),
     Rule("email-abuse", "resource-abuse", "high", "T1496.004",
          ("SendEmail", "SendRawEmail", "SendBulkEmail", "SendBulkTemplatedEmail", "UpdateAccountSendingEnabled",
           "PutAccountDetails", "VerifyEmailIdentity", "CreateEmailIdentity", "DeleteIdentity"),
-         "sent email or prepared SES for sending", "identity", why="spam from a trusted domain"),
+         "sent email or prepared SES for sending", "identity",
+         why="SES sending from a trusted domain is a spam and phishing source",
+         blind="SES `SendEmail` is a data event in some API versions and may not be logged"),
     Rule("remote-command", "execution", "high", "T1651", ("SendCommand", "StartSession"),
-         "ran commands or sessions on instances through SSM", "document or target"),
+         "ran commands or sessions on instances through SSM", "document or target",
+         why="SSM `SendCommand` and `StartSession` run commands on instances with their roles",
+         blind="what the command did inside the instance is not in CloudTrail"),
     Rule("user-data-changed", "execution", "high", "T1059.009", ("ModifyInstanceAttribute",),
-         "changed EC2 instances' user data (code run at next start)", "instance", _userdata),
+         "changed EC2 instances' user data (code run at next start)", "instance", _userdata,
+         why="new user data is code the instance runs at its next start",
+         blind="—"),
     Rule("ssh-key-pushed", "lateral-movement", "high", "T1021.008",
          ("SendSSHPublicKey", "SendSerialConsoleSSHPublicKey", "EnableSerialConsoleAccess"),
-         "pushed SSH keys to instances (EC2 Instance Connect, serial console)", "instance"),
+         "pushed SSH keys to instances (EC2 Instance Connect, serial console)", "instance",
+         why="EC2 Instance Connect and the serial console push a one-time SSH key: a way onto instances",
+         blind="—"),
     Rule("console-without-mfa", "initial-access", "medium", "T1078.004", ("ConsoleLogin",),
-         "signed in to the console without MFA", "result", _no_mfa),
+         "signed in to the console without MFA", "result", _no_mfa,
+         why="a successful console sign-in without MFA (`additionalEventData.MFAUsed` = `No`)",
+         blind="a console sign-in carries no access key: it is in a key's findings only through a federated "
+                "session of its lineage"),
     Rule("data-destroyed", "impact", "medium", "T1485",
          ("DeleteParameter", "DeleteParameters", "DeleteSecret", "DeleteBucket", "DeleteObjects", "DeleteDBInstance",
-          "DeleteDBCluster", "DeleteSnapshot", "DeleteVolume"), "deleted data", "resource"),
+          "DeleteDBCluster", "DeleteSnapshot", "DeleteVolume"), "deleted data", "resource",
+         why="deleting parameters, secrets, buckets, databases, snapshots or volumes: impact, or covering tracks",
+         blind="object deletions inside buckets are data events, logged only when selected"),
 )
 WATCHED = tuple(sorted({name for rule in RULES for name in rule.apis}))
 BY_API = {name: rule for rule in RULES for name in rule.apis}
+
+
+def markdown() -> str:
+    """README's table of the call rules (a test keeps README's copy equal to this)."""
+    rows = ["| rule | kind | severity | calls | ATT&CK | why, and its threshold | blind spots |",
+            "|---|---|---|---|---|---|---|"]
+    for r in RULES:
+        when = " (see why)" if r.when else ""
+        rows.append(f"| `{r.name}` | {r.kind} | {r.severity}{when} | {', '.join(r.apis)} | {r.technique} | {r.why} | "
+                    f"{r.blind} |")
+    return "\n".join(rows) + "\n"

@@ -19,7 +19,7 @@ def _as_date(value):
 
 
 class InvestigationPanel:
-    """ipywidgets panel: engine and its settings, key, start/end dates, allowlist, an Investigate button,
+    """ipywidgets panel: engine and its settings, key, start/end dates, allowlist, Sigma rules, an Investigate button,
     a status line (progress; on Athena, data scanned and cost) and an output area with every section.
 
     Example:
@@ -27,7 +27,8 @@ class InvestigationPanel:
     """
 
     def __init__(self, key: str = "", start=None, end=None, engine: str = "local", logs: str = "data/sample",
-                 athena: dict | None = None, allowed: str = "", accounts: str = "", regions: str = ""):
+                 athena: dict | None = None, allowed: str = "", accounts: str = "", regions: str = "",
+                 sigma: str = ""):
         w = require("ipywidgets")
         athena = athena or {}
         style = {"description_width": "110px"}
@@ -49,6 +50,8 @@ class InvestigationPanel:
         self.end = w.DatePicker(value=_as_date(end), description="End (UTC, incl.)", style=style)
         self.allowed = w.Text(value=allowed or "", description="Allowed CIDRs", placeholder="203.0.113.0/24, ...",
                               style=style, layout=layout)
+        self.sigma = w.Text(value=sigma or "", description="Sigma rules", placeholder="a folder of Sigma rules (optional)",
+                            style=style, layout=layout)
         self.button = w.Button(description="Investigate", button_style="primary", icon="search")
         self.status = w.HTML(value="")
         self.lineage = w.HBox(layout=w.Layout(flex_flow="row wrap"))  # one button per key of the lineage
@@ -60,7 +63,7 @@ class InvestigationPanel:
         self._show_engine()
         self.widget = w.VBox([
             self.engine, self._local_box, self._athena_box, self.key, w.HBox([self.start, self.end]),
-            self.allowed, self.accounts, self.regions, w.HBox([self.button, self.status]), self.lineage, self.out,
+            self.allowed, self.accounts, self.regions, self.sigma, w.HBox([self.button, self.status]), self.lineage, self.out,
         ])
         self.investigation = None
         self.spent: list = []  # every query's figures since the panel was made: the session's cost
@@ -130,7 +133,7 @@ class InvestigationPanel:
                 # long work (a cold scan, a running Athena query) says how far it is in the status line
                 trail.engine.on_progress = lambda line, seconds, finished: None if seconds < 2 or finished else \
                     self._say(f"Investigating: {step['text']} {line}")
-                done = investigate(trail, case, progress=say)
+                done = investigate(trail, case, progress=say, sigma=self.sigma.value.strip() or None)
         except TrailkitError as e:
             self._say(str(e), error=True)
             self.out.append_display_data(_html(f"<p style='color:#B03000'><b>Cannot investigate:</b> {html.escape(str(e))}</p>"))

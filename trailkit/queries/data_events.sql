@@ -10,7 +10,8 @@ WHERE eventsource = 's3.amazonaws.com'
   AND (eventcategory = 'Data'
        OR eventname IN ('GetObject', 'PutObject', 'HeadObject', 'DeleteObject', 'DeleteObjects', 'CopyObject',
                         'GetObjectAcl', 'PutObjectAcl', 'SelectObjectContent', 'UploadPart',
-                        'CreateMultipartUpload', 'CompleteMultipartUpload', 'RestoreObject', 'GetObjectTagging'))
+                        'CreateMultipartUpload', 'CompleteMultipartUpload', 'RestoreObject', 'GetObjectTagging',
+                        'ListObjects', 'ListObjectsV2', 'ListObjectVersions'))
   AND recipientaccountid IN (:accounts)                                         -- if: accounts
   AND awsregion IN (:regions)                                                   -- if: regions
   {partitions}

@@ -118,6 +118,9 @@ calls AS (
       WHEN eventname = 'UpdateDetector' THEN json_format(json_extract(requestparameters, '$.enable'))
       WHEN eventname = 'PutEventSelectors'
         THEN json_format(json_extract(requestparameters, '$.eventSelectors'))
+      WHEN eventname IN ('PutBucketPolicy', 'PutBucketAcl', 'PutObjectAcl')
+        THEN coalesce(json_format(json_extract(requestparameters, '$.bucketPolicy')),
+                      json_format(json_extract(requestparameters, '$.AccessControlPolicy')))
       WHEN eventname IN ('CreateFunctionUrlConfig', 'UpdateFunctionUrlConfig', 'CreateFunctionUrlConfig20211031')
         THEN json_extract_scalar(requestparameters, '$.authType')
     END AS extra
