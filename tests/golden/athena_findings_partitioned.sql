@@ -115,7 +115,7 @@ FROM calls
 GROUP BY accesskeyid, eventsource, eventname, detail, extra, account
 UNION ALL
 SELECT 'burst' AS rule, accesskeyid, CAST(NULL AS varchar) AS eventsource, CAST(NULL AS varchar) AS eventname,
-       CAST(count(DISTINCT eventname) FILTER (WHERE readonly_call) AS varchar) AS detail,
+       CAST(count(DISTINCT CASE WHEN readonly_call THEN eventname END) AS varchar) AS detail,
        CAST(count_if(denied) AS varchar) AS extra, CAST(NULL AS varchar) AS account,
        min_by(eventtime, instant) AS first_seen, max_by(eventtime, instant) AS last_seen,
        count(*) AS events, count_if(failed) AS errors,
@@ -130,8 +130,8 @@ FROM (
 ) AS sliced
 WHERE readonly_call OR denied
 GROUP BY accesskeyid, shift, slice_of
-HAVING count(DISTINCT eventname) FILTER (WHERE readonly_call) >= 20
-    OR count_if(denied) >= 10 AND count(DISTINCT eventname) FILTER (WHERE denied) >= 3
+HAVING count(DISTINCT CASE WHEN readonly_call THEN eventname END) >= 20
+    OR count_if(denied) >= 10 AND count(DISTINCT CASE WHEN denied THEN eventname END) >= 3
 UNION ALL
 SELECT 'region' AS rule, min_by(accesskeyid, instant) AS accesskeyid, CAST(NULL AS varchar) AS eventsource,
        min_by(eventname, instant) AS eventname, awsregion AS detail,
@@ -154,7 +154,7 @@ SELECT 'agent' AS rule, min_by(accesskeyid, instant) AS accesskeyid, CAST(NULL A
        count(DISTINCT eventsource || ':' || eventname) AS apis, count(DISTINCT eventsource) AS services,
        count(DISTINCT sourceipaddress) AS ips,
        array_join(slice(array_agg(eventid ORDER BY instant, eventid), 1, 100), ' ') AS eventids
-FROM (SELECT *, coalesce(regexp_extract(useragent, '^\[?([^/ ()\[\]]+)', 1), '') AS family FROM events) AS e
+FROM (SELECT *, coalesce(regexp_extract(useragent, '^\[?([A-Za-z0-9.-]+)', 1), '') AS family FROM events) AS e
      CROSS JOIN span
 WHERE instant IS NOT NULL
 GROUP BY family

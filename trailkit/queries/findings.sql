@@ -5,7 +5,8 @@
 --             several APIs; slices are
 --             cut on two grids five minutes apart, so a burst of up to five minutes is always seen whole;
 --   region    a region the lineage first used a day or more after its first event in these logs;
---   agent     a user-agent family (the agent's first word) first used a day or more after that;
+--   agent     a user-agent family (the agent's first word, up to a / _ space or bracket) first used a day or more
+--             after that;
 --   suspect   (key, tool) user agents naming a tool of :suspect_agents (offensive distributions, attack tools);
 --   ip        (source address): every address the lineage called from, for the allowlist and network context.
 -- An event delivered more than once (same eventid: CloudTrail retries, an organization trail beside the account's
@@ -136,7 +137,7 @@ FROM calls
 GROUP BY accesskeyid, eventsource, eventname, detail, extra, account
 UNION ALL
 SELECT 'burst' AS rule, accesskeyid, CAST(NULL AS varchar) AS eventsource, CAST(NULL AS varchar) AS eventname,
-       CAST(count(DISTINCT eventname) FILTER (WHERE readonly_call) AS varchar) AS detail,
+       CAST(count(DISTINCT CASE WHEN readonly_call THEN eventname END) AS varchar) AS detail,
        CAST(count_if(denied) AS varchar) AS extra, CAST(NULL AS varchar) AS account,
        min_by(eventtime, instant) AS first_seen, max_by(eventtime, instant) AS last_seen,
        count(*) AS events, count_if(failed) AS errors,
@@ -151,8 +152,8 @@ FROM (
 ) AS sliced
 WHERE readonly_call OR denied
 GROUP BY accesskeyid, shift, slice_of
-HAVING count(DISTINCT eventname) FILTER (WHERE readonly_call) >= :burst_apis
-    OR count_if(denied) >= :burst_denied AND count(DISTINCT eventname) FILTER (WHERE denied) >= :burst_denied_apis
+HAVING count(DISTINCT CASE WHEN readonly_call THEN eventname END) >= :burst_apis
+    OR count_if(denied) >= :burst_denied AND count(DISTINCT CASE WHEN denied THEN eventname END) >= :burst_denied_apis
 UNION ALL
 SELECT 'region' AS rule, min_by(accesskeyid, instant) AS accesskeyid, CAST(NULL AS varchar) AS eventsource,
        min_by(eventname, instant) AS eventname, awsregion AS detail,
@@ -175,7 +176,7 @@ SELECT 'agent' AS rule, min_by(accesskeyid, instant) AS accesskeyid, CAST(NULL A
        count(DISTINCT eventsource || ':' || eventname) AS apis, count(DISTINCT eventsource) AS services,
        count(DISTINCT sourceipaddress) AS ips,
        array_join(slice(array_agg(eventid ORDER BY instant, eventid), 1, :evidence), ' ') AS eventids
-FROM (SELECT *, coalesce(regexp_extract(useragent, '^\[?([^/ ()\[\]]+)', 1), '') AS family FROM events) AS e
+FROM (SELECT *, coalesce(regexp_extract(useragent, '^\[?([A-Za-z0-9.-]+)', 1), '') AS family FROM events) AS e
      CROSS JOIN span
 WHERE instant IS NOT NULL
 GROUP BY family
