@@ -153,8 +153,16 @@ def _convert(values, kind: str):
         text = values.cast(pa.string())
         try:
             return text.cast(utc)  # ISO 8601, offsets honoured: every well-formed CloudTrail time
-        except pa.ArrowInvalid:  # a time written otherwise, or not a time: one value at a time, never an error
-            return pa.array([_instant(v) for v in text.to_pylist()], utc)
+        except pa.ArrowInvalid:
+            pass
+        # AWS's text times (an STS expiration: "Oct 24, 2026, 11:00:00 AM", UTC) all at once; what neither reads
+        # (another spelling, or not a time) one value at a time, never an error
+        aws = pc.strptime(text, format=_AWS_TEXT_TIME, unit="us", error_is_null=True).cast(pa.timestamp("us"))
+        aws = pc.assume_timezone(aws, "UTC")
+        if aws.null_count == text.null_count:
+            return aws.cast(utc)
+        rest = [_instant(v) if t is None else t for v, t in zip(text.to_pylist(), aws.to_pylist())]
+        return pa.array(rest, utc)
     if kind == "int":
         return values.cast(pa.int64())  # whole numbers only: a fraction is an error, not a rounding
     text = values.cast(pa.string())

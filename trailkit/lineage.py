@@ -40,10 +40,9 @@ FEDERATED_CONSOLE = "ConsoleLogin"
 
 
 def _records(frame: "pd.DataFrame") -> list[dict]:
-    import pandas as pd
-
-    return [{k: (None if v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v) else v)
-             for k, v in row.items()} for row in frame.to_dict("records")]
+    """The rows as dicts, missing values as None (column by column: tens of thousands of links stay cheap)."""
+    columns = {name: frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in frame.columns}
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
 
 class Graph:
