@@ -453,3 +453,79 @@ def test_readme_documents_every_rule_and_kind():
     assert rules.markdown() in readme + "\n"  # the table of call rules, as the code has them
     assert all(f"`{kind}`" in readme for kind in KINDS)
     assert all(rule.why and rule.blind for rule in rules.RULES)
+
+
+# -- what a hostile reading found
+
+def test_two_bursts_apart_are_two_and_one_burst_counts_each_call_once(tmp_path):
+    first = [rec(i, f"List{chr(65 + i // 26)}{chr(65 + i % 26)}", KEY, i * 10) for i in range(BURST_APIS)]
+    second = [rec(100 + i, f"Describe{chr(65 + i // 26)}{chr(65 + i % 26)}", KEY, 3600 + i * 10)
+              for i in range(BURST_APIS)]
+    found = findings_of(tmp_path, first + second)
+    bursts = found[found["kind"] == "enumeration"].sort_values("first_seen")
+    assert list(bursts["events"]) == [BURST_APIS, BURST_APIS]  # an hour apart: two bursts
+    # calls spread over 14 minutes: slices of both grids qualify and overlap; each call is counted once
+    spread = [rec(i, f"Get{chr(65 + i // 26)}{chr(65 + i % 26)}", KEY, i * 28) for i in range(30)]
+    (row,) = findings_of(tmp_path / "b", spread).query("kind == 'enumeration'").itertuples()
+    assert row.events <= 30 and set(row.eventids.split()) <= {r["eventID"] for r in spread}
+
+
+def policy(statements) -> dict:
+    return {"bucketName": "logs-222233334444", "bucketPolicy": {"Version": "2012-10-17", "Statement": statements}}
+
+
+@pytest.mark.parametrize("statements, severity", [
+    ([{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}],
+     "medium"),
+    ([{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "s3:GetObject"}], "medium"),
+    ([{"Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": "s3:GetObject"}], "high"),
+    ([{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999988887777:root"}, "Action": "s3:GetObject"}], "high"),
+])
+def test_bucket_policies_are_read_not_grepped(tmp_path, statements, severity):
+    found = findings_of(tmp_path, [rec(1, "PutBucketPolicy", KEY, 0, source="s3.amazonaws.com",
+                                       params=policy(statements))])
+    (row,) = found.query("rule == 'bucket-opened'").itertuples()
+    assert row.severity == severity
+
+
+def test_only_a_range_of_every_address_opens_a_security_group(tmp_path):
+    quiet = {"groupId": "sg-1", "ipPermissions": {"items": [{"ipRanges": {"items": [
+        {"cidrIp": "10.0.0.0/8", "description": "replaces 0.0.0.0/0"}]}}]}}
+    open6 = {"groupId": "sg-2", "ipPermissions": {"items": [{"ipv6Ranges": {"items": [{"cidrIpv6": "::/0"}]}}]}}
+    found = findings_of(tmp_path, [rec(1, "AuthorizeSecurityGroupIngress", KEY, 0, params=quiet),
+                                   rec(2, "AuthorizeSecurityGroupIngress", KEY, 1, params=open6)])
+    (row,) = found.query("rule == 'firewall-opened'").itertuples()
+    assert row.eventids == "00000000-0000-0000-0000-000000000002" and "sg-2" in row.summary
+
+
+def test_hostile_sigma_folders_are_said_not_crashed(tmp_path):
+    from trailkit import sigma
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "nested.yml").write_text("title: nested\nlogsource: {product: aws, service: cloudtrail}\n"
+                                      "detection:\n  sel: {eventName: x}\n  condition: " + "not (" * 60 + "sel"
+                                      + ")" * 60 + "\n")
+    (rules / "empty.yml").write_text("")
+    (rules / "ok.yml").write_text("title: ok\nlogsource: {product: aws, service: cloudtrail}\n"
+                                  "detection:\n  sel: {eventName: ListBuckets}\n  condition: sel\n")
+    ruleset = sigma.load(rules)
+    reasons = {Path(r.path).name: r.reason for r in ruleset.skipped}
+    assert [r.title for r in ruleset.rules] == ["ok"]
+    assert "nested too deeply" in reasons["nested.yml"] and "no rule" in reasons["empty.yml"]
+
+
+def test_summaries_escape_once_and_bad_input_is_said(tmp_path, capsys):
+    from trailkit.errors import InvalidInput
+
+    logs = write(tmp_path, [rec(1, "ListBuckets", KEY, 0),
+                            rec(2, "ListBuckets", KEY, 90000, agent="\x1b[31m kali-tool")])
+    with Trail.local(logs, cache=False) as trail:
+        found = trail.findings(KEY)
+        with pytest.raises(InvalidInput):
+            trail.findings(123)
+    text = " ".join(found["summary"])
+    assert "'\\x1b[31m kali-tool'" in text and "\\\\x1b" not in text
+    assert set(found["kind"]) >= {"new-user-agent", "suspicious-user-agent"}
+    assert main(["findings", KEY, "--logs", str(logs), "--allow", ""]) == 2
+    assert "--allow is empty" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import sys
 import warnings
 
 from .contract import visible
-from .commands import cache_command, fetch_command, follow, judged, settings_of
+from .commands import cache_command, fetch_command, follow, given_allowlist, judged, settings_of
 from .errors import InvalidInput, Notice, ReadAs, TrailkitError
 from .output import progress, say_figures, write_result  # noqa: F401 (write_result: the API's)
 
@@ -234,6 +234,7 @@ def _run(args) -> int:
         from .investigation import Case
         from .report import write_report
 
+        given_allowlist(args.allow)  # given but empty is an error, not "no allowlist"
         case = Case.parse(args.key, args.start, args.end, args.allow)
         out = write_report(case, args.out, settings_of(args), with_code=args.with_code, redact=args.redact,
                            sigma=args.sigma)

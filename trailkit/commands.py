@@ -89,13 +89,13 @@ def follow(args) -> int:
 def judged(args) -> int:
     """``findings`` and ``objects``: the lineage's keys (unless --no-follow), then what they did."""
     from . import questions
-    from .inputs import Allowlist, KeyMatch, Window, levels
+    from .inputs import KeyMatch, Window, levels
     from .investigate import Trail
     from .lineage import printable
 
     # every input checked before an engine is opened
     key, within, depth = KeyMatch.parse(args.key), Window.parse(args.start, args.end), levels(args.depth)
-    allowed = Allowlist.parse(getattr(args, "allow", None))
+    allowed = given_allowlist(getattr(args, "allow", None))
     ruleset = None
     if getattr(args, "sigma", None):
         from . import sigma
@@ -114,7 +114,8 @@ def judged(args) -> int:
                 if ruleset is not None and ruleset.rules:
                     from . import sigma
 
-                    sys.stdout.write(trail.explain(sigma.request(ruleset, keys, within)))
+                    for _, request in sigma.requests(ruleset, keys, within):
+                        sys.stdout.write(trail.explain(request))
             else:
                 sys.stdout.write(trail.explain(questions.objects(keys, within)))
                 sys.stdout.write(trail.explain(questions.data_events(within)))
@@ -135,9 +136,21 @@ def judged(args) -> int:
             sys.stdout.write(text(frame))
         else:
             names, rows = printable(frame, spreadsheet_safe=args.format == "csv")
-            write_result(sys.stdout, names, rows, args.format)
+            write_result(sys.stdout, names, rows, args.format, whole=("resource", "detail"))
         say_figures(trail)
     return 0
+
+
+def given_allowlist(text):
+    """``--allow`` parsed; given but empty (an unset variable, ``,,``) is an error, not "no allowlist"."""
+    from .errors import InvalidInput
+    from .inputs import Allowlist
+
+    allowed = Allowlist.parse(text)
+    if text is not None and not allowed:
+        raise InvalidInput("--allow is empty; give the expected networks (203.0.113.0/24,2001:db8::/32) or leave "
+                           "--allow out")
+    return allowed
 
 
 def cache_command(args) -> int:

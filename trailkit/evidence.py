@@ -20,6 +20,7 @@ CSS = """<style>
   vertical-align: top}
 .tk-findings td.tk-sev {font-weight: bold; white-space: nowrap}
 .tk-findings td.tk-when {white-space: nowrap}
+.tk-findings td.tk-key {font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 90%; overflow-wrap: normal}
 .tk-findings details summary {cursor: pointer; color: #336699}
 .tk-findings code {font-size: 11px; word-break: break-all}
 </style>"""
@@ -33,6 +34,7 @@ def findings_html(findings: "pd.DataFrame | None", sigma: str | None = None) -> 
     """The findings table: severity, kind, key, when, events, ATT&CK, the summary, and the evidence's event ids
     behind a click."""
     from .contract import visible
+    from .findings import evidence_count
 
     if findings is None:
         return "<p>Not judged: findings are about one whole key, not a fragment.</p>"
@@ -44,15 +46,15 @@ def findings_html(findings: "pd.DataFrame | None", sigma: str | None = None) -> 
     rows = []
     for r in findings.to_dict("records"):
         ids = (r["eventids"] or "").split()
-        shown = f"{len(ids)} event ids" + (f" (the first {len(ids)} of {r['events']})" if r["events"] > len(ids) else "")
+        shown = evidence_count(len(ids), r["events"])
         evidence = (f"<details><summary>{shown}</summary><code>{html.escape(' '.join(ids))}</code></details>"
                     if ids else "")
         rows.append(
             f"<tr><td class='tk-sev' style='color:{COLOURS.get(r['severity'], '#333')}'>{html.escape(r['severity'])}"
-            f"</td><td>{html.escape(r['kind'])}</td><td>{html.escape(visible(r['accesskeyid'] or ''))}</td>"
+            f"</td><td>{html.escape(r['kind'])}</td><td class='tk-key'>{html.escape(visible(r['accesskeyid'] or ''))}</td>"
             f"<td class='tk-when'>{_when(r['first_seen'])}<br>{_when(r['last_seen'])}</td><td>{r['events']}</td>"
             f"<td>{html.escape(r['technique'] or '')}</td><td>{html.escape(visible(r['summary']))}{evidence}</td></tr>")
-    widths = "".join(f"<col style='width:{w}%'>" for w in (6, 11, 13, 13, 5, 8, 44))
+    widths = "".join(f"<col style='width:{w}%'>" for w in (6, 10, 16, 13, 6, 8, 41))
     return (CSS + note + f"<p><b>{len(findings)} findings</b>: {head}.</p><table class='tk-findings'>{widths}<tr>"
             "<th>severity</th><th>kind</th><th>key</th><th>first / last seen (UTC)</th><th>events</th>"
             "<th>ATT&amp;CK</th><th>what happened (evidence: click)</th></tr>" + "".join(rows) + "</table>")

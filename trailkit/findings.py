@@ -77,6 +77,15 @@ def _many(n: int, noun: str) -> str:
     return f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
 
 
+def evidence_count(ids: int, events: int) -> str:
+    """How many event ids a finding's evidence holds, against its events: ``the first 100 of 2151 event ids``,
+    or ``31 event ids (2 events have none)``."""
+    if events > ids and ids >= EVIDENCE:
+        return f"the first {ids} of {events} event ids"
+    return f"{ids} event ids" + (f" ({events - ids} event{'s have' if events - ids != 1 else ' has'} none)"
+                                 if events > ids else "")
+
+
 def _evidence(ids) -> str:
     seen: list[str] = []
     for chunk in ids:
@@ -103,17 +112,21 @@ def judge(rows: "pd.DataFrame", allowed=None, networks: "pd.DataFrame | None" = 
                             f"{_many(r['apis'], 'API')})", "new-region"))
     for r in (r for r in records if r["rule"] == "agent"):
         out.append(_finding("new-user-agent", "low", "T1078.004", r, f"{r['accesskeyid']} first called with "
-                            f"{visible(r['detail'])!r} user agents a day or more after the lineage began "
-                            f"({_counted(r['events'], r['errors'])}; first: {visible(r['extra'] or '')[:80]!r})",
+                            f"'{visible(r['detail'] or '')}' user agents a day or more after the lineage began "
+                            f"({_counted(r['events'], r['errors'])}; first: '{visible(r['extra'] or '')[:80]}')",
                             "new-user-agent"))
     for r in (r for r in records if r["rule"] == "suspect"):
         out.append(_finding("suspicious-user-agent", "medium", "T1595 T1078.004", r,
-                            f"{r['accesskeyid']} called with user agents naming {visible(r['detail'] or '')!r}, an "
+                            f"{r['accesskeyid']} called with user agents naming '{visible(r['detail'] or '')}', an "
                             f"offensive tool or distribution ({_counted(r['events'], r['errors'])}, "
-                            f"{_many(r['apis'], 'API')}; first: {visible(r['extra'] or '')[:120]!r})",
+                            f"{_many(r['apis'], 'API')}; first: '{visible(r['extra'] or '')[:120]}')",
                             "suspicious-user-agent"))
     out += _unexpected([r for r in records if r["rule"] == "ip"], allowlist, networks)
     return _frame(out)
+
+
+#: kinds whose severity already weighs refusals (or is the rule's own): not lowered again by ``_finding``
+_OWN_SEVERITY = {"burst", "unexpected-ip"}
 
 
 def _plain(value):
@@ -125,6 +138,8 @@ def _plain(value):
 
 
 def _finding(kind, severity, technique, row, summary, rule, events=None, eventids=None) -> dict:
+    if row.get("errors") and row["errors"] == row.get("events") and events is None and rule not in _OWN_SEVERITY:
+        severity = _lower(severity)  # every call refused: an attempt, one step less severe
     return {"kind": kind, "severity": severity, "accesskeyid": row["accesskeyid"], "first_seen": row["first_seen"],
             "last_seen": row["last_seen"], "events": row["events"] if events is None else events,
             "technique": technique, "summary": summary,
@@ -164,30 +179,17 @@ def _calls(rows: list[dict]) -> list[dict]:
 
 
 def _bursts(rows: list[dict]) -> list[dict]:
-    """Slices over threshold, overlapping ones (the two grids) merged into one burst per key."""
+    """One finding per burst (``findings.sql`` merged its slices and counted each call once)."""
     out: list[dict] = []
-    for key in sorted({r["accesskeyid"] for r in rows}):
-        mine = sorted((r for r in rows if r["accesskeyid"] == key), key=lambda r: (str(r["first_seen"]), r["eventids"]))
-        merged: list[list[dict]] = []
-        for r in mine:
-            if merged and str(r["first_seen"]) <= str(max(x["last_seen"] for x in merged[-1])):
-                merged[-1].append(r)
-            else:
-                merged.append([r])
-        for group in merged:
-            best = max(group, key=lambda r: (int(r["detail"] or 0), int(r["extra"] or 0)))
-            apis, denied = int(best["detail"] or 0), int(best["extra"] or 0)
-            first = min(r["first_seen"] for r in group)
-            last = max(r["last_seen"] for r in group)
-            minutes = max(1, round((last - first).total_seconds() / 60))
-            severity = "high" if denied >= BURST_DENIED and denied * 2 >= best["events"] else "medium"
-            share = round(100 * denied / best["events"]) if best["events"] else 0
-            summary = (f"{key} probed {apis} read-only APIs across {_many(best['services'], 'service')} within "
-                       f"10 minutes from {_many(best['ips'], 'address')} ({best['events']} calls, {denied} denied, "
-                       f"{share}%); the burst ran {_many(minutes, 'minute')}")
-            row = {**best, "first_seen": first, "last_seen": last}
-            out.append(_finding("enumeration", severity, "T1580 T1526 T1087.004 T1069.003", row, summary,
-                                "burst", eventids=[r["eventids"] for r in group]))
+    for r in rows:
+        apis, denied, events = int(r["detail"] or 0), int(r["extra"] or 0), r["events"]
+        minutes = max(1, round((r["last_seen"] - r["first_seen"]).total_seconds() / 60))
+        severity = "high" if denied >= BURST_DENIED and denied * 2 >= events else "medium"
+        share = round(100 * denied / events) if events else 0
+        summary = (f"{r['accesskeyid']} probed {apis} read-only APIs across {_many(r['services'], 'service')} in "
+                   f"{_many(minutes, 'minute')} from {_many(r['ips'], 'address')} ({events} read-only or denied "
+                   f"calls, {denied} denied, {share}%)")
+        out.append(_finding("enumeration", severity, "T1580 T1526 T1087.004 T1069.003", r, summary, "burst"))
     return out
 
 
@@ -267,7 +269,6 @@ def text(findings: "pd.DataFrame", width: int = 110) -> str:
                      f"{_many(row['events'], 'event')}  {row['technique'] or ''}  [{row['rule']}]")
         lines += textwrap.wrap(visible(row["summary"]), width, initial_indent="       ", subsequent_indent="       ")
         if ids:
-            more = f"the first {len(ids)} of {row['events']}" if row["events"] > len(ids) else f"{len(ids)}"
-            lines.append(f"       evidence: {' '.join(ids[:3])}" + (f" … ({more} event ids; --format json lists "
-                                                                      "them)" if len(ids) > 3 else ""))
+            lines.append(f"       evidence: {' '.join(ids[:3])}" + (f" … ({evidence_count(len(ids), row['events'])}; "
+                                                                      "--format json lists them)" if len(ids) > 3 else ""))
     return "\n".join(lines) + f"\n({len(findings)} findings)\n"

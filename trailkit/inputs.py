@@ -62,6 +62,8 @@ class KeyMatch:
             return value
         if value is None or not str(value).strip():
             raise InvalidInput("no access key given; enter one such as AKIAIOSFODNN7EXAMPLE")
+        if not isinstance(value, str):
+            raise InvalidInput(f"an access key id is text such as AKIAIOSFODNN7EXAMPLE, not {type(value).__name__}")
         return cls(key_fragment(value), True) if fragment else cls(access_key(value))
 
     @property

@@ -260,7 +260,8 @@ class Trail:
         if ruleset is not None and ruleset.rules:
             from . import sigma
 
-            found = rules.merged(found, sigma.judge(ruleset, self.ask(sigma.request(ruleset, keys, within))))
+            found = rules.merged(found, *(sigma.judge(chunk, self.ask(request))
+                                          for chunk, request in sigma.requests(ruleset, keys, within)))
         return found
 
     def objects(self, key: str, start=None, end=None, follow: bool = True, depth: int | None = None) -> pd.DataFrame:
@@ -308,12 +309,46 @@ NO_DATA_EVENTS = ("these logs hold no S3 data events (object reads and writes ar
                   "them): S3 objects read or written cannot be seen here")
 
 
+def _shared_with(detail) -> str | None:
+    """What ``objects.sql`` found of a snapshot's or image's sharing (its request's JSON: EC2's ``{"add":
+    {"items": [{"userId": ...}, {"group": "all"}]}, "remove": ...}``, RDS's list of accounts) in words:
+    ``shared with 999988887777, all; unshared from 111122223333``."""
+    import json
+
+    if not isinstance(detail, str) or not detail.strip():
+        return None
+    decoder, text, pos, added, removed = json.JSONDecoder(), detail.strip(), 0, [], []
+
+    def who(node) -> list[str]:
+        items = node.get("items", node) if isinstance(node, dict) else node
+        items = items if isinstance(items, list) else [items]
+        return [str(i.get("userId") or i.get("group") or i.get("organizationArn") or i.get("organizationalUnitArn"))
+                if isinstance(i, dict) else str(i) for i in items if i]
+
+    while pos < len(text):
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except ValueError:
+            return detail  # not what objects.sql writes: shown as it is
+        pos = end + (len(text[end:]) - len(text[end:].lstrip()))
+        if isinstance(value, dict):
+            added += who(value.get("add") or value.get("Add") or [])
+            removed += who(value.get("remove") or value.get("Remove") or [])
+        elif value is not None:
+            added += who(value)
+    parts = ([f"shared with {', '.join(dict.fromkeys(added))}"] if added else []) + \
+            ([f"unshared from {', '.join(dict.fromkeys(removed))}"] if removed else [])
+    return "; ".join(parts) or None
+
+
 def _one_per_resource(frame: "pd.DataFrame") -> "pd.DataFrame":
-    """``objects`` rows whose resource is a JSON list (GetParameters, BatchGetSecretValue) as one row per name."""
+    """``objects`` rows whose resource is a JSON list (GetParameters, BatchGetSecretValue) as one row per name,
+    and the sharing in ``detail`` said in words."""
     import json
 
     import pandas as pd
 
+    frame["detail"] = pd.array([_shared_with(d) for d in frame["detail"]], dtype="string")
     listed = frame["resource"].fillna("").str.startswith("[")
     if not listed.any():
         return frame

@@ -11,10 +11,10 @@ TABLE_HIDDEN = ("requestparameters", "errormessage", "principalarn", "accountid"
                 "eventtype", "eventid", "regions", "useragents")
 
 
-def write_result(out, names: list[str], rows, fmt: str, extra: dict | None = None) -> None:
+def write_result(out, names: list[str], rows, fmt: str, extra: dict | None = None, whole: tuple = ()) -> None:
     """Write printable rows (see ``Trail.ask_rows``) to ``out``: ``table`` for people, ``csv`` and ``json``
     (lines) for programs, row by row so that a large answer is never held twice. ``extra`` adds columns
-    given as lists (the IP category)."""
+    given as lists (the IP category); ``whole`` names columns a table never shortens (what the table is for)."""
     import csv
 
     if extra:
@@ -34,7 +34,7 @@ def write_result(out, names: list[str], rows, fmt: str, extra: dict | None = Non
         out.write("(no rows) columns: " + ", ".join(names) + "\n")
         return
     keep = [i for i, n in enumerate(names) if n not in TABLE_HIDDEN or len(names) <= 12]
-    cells = [[names[i] for i in keep]] + [[_cell(row[i]) for i in keep] for row in rows]
+    cells = [[names[i] for i in keep]] + [[_cell(row[i], names[i] in whole) for i in keep] for row in rows]
     widths = [max(len(line[j]) for line in cells) for j in range(len(keep))]
     for line in cells:
         out.write(" ".join(v.rjust(w) for v, w in zip(line, widths)) + "\n")
@@ -50,9 +50,9 @@ def json_line(obj: dict) -> str:
     return CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
 
 
-def _cell(value) -> str:
+def _cell(value, whole: bool = False) -> str:
     text = visible("" if value is None else str(value))
-    return text if len(text) <= 48 else text[:47] + "…"
+    return text if whole or len(text) <= 48 else text[:47] + "…"
 
 
 def say_figures(trail) -> None:

@@ -97,7 +97,8 @@ PRINT_CSS = """<style>
   img { max-width: 100% !important; height: auto !important; break-inside: avoid; }
   .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { padding: 1px 3px !important; line-height: 1.2 !important; }
   .tk-table { font-size: 7.5px !important; width: 100% !important; }
-  .tk-table td, .tk-table th { white-space: normal !important; overflow-wrap: anywhere; max-width: 30em; }
+  .tk-table td { white-space: normal !important; overflow-wrap: anywhere; max-width: 30em; }
+  .tk-table th { white-space: normal !important; overflow-wrap: normal; word-break: keep-all; }
   .tk-findings { font-size: 8px !important; }
   .tk-findings code { font-size: 6.5px !important; }
   tr { break-inside: avoid; }

@@ -27,11 +27,48 @@ def _admin(row) -> str | None:
         else "medium"
 
 
+def _document(text):
+    """A policy document from its JSON text (a policy inside a request is JSON written as a string, sometimes
+    twice); None if it is not one."""
+    import json
+
+    for _ in range(3):
+        if not isinstance(text, str):
+            break
+        try:
+            text = json.loads(text)
+        except ValueError:
+            return None
+    return text if isinstance(text, dict) else None
+
+
+def _granted(document, account) -> tuple[bool, bool]:
+    """(anyone, another account): who the ``Allow`` statements of a policy let in. ``anyone`` is a principal
+    ``"*"`` (or ``{"AWS": "*"}``) without a condition; another account is an account id, or an ARN in one,
+    other than ``account``. Deny statements grant nothing; service and federated principals are not accounts."""
+    statements = document.get("Statement", []) if document else []
+    anyone = other = False
+    for st in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(st, dict) or str(st.get("Effect", "")).lower() != "allow":
+            continue
+        principal = st.get("Principal")
+        values = [principal] if isinstance(principal, str) else \
+            (principal.get("AWS") if isinstance(principal, dict) else None)
+        values = values if isinstance(values, list) else [values] if values is not None else []
+        for value in map(str, values):
+            if value == "*":
+                anyone = anyone or not st.get("Condition")
+                other = other or bool(st.get("Condition"))  # conditioned: not everyone, but not only us
+            else:
+                ids = re.findall(r"(?:^|:)(\d{12})(?::|$)", value)
+                other = other or any(i != account for i in ids)
+    return anyone, other
+
+
 def _outside(row) -> str | None:
-    """A trust policy naming another account or anyone."""
-    named = set((row["extra"] or "").split())
-    foreign = {a for a in named if a.isdigit() and a != row["account"]}
-    return "high" if foreign or '"*"' in named else "medium"
+    """A trust policy letting in another account or anyone."""
+    anyone, other = _granted(_document(row["extra"]), row["account"])
+    return "high" if anyone or other else "medium"
 
 
 def _shared(row) -> str | None:
@@ -43,7 +80,27 @@ def _shared(row) -> str | None:
 
 
 def _open(row) -> str | None:
-    return "high" if re.search(r'/0"', row["extra"] or "") else None  # 0.0.0.0/0, ::/0, any address/0
+    """An ingress rule from every address: a ``cidrIp`` or ``cidrIpv6`` of prefix 0 anywhere in the request."""
+    import ipaddress
+
+    def ranges(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("cidrIp", "cidrIpv6") and isinstance(value, str):
+                    yield value
+                else:
+                    yield from ranges(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from ranges(value)
+
+    for text in ranges(_document(row["extra"]) or {}):
+        try:
+            if ipaddress.ip_network(text.strip(), strict=False).prefixlen == 0:
+                return "high"
+        except ValueError:
+            continue
+    return None
 
 
 def _gpu(row) -> str | None:
@@ -62,13 +119,15 @@ def _no_mfa(row) -> str | None:
 
 
 def _exposed(row) -> str | None:
-    """A bucket policy or ACL granting anyone, every AWS user, or another account; removing a public access block."""
-    text = row["extra"] or ""
-    others = set(re.findall(r"\d{12}", text)) - {row["account"]}
-    if row["eventname"] == "DeletePublicAccessBlock" or others or re.search(
-            r'"Principal"\s*:\s*"\*"|"AWS"\s*:\s*"\*"|AllUsers|AuthenticatedUsers', text):
+    """A bucket policy letting in anyone or another account, an ACL granting all (authenticated) users, or a
+    public access block removed: high; any other change of who may read: medium."""
+    if row["eventname"] == "DeletePublicAccessBlock":
         return "high"
-    return "medium"
+    text = row["extra"] or ""
+    if re.search(r"acs\.amazonaws\.com/groups/global/(AllUsers|AuthenticatedUsers)", text):
+        return "high"
+    anyone, other = _granted(_document(text), row["account"])
+    return "high" if anyone or other else "medium"
 
 
 def _disabled(row) -> str | None:
@@ -125,8 +184,8 @@ RULES: tuple[Rule, ...] = (
          blind="an inline policy's content is not read (only its name): a powerful inline policy is medium"),
     Rule("role-trust", "persistence", "medium", "T1098.003", ("CreateRole", "UpdateAssumeRolePolicy"),
          "created or re-trusted roles", "role", _outside,
-         why="a role that trusts another account or anyone is a way back in; high when the trust policy names "
-              "an account other than the recording one or `\"*\"`",
+         why="a role that trusts another account or anyone is a way back in; high when an Allow statement of the "
+              "trust policy names an account other than the recording one, or `\"*\"`",
          blind="trust through an identity provider (OIDC, SAML) or an organization condition is not judged foreign"),
     Rule("lambda-backdoor", "persistence", "medium", "T1546 T1648",
          ("CreateFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration", "AddPermission",
@@ -213,8 +272,9 @@ RULES: tuple[Rule, ...] = (
          ("PutBucketPolicy", "PutBucketAcl", "PutObjectAcl", "DeletePublicAccessBlock"),
          "changed who may read S3 buckets", "bucket", _exposed,
          why="a bucket policy or ACL that lets anyone, every AWS user or another account read is a way out for the "
-             "data; high when it does (a principal `\"*\"`, AllUsers, AuthenticatedUsers, another account's id) or "
-             "when a public access block is removed",
+             "data; high when an Allow statement names `\"*\"` (without a condition) or another account, when an "
+             "ACL grants AllUsers or AuthenticatedUsers, or when a public access block is removed (Deny "
+             "statements grant nothing)",
          blind="access granted through an access point, a KMS key policy or a role trusted by another account is "
                "not judged here"),
     Rule("gpu-instances", "resource-abuse", "high", "T1496.001", ("RunInstances",),

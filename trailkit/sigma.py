@@ -8,8 +8,9 @@ rule's detection into one Athena SQL boolean over the CloudTrail table (``trailk
 missing never matches (and ``not`` of it does). Values are SQL literals with quotes doubled, and every expression
 is parsed back to check it is one expression, so a hostile rule cannot reach outside its comparison.
 
-All of a folder's rules run in one query over the lineage's events (one column per rule); rules that cannot be
-converted (keywords, timeframes, correlations, fields CloudTrail has not) are listed with the reason.
+A folder's rules run in one query over the lineage's events (one column per rule; one query per ``CHUNK`` rules
+for large folders); rules that cannot be converted (keywords, timeframes, correlations, fields CloudTrail has
+not) are listed with the reason.
 """
 from __future__ import annotations
 
@@ -253,11 +254,21 @@ def load(folder) -> RuleSet:
         raise InvalidInput(f"--sigma {folder}: no .yml or .yaml files in it; give a folder of Sigma rules")
     out, parts = RuleSet(str(root)), []
     for path in files:  # one by one: pySigma's folder loader stops at the first file that is not YAML
+        def unread(why: str) -> None:
+            out.skipped.append(SigmaRule(str(path), "", path.name, None, [], reason=f"unreadable: {why}"))
+
         try:
-            parts.append(SigmaCollection.from_yaml(path.read_text(encoding="utf-8"), collect_errors=True,
-                                                   source=SigmaRuleLocation(path), resolve_references=False))
-        except Exception as e:  # YAML errors, undecodable bytes, not a rule at all
-            out.skipped.append(SigmaRule(str(path), "", path.name, None, [], reason=f"unreadable: {_reason(e)}"))
+            part = SigmaCollection.from_yaml(path.read_text(encoding="utf-8"), collect_errors=True,
+                                             source=SigmaRuleLocation(path), resolve_references=False)
+        except Exception as e:  # YAML errors, undecodable bytes, nesting past the parser's depth, not a rule at all
+            unread("nested too deeply" if isinstance(e, RecursionError) else _reason(e))
+            continue
+        errors = [e for e in getattr(part, "errors", None) or []]
+        if errors:  # refused as a whole (an alias bomb, a document that is no rule): said, never dropped
+            unread("; ".join(_reason(e) for e in errors))
+        elif not part.rules:
+            unread("no rule in it")
+        parts.append(part)
     backend = _backend()
     for rule in SigmaCollection.merge(parts):
         level = getattr(rule, "level", None)
@@ -283,6 +294,9 @@ def load(folder) -> RuleSet:
         except (Unsupported, SigmaError, NotImplementedError, ValueError, TypeError, AttributeError) as e:
             item.reason = _reason(e)
             out.skipped.append(item)
+        except RecursionError:  # a condition nested past what the parsers follow
+            item.reason = "its condition is nested too deeply to convert"
+            out.skipped.append(item)
     return out
 
 
@@ -294,6 +308,8 @@ def _checked(expr: str) -> None:
         tree = sqlglot.parse_one(f"SELECT ({expr}) AS m FROM cloudtrail", read="athena")
     except sqlglot.errors.SqlglotError as e:
         raise Unsupported(f"its SQL does not parse ({_reason(e)})") from None
+    except RecursionError:
+        raise Unsupported("its condition is nested too deeply to convert") from None
     if len(tree.selects) != 1 or list(tree.find_all(sqlglot.exp.Subquery, sqlglot.exp.Select))[1:]:
         raise Unsupported("its SQL is not one expression")
 
@@ -320,37 +336,46 @@ tested AS (
 """
 
 
-def request(ruleset: RuleSet, keys: list[str], within: "Window") -> "Request":
-    """One query: the lineage's events (each once) that match any rule, with one 0/1 column per rule."""
+#: rules per query: one query for a folder's rules, until thousands of CASE columns cost more than more queries
+CHUNK = 200
+
+
+def requests(ruleset: RuleSet, keys: list[str], within: "Window") -> list[tuple[list[SigmaRule], "Request"]]:
+    """The queries that run ``ruleset`` over the lineage's events: one per ``CHUNK`` rules."""
+    rules = ruleset.rules
+    return [(rules[i:i + CHUNK], request(rules[i:i + CHUNK], keys, within)) for i in range(0, len(rules), CHUNK)]
+
+
+def request(rules: list[SigmaRule], keys: list[str], within: "Window") -> "Request":
+    """One query: the lineage's events (each once) that match any of ``rules``, with one 0/1 column per rule."""
     from . import queries
     from .questions import Request, ScanHints, _window_params
 
-    tests = ",\n".join(f"    CASE WHEN {r.expr} THEN 1 ELSE 0 END AS r{i}" for i, r in enumerate(ruleset.rules))
-    any_of = " OR ".join(f"r{i} = 1" for i in range(len(ruleset.rules)))
+    tests = ",\n".join(f"    CASE WHEN {r.expr} THEN 1 ELSE 0 END AS r{i}" for i, r in enumerate(rules))
+    any_of = " OR ".join(f"r{i} = 1" for i in range(len(rules)))
     text = (_HEAD + tests + "\n  FROM delivered\n  WHERE delivery = 1 OR eventid IS NULL\n)\n"
             f"SELECT * FROM tested\nWHERE {any_of}\nORDER BY instant, eventid\n")
     contract = Contract.of({"accesskeyid": "string", "eventid": "string", "eventtime": "time",
-                            **{f"r{i}": "int" for i in range(len(ruleset.rules))}})
+                            **{f"r{i}": "int" for i in range(len(rules))}})
     query = queries.Query("sigma", text, contract)
     return Request(query, {"keys": tuple(keys), **_window_params(within)}, ScanHints(within, needles=tuple(keys)))
 
 
-def judge(ruleset: RuleSet, matches: "pd.DataFrame | None") -> "pd.DataFrame":
-    """One ``sigma`` finding per rule and key that matched."""
+def judge(rules: list[SigmaRule], matches: "pd.DataFrame | None") -> "pd.DataFrame":
+    """One ``sigma`` finding per rule of ``rules`` and key that matched (``matches``: ``request(rules)``'s rows)."""
     from .contract import visible
     from .findings import _finding, _frame
 
     out = []
     if matches is not None and len(matches):
-        for i, rule in enumerate(ruleset.rules):
+        for i, rule in enumerate(rules):
             hit = matches[matches[f"r{i}"] == 1]
             for key, group in hit.groupby(hit["accesskeyid"].fillna(""), sort=True):
                 row = {"accesskeyid": key or None, "first_seen": group["eventtime"].min(),
                        "last_seen": group["eventtime"].max(), "events": len(group),
                        "eventids": " ".join(group["eventid"].dropna())}
-                title = visible(rule.title)
-                summary = (f"{key or 'a key'}: Sigma rule {title!r} ({rule.level or 'no level'}, "
-                           f"{Path(rule.path).name}) matched {len(group)} event{'s' if len(group) != 1 else ''}")
+                summary = (f"{key or 'a key'}: Sigma rule '{visible(rule.title)}' ({rule.level or 'no level'}, "
+                           f"{visible(Path(rule.path).name)}) matched {len(group)} event{'s' if len(group) != 1 else ''}")
                 out.append(_finding("sigma", LEVELS.get(rule.level or "", "medium"), rule.technique, row, summary,
                                     f"sigma:{rule.id or Path(rule.path).name}"))
     return _frame(out)

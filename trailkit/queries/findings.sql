@@ -1,9 +1,9 @@
 -- findings: what a lineage's keys did that a responder acts on, aggregated where the data is (trailkit.findings
 -- judges these few rows against its rules, see README "Findings"). One row per
 --   call      (key, API, detail): the watched calls (:watched), with what each was about ("detail", "extra");
---   burst     (key, 10-minute slice): many read-only APIs (List/Describe/Get/Head...), or many calls denied across
---             several APIs; slices are
---             cut on two grids five minutes apart, so a burst of up to five minutes is always seen whole;
+--   burst     (key, burst): many read-only APIs (List/Describe/Get/Head...), or many calls denied across several
+--             APIs, in a 10-minute slice; slices are cut on two grids five minutes apart, so a burst of up to five
+--             minutes is always seen whole; the calls of such slices with no gap over 10 minutes are one burst;
 --   region    a region the lineage first used a day or more after its first event in these logs;
 --   agent     a user-agent family (the agent's first word, up to a / _ space or bracket) first used a day or more
 --             after that;
@@ -56,6 +56,36 @@ events AS (
 span AS (
   SELECT min(instant) AS began FROM events
 ),
+sliced AS (  -- read-only and denied calls in 10-minute slices, on two grids five minutes apart
+  SELECT e.*, g.shift, floor((to_unixtime(instant) + g.shift) / 600) AS slice_of,
+         regexp_like(eventname, '^(List|Describe|Get|Head|Search|Lookup|Scan|BatchGet)') AS readonly_call
+  FROM events AS e CROSS JOIN (VALUES 0, 300) AS g(shift)
+  WHERE instant IS NOT NULL
+),
+hot AS (  -- the slices over a threshold
+  SELECT accesskeyid, shift, slice_of
+  FROM sliced
+  WHERE readonly_call OR denied
+  GROUP BY accesskeyid, shift, slice_of
+  HAVING count(DISTINCT CASE WHEN readonly_call THEN eventname END) >= :burst_apis
+      OR count_if(denied) >= :burst_denied AND count(DISTINCT CASE WHEN denied THEN eventname END) >= :burst_denied_apis
+),
+probing AS (  -- each read-only or denied call of a hot slice, once (a call lies in a slice of each grid)
+  SELECT DISTINCT s.accesskeyid, s.eventid, s.eventtime, s.instant, s.eventsource, s.eventname, s.sourceipaddress,
+         s.failed, s.denied, s.readonly_call
+  FROM sliced AS s
+  JOIN hot AS h ON s.accesskeyid = h.accesskeyid AND s.shift = h.shift AND s.slice_of = h.slice_of
+  WHERE s.readonly_call OR s.denied
+),
+bursts AS (  -- a burst: such calls with no gap of more than 10 minutes between them
+  SELECT *, sum(CASE WHEN gap THEN 1 ELSE 0 END)
+              OVER (PARTITION BY accesskeyid ORDER BY instant, eventid ROWS UNBOUNDED PRECEDING) AS burst
+  FROM (
+    SELECT *, coalesce(instant > date_add('minute', 10, lag(instant)
+                         OVER (PARTITION BY accesskeyid ORDER BY instant, eventid)), true) AS gap
+    FROM probing
+  ) AS gaps
+),
 calls AS (
   SELECT
     *,
@@ -100,10 +130,8 @@ calls AS (
     END AS detail,
     CASE
       WHEN eventname IN ('CreateRole', 'UpdateAssumeRolePolicy')
-        THEN array_join(array_distinct(regexp_extract_all(
-               coalesce(json_extract_scalar(requestparameters, '$.assumeRolePolicyDocument'),
-                        json_extract_scalar(requestparameters, '$.policyDocument'), ''),
-               '[0-9]{12}|"\*"')), ' ')
+        THEN coalesce(json_extract_scalar(requestparameters, '$.assumeRolePolicyDocument'),
+                      json_extract_scalar(requestparameters, '$.policyDocument'))
       WHEN eventname = 'ModifySnapshotAttribute'
         THEN json_format(json_extract(requestparameters, '$.createVolumePermission.add'))
       WHEN eventname = 'ModifyImageAttribute' THEN json_format(json_extract(requestparameters, '$.launchPermission.add'))
@@ -144,16 +172,8 @@ SELECT 'burst' AS rule, accesskeyid, CAST(NULL AS varchar) AS eventsource, CAST(
        count(DISTINCT eventsource || ':' || eventname) AS apis, count(DISTINCT eventsource) AS services,
        count(DISTINCT sourceipaddress) AS ips,
        array_join(slice(array_agg(eventid ORDER BY instant, eventid), 1, :evidence), ' ') AS eventids
-FROM (
-  SELECT e.*, floor((to_unixtime(instant) + g.shift) / 600) AS slice_of, g.shift,
-         regexp_like(eventname, '^(List|Describe|Get|Head|Search|Lookup|Scan|BatchGet)') AS readonly_call
-  FROM events AS e CROSS JOIN (VALUES 0, 300) AS g(shift)
-  WHERE instant IS NOT NULL
-) AS sliced
-WHERE readonly_call OR denied
-GROUP BY accesskeyid, shift, slice_of
-HAVING count(DISTINCT CASE WHEN readonly_call THEN eventname END) >= :burst_apis
-    OR count_if(denied) >= :burst_denied AND count(DISTINCT CASE WHEN denied THEN eventname END) >= :burst_denied_apis
+FROM bursts
+GROUP BY accesskeyid, burst
 UNION ALL
 SELECT 'region' AS rule, min_by(accesskeyid, instant) AS accesskeyid, CAST(NULL AS varchar) AS eventsource,
        min_by(eventname, instant) AS eventname, awsregion AS detail,
@@ -176,7 +196,7 @@ SELECT 'agent' AS rule, min_by(accesskeyid, instant) AS accesskeyid, CAST(NULL A
        count(DISTINCT eventsource || ':' || eventname) AS apis, count(DISTINCT eventsource) AS services,
        count(DISTINCT sourceipaddress) AS ips,
        array_join(slice(array_agg(eventid ORDER BY instant, eventid), 1, :evidence), ' ') AS eventids
-FROM (SELECT *, coalesce(regexp_extract(useragent, '^\[?([A-Za-z0-9.-]+)', 1), '') AS family FROM events) AS e
+FROM (SELECT *, coalesce(regexp_extract(useragent, '^\[?([A-Za-z0-9.-]+)', 1), substr(useragent, 1, 32), '') AS family FROM events) AS e
      CROSS JOIN span
 WHERE instant IS NOT NULL
 GROUP BY family
