@@ -63,7 +63,7 @@ def test_report_on_real_logs_has_the_numbers_and_both_charts(tmp_path, invictus)
     assert "<td>192.168.10.20</td>" in html and "<td>2104</td>" in html
     assert "2023-07-10T11:54:33Z" in html and "2023-07-10T12:29:09Z" in html
     # the lineage: the two keys the attacker created (never used), in the tree's table
-    assert "<td>AKIATFQR7NSC3ZO6PKAZ</td>" in html and "<td>AKIATFQR7NSCQLA2F4OD</td>" in html
+    assert re.search(r"<td[^>]*>AKIATFQR7NSC3ZO6PKAZ</td>", html) and re.search(r"<td[^>]*>AKIATFQR7NSCQLA2F4OD</td>", html)
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 5  # over time, by IP, per API, the lineage tree, its swimlanes
     assert not re.search(r'<script[^>]+src="https?:', html) and not re.search(r'<link[^>]+href="https?:', html)
     # it states its source, window, time, version and the SQL of each question; code hidden by default
