@@ -400,38 +400,52 @@ def test_the_commands(tmp_path, capsys):
 
 
 def test_the_findings_sql_through_athena(moto, invictus):
-    """The SQL sent is the golden one; the rows Athena returns (those the local engine computes) judge alike."""
+    """The SQL sent is the golden one; the rows Athena returns (those the local engine computes) judge alike:
+    the findings with the Sigma rules' matches, and the data touched."""
     import os
 
     import sqlglot
 
+    from trailkit import sigma
     from trailkit.engines.athena import AthenaConfig, AthenaEngine
 
     from .conftest import GOLDEN
 
     window = Window.parse("2023-07-10", "2023-07-11")
-    request = questions.findings([ATTACKER], window)
+    ruleset = sigma.load(SIGMA)
+    ((chunk, matching),) = sigma.requests(ruleset, [ATTACKER], window)
+    asked = [questions.findings([ATTACKER], window), matching, questions.objects([ATTACKER], window),
+             questions.data_events(window)]
     with Trail.local(invictus) as local:
-        rows = local.ask(request)
-        expected = local.findings(ATTACKER, "2023-07-10", "2023-07-11", follow=False, allowed="10.0.0.0/8")
+        answers = [local.ask(request) for request in asked]
+        expected = local.findings(ATTACKER, "2023-07-10", "2023-07-11", follow=False, allowed="10.0.0.0/8",
+                                  sigma=ruleset)
+        touched = local.objects(ATTACKER, "2023-07-10", "2023-07-11", follow=False)
     moto.table("security", "cloudtrail_logs")
-    kinds = dict(request.contract.columns)
-    moto.seed([(c, "bigint" if kinds[c] == "int" else "varchar") for c in request.contract.names],
-              [[_cell(v) for v in row] for row in rows.itertuples(index=False)])
+    for request, rows in zip(asked, answers):  # queued in the order they are asked
+        kinds = dict(request.contract.columns)
+        moto.seed([(c, "bigint" if kinds[c] == "int" else "varchar") for c in request.contract.names],
+                  [[_cell(v) for v in row] for row in rows.itertuples(index=False)])
     engine = AthenaEngine(AthenaConfig.resolve(database="security", table="cloudtrail_logs",
                                                output_location="s3://trailkit-results/x/", region="us-east-1",
                                                partition_column="timestamp"))
-    got = Trail(engine).findings(ATTACKER, "2023-07-10", "2023-07-11", follow=False, allowed="10.0.0.0/8")
-    (sent,) = moto.sent()
-    golden = GOLDEN / "athena_findings_partitioned.sql"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(sent)
-    assert sent == golden.read_text()
-    sqlglot.parse_one(sent, read="athena")
-    assert "\"timestamp\" BETWEEN '2023/07/10' AND '2023/07/12'" in sent
+    athena = Trail(engine)
+    got = athena.findings(ATTACKER, "2023-07-10", "2023-07-11", follow=False, allowed="10.0.0.0/8", sigma=ruleset)
+    got_touched = athena.objects(ATTACKER, "2023-07-10", "2023-07-11", follow=False)
+    sent = moto.sent()
+    assert len(sent) == 4
+    for name, text in zip(("findings", "sigma", "objects", "data_events"), sent):
+        golden = GOLDEN / f"athena_{name}_partitioned.sql"
+        if os.environ.get("UPDATE_GOLDEN"):
+            golden.write_text(text)
+        assert text == golden.read_text()
+        sqlglot.parse_one(text, read="athena")
+        assert "\"timestamp\" BETWEEN '2023/07/10' AND '2023/07/12'" in text
     columns = ["kind", "severity", "events", "summary", "eventids"]
     pd.testing.assert_frame_equal(got[columns], expected[columns])
-    assert set(got["kind"]) >= {"credential-access", "persistence", "defense-evasion", "unexpected-ip"}
+    assert set(got["kind"]) >= {"credential-access", "persistence", "defense-evasion", "unexpected-ip", "sigma"}
+    pd.testing.assert_frame_equal(got_touched, touched)
+    assert got_touched.attrs["s3_data_events"] is False
 
 
 def _cell(value):
