@@ -314,28 +314,6 @@ def _checked(expr: str) -> None:
         raise Unsupported("its SQL is not one expression")
 
 
-_HEAD = """WITH delivered AS (
-  SELECT
-    *,
-    try(from_iso8601_timestamp(eventtime)) AS instant,
-    row_number() OVER (PARTITION BY eventid ORDER BY eventtime) AS delivery
-  FROM cloudtrail
-  WHERE useridentity.accesskeyid IN (:keys)
-    AND recipientaccountid IN (:accounts)                                         -- if: accounts
-    AND awsregion IN (:regions)                                                   -- if: regions
-    {partitions}
-    AND try(from_iso8601_timestamp(eventtime)) >= from_iso8601_timestamp(:start)  -- if: start
-    AND try(from_iso8601_timestamp(eventtime)) < from_iso8601_timestamp(:end)     -- if: end
-),
-tested AS (
-  SELECT
-    useridentity.accesskeyid AS accesskeyid,
-    eventid,
-    eventtime,
-    instant,
-"""
-
-
 #: rules per query: one query for a folder's rules, until thousands of CASE columns cost more than more queries
 CHUNK = 200
 
@@ -347,17 +325,21 @@ def requests(ruleset: RuleSet, keys: list[str], within: "Window") -> list[tuple[
 
 
 def request(rules: list[SigmaRule], keys: list[str], within: "Window") -> "Request":
-    """One query: the lineage's events (each once) that match any of ``rules``, with one 0/1 column per rule."""
+    """One query (``queries/sigma.sql``): the lineage's events (each once) that match any of ``rules``, with one
+    0/1 column per rule."""
+    from dataclasses import replace
+
     from . import queries
     from .questions import Request, ScanHints, _window_params
 
+    query = queries.get("sigma")
     tests = ",\n".join(f"    CASE WHEN {r.expr} THEN 1 ELSE 0 END AS r{i}" for i, r in enumerate(rules))
     any_of = " OR ".join(f"r{i} = 1" for i in range(len(rules)))
-    text = (_HEAD + tests + "\n  FROM delivered\n  WHERE delivery = 1 OR eventid IS NULL\n)\n"
-            f"SELECT * FROM tested\nWHERE {any_of}\nORDER BY instant, eventid\n")
-    contract = Contract.of({"accesskeyid": "string", "eventid": "string", "eventtime": "time",
-                            **{f"r{i}": "int" for i in range(len(rules))}})
-    query = queries.Query("sigma", text, contract)
+    contract = Contract.of({**dict(query.contract.columns), **{f"r{i}": "int" for i in range(len(rules))}})
+    # one pass over the template, so that no rule's text is read again as a place to fill
+    text = re.sub(r"\n\{tests\}\n|WHERE \{any\}\n",
+                  lambda m: f"\n{tests}\n" if "tests" in m.group() else f"WHERE {any_of}\n", query.text)
+    query = replace(query, text=text, contract=contract)
     return Request(query, {"keys": tuple(keys), **_window_params(within)}, ScanHints(within, needles=tuple(keys)))
 
 
