@@ -543,3 +543,71 @@ def test_summaries_escape_once_and_bad_input_is_said(tmp_path, capsys):
     assert set(found["kind"]) >= {"new-user-agent", "suspicious-user-agent"}
     assert main(["findings", KEY, "--logs", str(logs), "--allow", ""]) == 2
     assert "--allow is empty" in capsys.readouterr().err
+
+
+def test_sigma_values_cannot_reach_the_querys_frame(tmp_path):
+    """A value with a newline (a line of its own, a comment), or the frame's own marks ({partitions}, :keys),
+    stays a value: refused with a reason, or matched literally; the other findings still come."""
+    from trailkit import sigma
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for name, value in (("newline", '"x\\n-- g"'), ("partitions", '"{partitions}"'), ("placeholder", '":keys"'),
+                        ("fill", '"{any}"')):
+        (rules / f"{name}.yml").write_text(f"title: {name}\nlogsource: {{product: aws, service: cloudtrail}}\n"
+                                           f"detection:\n  sel:\n    eventName: {value}\n  condition: sel\n")
+    ruleset = sigma.load(rules)
+    assert sorted(r.title for r in ruleset.rules) == ["fill", "partitions", "placeholder"]
+    (newline,) = ruleset.skipped
+    assert "control character" in newline.reason
+    logs = write(tmp_path / "logs", [rec(1, "StopLogging", KEY, 0, source="cloudtrail.amazonaws.com",
+                                         params={"name": "t"})])
+    with Trail.local(logs, cache=False) as trail:
+        found = trail.findings(KEY, sigma=ruleset)
+    assert found.query("kind == 'sigma'").empty and (found["rule"] == "logging-stopped").any()
+
+
+def test_a_policy_nested_past_jsons_depth_does_not_stop_the_findings(tmp_path):
+    deep = "[" * 5000 + "]" * 5000
+    found = findings_of(tmp_path, [
+        rec(1, "CreateRole", KEY, 0, source="iam.amazonaws.com", params={"roleName": "r", "assumeRolePolicyDocument": deep}),
+        rec(2, "AuthorizeSecurityGroupIngress", KEY, 1, params={"groupId": "sg-1", "x": json.loads("[" * 900 + "]" * 900)}),
+        rec(3, "StopLogging", KEY, 2, source="cloudtrail.amazonaws.com", params={"name": "t"})])
+    assert set(found["rule"]) >= {"role-trust", "logging-stopped"}
+
+
+@pytest.mark.parametrize("params, severity", [
+    ({"bucketName": "b", "x-amz-acl": ["public-read"]}, "high"),
+    ({"bucketName": "b", "AccessControlPolicy": {"AccessControlList": {"Grant": [{"Grantee": {
+        "URI": "http://acs.amazonaws.com/groups/global/AllUsers"}, "Permission": "READ"}]}}}, "high"),
+    (policy([{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+              "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-abc"}}}]), "medium"),
+])
+def test_canned_acls_and_conditioned_principals(tmp_path, params, severity):
+    name = "PutBucketAcl" if "bucketPolicy" not in params else "PutBucketPolicy"
+    found = findings_of(tmp_path, [rec(1, name, KEY, 0, source="s3.amazonaws.com", params=params)])
+    (row,) = found.query("rule == 'bucket-opened'").itertuples()
+    assert row.severity == severity
+
+
+def test_a_rule_keeps_its_own_severity_and_groups_are_read(tmp_path):
+    found = findings_of(tmp_path, [
+        rec(1, "ModifyInstanceAttribute", KEY, 0, params={"instanceId": "i-1", "userData": "<sensitiveDataRemoved>"}),
+        rec(2, "AddUserToGroup", KEY, 1, source="iam.amazonaws.com", params={"groupName": "Administrators",
+                                                                            "userName": "bob"})])
+    rows = {r.rule: r for r in found.itertuples()}
+    assert rows["user-data-changed"].severity == "high"  # the rule's own, as README says
+    assert rows["policy-attached"].severity == "high" and "Administrators" in rows["policy-attached"].summary
+
+
+def test_a_redacted_reports_findings_name_no_one(tmp_path):
+    from trailkit.investigation import Case, investigate
+
+    logs = write(tmp_path, [rec(1, "CreateUser", KEY, 0, source="iam.amazonaws.com",
+                                params={"userName": "backdoor-bob"}),
+                            rec(2, "CreateAccessKey", KEY, 1, source="iam.amazonaws.com",
+                                params={"userName": "backdoor-bob"})])
+    with Trail.local(logs, cache=False) as trail:
+        done = investigate(trail, Case.parse(KEY), redact=True)
+    text = " ".join(done.findings["summary"])
+    assert "backdoor-bob" not in text and KEY not in text and "NAME-" in text

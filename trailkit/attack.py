@@ -59,8 +59,8 @@ def table() -> dict:
 
 
 def of(eventsource: str, eventname: str) -> tuple[str, str]:
-    """(tactics, technique ids) of one event, each space-separated (``TA0003 TA0004``, ``T1136 T1078``); empty
-    when TrailDiscover does not list the event."""
+    """(tactics, techniques) of one event: tactic names joined by ", " (``Persistence, Privilege Escalation``) and
+    technique ids by spaces (``T1136 T1078``); both empty when TrailDiscover does not list the event."""
     row = table().get(f"{eventsource}:{api(eventname)}")
     if row is None:
         return "", ""

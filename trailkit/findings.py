@@ -107,26 +107,27 @@ def judge(rows: "pd.DataFrame", allowed=None, networks: "pd.DataFrame | None" = 
     out += _calls([r for r in records if r["rule"] == "call"])
     out += _bursts([r for r in records if r["rule"] == "burst"])
     for r in (r for r in records if r["rule"] == "region"):
-        out.append(_finding("new-region", "low", "T1535", r, f"{r['accesskeyid']} first used region {r['detail']} "
+        keys = ", ".join((r["extra"] or r["accesskeyid"] or "").split())
+        out.append(_finding("new-region", "low", "T1535", r, f"{keys} first used region {visible(r['detail'] or '')} "
                             f"a day or more after the lineage began ({_counted(r['events'], r['errors'])}, "
-                            f"{_many(r['apis'], 'API')})", "new-region"))
+                            f"{_many(r['apis'], 'API')})", "new-region", refused=_all_refused(r)))
     for r in (r for r in records if r["rule"] == "agent"):
-        out.append(_finding("new-user-agent", "low", "T1078.004", r, f"{r['accesskeyid']} first called with "
+        out.append(_finding("new-user-agent", "low", "T1078.004", r, f"the lineage first called with "
                             f"'{visible(r['detail'] or '')}' user agents a day or more after the lineage began "
-                            f"({_counted(r['events'], r['errors'])}; first: '{visible(r['extra'] or '')[:80]}')",
-                            "new-user-agent"))
+                            f"({_counted(r['events'], r['errors'])}; first by {r['accesskeyid']}: "
+                            f"'{visible(r['extra'] or '')[:80]}')", "new-user-agent", refused=_all_refused(r)))
     for r in (r for r in records if r["rule"] == "suspect"):
         out.append(_finding("suspicious-user-agent", "medium", "T1595 T1078.004", r,
                             f"{r['accesskeyid']} called with user agents naming '{visible(r['detail'] or '')}', an "
                             f"offensive tool or distribution ({_counted(r['events'], r['errors'])}, "
                             f"{_many(r['apis'], 'API')}; first: '{visible(r['extra'] or '')[:120]}')",
-                            "suspicious-user-agent"))
+                            "suspicious-user-agent", refused=_all_refused(r)))
     out += _unexpected([r for r in records if r["rule"] == "ip"], allowlist, networks)
     return _frame(out)
 
 
-#: kinds whose severity already weighs refusals (or is the rule's own): not lowered again by ``_finding``
-_OWN_SEVERITY = {"burst", "unexpected-ip"}
+def _all_refused(row) -> bool:
+    return bool(row["errors"]) and row["errors"] == row["events"]
 
 
 def _plain(value):
@@ -137,9 +138,10 @@ def _plain(value):
     return value
 
 
-def _finding(kind, severity, technique, row, summary, rule, events=None, eventids=None) -> dict:
-    if row.get("errors") and row["errors"] == row.get("events") and events is None and rule not in _OWN_SEVERITY:
-        severity = _lower(severity)  # every call refused: an attempt, one step less severe
+def _finding(kind, severity, technique, row, summary, rule, events=None, eventids=None, refused=False) -> dict:
+    """One finding; ``refused`` (every call of it was refused: an attempt) makes it one step less severe."""
+    if refused:
+        severity = _lower(severity)
     return {"kind": kind, "severity": severity, "accesskeyid": row["accesskeyid"], "first_seen": row["first_seen"],
             "last_seen": row["last_seen"], "events": row["events"] if events is None else events,
             "technique": technique, "summary": summary,
@@ -155,15 +157,14 @@ def _calls(rows: list[dict]) -> list[dict]:
         rule = BY_API.get(api(row["eventname"] or ""))
         if rule is None:
             continue
-        severity = rule.when(row) if rule.when else rule.severity
-        if severity is None:
+        judged = rule.when(row) if rule.when else True
+        if judged is None:
             continue
+        severity = rule.severity if judged is True else judged
         groups.setdefault((rule, row["accesskeyid"], severity), []).append(row)
     out = []
     for (rule, key, severity), group in groups.items():
         events, errors = sum(r["events"] for r in group), sum(r["errors"] for r in group)
-        if errors == events:  # every call refused: an attempt, one step less severe
-            severity = _lower(severity)
         group.sort(key=lambda r: (str(r["first_seen"]), str(r["detail"]), str(r["extra"]), r["eventname"] or ""))
         details = []
         for r in group:
@@ -174,7 +175,7 @@ def _calls(rows: list[dict]) -> list[dict]:
         summary = f"{key} {rule.says}: {_counted(events, errors, ', '.join(apis))}{_listed(details, rule.noun)}"
         row = {**first, "last_seen": last["last_seen"]}
         out.append(_finding(rule.kind, severity, rule.technique, row, summary, rule.name, events,
-                            [r["eventids"] for r in group]))
+                            [r["eventids"] for r in group], refused=bool(errors) and errors == events))
     return out
 
 
@@ -265,10 +266,10 @@ def text(findings: "pd.DataFrame", width: int = 110) -> str:
         ids = (row["eventids"] or "").split()
         when = " → ".join(t.strftime("%Y-%m-%d %H:%M:%S") for t in (row["first_seen"], row["last_seen"])
                           if t is not None and t == t) + " UTC"
-        lines.append(f"{row['severity'].upper():6} {row['kind']}  {row['accesskeyid'] or ''}  {when}  "
-                     f"{_many(row['events'], 'event')}  {row['technique'] or ''}  [{row['rule']}]")
+        lines.append(visible(f"{row['severity'].upper():6} {row['kind']}  {row['accesskeyid'] or ''}  {when}  "
+                             f"{_many(row['events'], 'event')}  {row['technique'] or ''}  [{row['rule']}]"))
         lines += textwrap.wrap(visible(row["summary"]), width, initial_indent="       ", subsequent_indent="       ")
         if ids:
-            lines.append(f"       evidence: {' '.join(ids[:3])}" + (f" … ({evidence_count(len(ids), row['events'])}; "
+            lines.append(f"       evidence: {visible(' '.join(ids[:3]))}" + (f" … ({evidence_count(len(ids), row['events'])}; "
                                                                       "--format json lists them)" if len(ids) > 3 else ""))
     return "\n".join(lines) + f"\n({len(findings)} findings)\n"

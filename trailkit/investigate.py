@@ -251,16 +251,16 @@ class Trail:
     def judge(self, keys: list[str], within: Window, allowlist: Allowlist = Allowlist(), ruleset=None) -> pd.DataFrame:
         """The findings of ``keys`` (a lineage's, or one key) in ``within``: ``findings.sql`` aggregated by the
         engine, judged by ``trailkit.findings``; a ``sigma.RuleSet``'s matches added."""
-        from . import findings as rules
+        from . import findings
         from . import network
 
         rows = self.ask(questions.findings(keys, within))
         addresses = rows.loc[rows["rule"] == "ip", "detail"].dropna().tolist()
-        found = rules.judge(rows, allowlist, network.context(addresses) if allowlist else None)
+        found = findings.judge(rows, allowlist, network.context(addresses) if allowlist else None)
         if ruleset is not None and ruleset.rules:
             from . import sigma
 
-            found = rules.merged(found, *(sigma.judge(chunk, self.ask(request))
+            found = findings.merged(found, *(sigma.judge(chunk, self.ask(request))
                                           for chunk, request in sigma.requests(ruleset, keys, within)))
         return found
 
@@ -310,35 +310,14 @@ NO_DATA_EVENTS = ("these logs hold no S3 data events (object reads and writes ar
 
 
 def _shared_with(detail) -> str | None:
-    """What ``objects.sql`` found of a snapshot's or image's sharing (its request's JSON: EC2's ``{"add":
-    {"items": [{"userId": ...}, {"group": "all"}]}, "remove": ...}``, RDS's list of accounts) in words:
-    ``shared with 999988887777, all; unshared from 111122223333``."""
-    import json
+    """What ``objects.sql`` found of a snapshot's or image's sharing, in words: ``shared with 999988887777, all;
+    unshared from 111122223333`` (see ``rules.shared_with``)."""
+    from .rules import shared_with
 
-    if not isinstance(detail, str) or not detail.strip():
-        return None
-    decoder, text, pos, added, removed = json.JSONDecoder(), detail.strip(), 0, [], []
-
-    def who(node) -> list[str]:
-        items = node.get("items", node) if isinstance(node, dict) else node
-        items = items if isinstance(items, list) else [items]
-        return [str(i.get("userId") or i.get("group") or i.get("organizationArn") or i.get("organizationalUnitArn"))
-                if isinstance(i, dict) else str(i) for i in items if i]
-
-    while pos < len(text):
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except ValueError:
-            return detail  # not what objects.sql writes: shown as it is
-        pos = end + (len(text[end:]) - len(text[end:].lstrip()))
-        if isinstance(value, dict):
-            added += who(value.get("add") or value.get("Add") or [])
-            removed += who(value.get("remove") or value.get("Remove") or [])
-        elif value is not None:
-            added += who(value)
-    parts = ([f"shared with {', '.join(dict.fromkeys(added))}"] if added else []) + \
-            ([f"unshared from {', '.join(dict.fromkeys(removed))}"] if removed else [])
-    return "; ".join(parts) or None
+    added, removed = shared_with(detail)
+    parts = ([f"shared with {', '.join(added)}"] if added else []) + \
+            ([f"unshared from {', '.join(removed)}"] if removed else [])
+    return "; ".join(parts) or (detail if isinstance(detail, str) and detail else None)
 
 
 def _one_per_resource(frame: "pd.DataFrame") -> "pd.DataFrame":

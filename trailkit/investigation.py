@@ -81,12 +81,15 @@ class Investigation:
                        allowed=Allowlist(allowed.networks, r.text(allowed.text)) if allowed else allowed)
         stats = [replace(s, sql="", params={}, skipped=[(r.text(p), r.text(w)) for p, w in s.skipped],
                          notes=[(r.text(p), r.text(h)) for p, h in s.notes]) for s in self.stats]
-        return replace(self, case=case, usage=r.frame(self.usage), ips=r.frame(self.ips), owner=r.frame(self.owner),
+        done = replace(self, case=case, usage=r.frame(self.usage), ips=r.frame(self.ips), owner=r.frame(self.owner),
                        minted=r.frame(self.minted), sql={k: r.text(v) for k, v in self.sql.items()},
                        lineage=_masked(r, self.lineage), lifecycle=_masked(r, self.lifecycle),
                        timeline=_masked(r, self.timeline), findings=_masked(r, self.findings),
                        objects=_masked(r, self.objects), sigma=r.text(self.sigma) if self.sigma else None,
                        source=r.text(self.source), stats=stats)
+        if done.findings is not None:  # names the sentences list alone, once every other part has been masked
+            done.findings["summary"] = done.findings["summary"].map(r.known, na_action="ignore").astype("string")
+        return done
 
     @property
     def window(self) -> Window:

@@ -156,12 +156,12 @@ def events_of(keys: list[str], within: Window = Window()) -> Request:
 
 def findings(keys: list[str], within: Window = Window()) -> Request:
     """The aggregates ``trailkit.findings`` judges, for the keys of a lineage (see ``queries/findings.sql``)."""
-    from . import findings as rules
+    from . import findings
 
-    params = {"keys": tuple(keys), "watched": rules.WATCHED, "evidence": rules.EVIDENCE,
-              "burst_apis": rules.BURST_APIS, "burst_denied": rules.BURST_DENIED,
-              "burst_denied_apis": rules.BURST_DENIED_APIS,
-              "suspect_agents": rules.SUSPECT_AGENTS, **_window_params(within)}
+    params = {"keys": tuple(keys), "watched": findings.WATCHED, "evidence": findings.EVIDENCE,
+              "burst_apis": findings.BURST_APIS, "burst_denied": findings.BURST_DENIED,
+              "burst_denied_apis": findings.BURST_DENIED_APIS,
+              "suspect_agents": findings.SUSPECT_AGENTS, **_window_params(within)}
     return Request(queries.get("findings"), params, ScanHints(within, needles=tuple(keys)))
 
 

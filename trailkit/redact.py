@@ -48,6 +48,17 @@ class Redactor:
         value = _IPV4.sub(lambda m: self._address(m.group()), value)
         return _IPV6.sub(lambda m: self._address(m.group()), value)
 
+    def known(self, value):
+        """``value`` with every name masked elsewhere in the report (a user, a role, a session) masked alike where it
+        stands alone (a finding's sentence lists the users it created by name)."""
+        if not isinstance(value, str):
+            return value
+        names = sorted((v for k, v in self.masks if k == "name" and len(v) >= 3), key=len, reverse=True)
+        if not names:
+            return value
+        alone = re.compile(r"(?<![\w.@+=,/-])(" + "|".join(map(re.escape, names)) + r")(?![\w.@+=,/-])")
+        return alone.sub(lambda m: self.masks[("name", m.group(1))], value)
+
     def _arn(self, m) -> str:
         partition, service, region, account, resource = m.groups()
         kind, sep, name = resource.partition("/") if "/" in resource else ("", "", resource)

@@ -109,7 +109,8 @@ PRINT_CSS = """<style>
 
 
 def print_pdf(html: str, browser: str) -> bytes:
-    """``html`` printed to an A4 PDF by headless Chromium (no network, a throwaway profile)."""
+    """``html`` printed to an A4 PDF by headless Chromium, in a throwaway profile with its background networking
+    off (the report is one file with nothing to fetch; ``--no-sandbox`` because trailkit may run as root)."""
     import subprocess
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,33 +20,41 @@ def lower_severity(severity: str) -> str:
 
 
 # ------------------------------------------------------------------ conditions on one call's detail
+# Each takes a row of findings.sql's ``call`` rows and says: None (not what the rule is about), True (it is, at the
+# rule's severity) or "high" (it is, and worse).
 
-def _admin(row) -> str | None:
-    text = (row["detail"] or "")
-    return "high" if re.search(r"AdministratorAccess|IAMFullAccess|PowerUserAccess|:policy/.*[Aa]dmin", text) \
-        else "medium"
+_MOST = 1 << 20  # a policy document longer than this is not read (a hostile record cannot make judging slow)
+
+
+def _admin(row):
+    """A managed policy that grants (nearly) everything, or a policy or group named admin: high."""
+    text = row["detail"] or ""
+    return "high" if re.search(r"AdministratorAccess|IAMFullAccess|PowerUserAccess|admin", text, re.I) else True
 
 
 def _document(text):
-    """A policy document from its JSON text (a policy inside a request is JSON written as a string, sometimes
-    twice); None if it is not one."""
+    """A JSON document from its text (a policy inside a request is JSON written as a string, sometimes twice);
+    None if it is not one, or too large or too deep to read."""
     import json
 
     for _ in range(3):
         if not isinstance(text, str):
             break
+        if len(text) > _MOST:
+            return None
         try:
             text = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
-    return text if isinstance(text, dict) else None
+    return text if isinstance(text, (dict, list)) else None
 
 
 def _granted(document, account) -> tuple[bool, bool]:
     """(anyone, another account): who the ``Allow`` statements of a policy let in. ``anyone`` is a principal
-    ``"*"`` (or ``{"AWS": "*"}``) without a condition; another account is an account id, or an ARN in one,
-    other than ``account``. Deny statements grant nothing; service and federated principals are not accounts."""
-    statements = document.get("Statement", []) if document else []
+    ``"*"`` (or ``{"AWS": "*"}``) without a condition (a condition, such as an organization's, is not judged);
+    another account is an account id, or an ARN in one, other than ``account``. Deny statements grant nothing;
+    service and federated principals are not accounts."""
+    statements = document.get("Statement", []) if isinstance(document, dict) else []
     anyone = other = False
     for st in statements if isinstance(statements, list) else [statements]:
         if not isinstance(st, dict) or str(st.get("Effect", "")).lower() != "allow":
@@ -58,84 +66,118 @@ def _granted(document, account) -> tuple[bool, bool]:
         for value in map(str, values):
             if value == "*":
                 anyone = anyone or not st.get("Condition")
-                other = other or bool(st.get("Condition"))  # conditioned: not everyone, but not only us
             else:
                 ids = re.findall(r"(?:^|:)(\d{12})(?::|$)", value)
                 other = other or any(i != account for i in ids)
     return anyone, other
 
 
-def _outside(row) -> str | None:
-    """A trust policy letting in another account or anyone."""
+def _outside(row):
+    """A trust policy letting in another account or anyone: high."""
     anyone, other = _granted(_document(row["extra"]), row["account"])
-    return "high" if anyone or other else "medium"
+    return "high" if anyone or other else True
 
 
-def _shared(row) -> str | None:
-    """A snapshot or image shared: the accounts (or ``all``) it was shared with."""
-    text = row["extra"] or ""
-    if not text or text in ("null", "{}", "[]") or not re.search(r"\d{12}|all", text, re.I):
-        return None
-    return "high"
+def shared_with(text) -> tuple[list[str], list[str]]:
+    """(added, removed): the accounts (or ``all``, organisations) a snapshot's or image's sharing request adds and
+    removes, from the request's JSON (EC2's ``{"add": {"items": [{"userId": ...}, {"group": "all"}]}, "remove":
+    ...}``, RDS's list of accounts added); several documents may follow each other in ``text``."""
+    import json
+
+    def who(node) -> list[str]:
+        items = node.get("items", node) if isinstance(node, dict) else node
+        items = items if isinstance(items, list) else [items]
+        return [str(i.get("userId") or i.get("group") or i.get("organizationArn") or i.get("organizationalUnitArn"))
+                if isinstance(i, dict) else str(i) for i in items if i]
+
+    added: list[str] = []
+    removed: list[str] = []
+    if not isinstance(text, str) or len(text) > _MOST:
+        return added, removed
+    decoder, text, pos = json.JSONDecoder(), text.strip(), 0
+    while pos < len(text):
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            break
+        pos = end + (len(text[end:]) - len(text[end:].lstrip()))
+        if isinstance(value, dict):
+            added += who(value.get("add") or value.get("Add") or [])
+            removed += who(value.get("remove") or value.get("Remove") or [])
+        elif value is not None:
+            added += who(value)
+    return list(dict.fromkeys(added)), list(dict.fromkeys(removed))
 
 
-def _open(row) -> str | None:
+def _shared(row):
+    """A snapshot or image shared with an account, or with ``all``."""
+    return True if shared_with(row["extra"])[0] else None
+
+
+def _open(row):
     """An ingress rule from every address: a ``cidrIp`` or ``cidrIpv6`` of prefix 0 anywhere in the request."""
     import ipaddress
 
-    def ranges(node):
+    def ranges(node, depth=0):
+        if depth > 50:  # deeper than any request AWS writes
+            return
         if isinstance(node, dict):
             for key, value in node.items():
                 if key in ("cidrIp", "cidrIpv6") and isinstance(value, str):
                     yield value
                 else:
-                    yield from ranges(value)
+                    yield from ranges(value, depth + 1)
         elif isinstance(node, list):
             for value in node:
-                yield from ranges(value)
+                yield from ranges(value, depth + 1)
 
-    for text in ranges(_document(row["extra"]) or {}):
+    for text in ranges(_document(row["extra"])):
         try:
             if ipaddress.ip_network(text.strip(), strict=False).prefixlen == 0:
-                return "high"
+                return True
         except ValueError:
             continue
     return None
 
 
-def _gpu(row) -> str | None:
+def _gpu(row):
     kind = (row["detail"] or "").lower()
-    return "high" if re.match(r"(p\d|g\d|inf\d|trn\d|dl\d|f\d|vt\d)", kind) \
-        or re.search(r"(24|32|48)xlarge|metal", kind) \
-        else None
+    return True if re.match(r"(p\d|g\d|inf\d|trn\d|dl\d|f\d|vt\d)", kind) \
+        or re.search(r"(24|32|48)xlarge|metal", kind) else None
 
 
-def _userdata(row) -> str | None:
-    return "medium" if (row["extra"] or "") == "userData" else None
+def _userdata(row):
+    return True if (row["extra"] or "") == "userData" else None
 
 
-def _no_mfa(row) -> str | None:
-    return "medium" if (row["extra"] or "").lower() == "no" and (row["detail"] or "") == "Success" else None
+def _no_mfa(row):
+    return True if (row["extra"] or "").lower() == "no" and (row["detail"] or "") == "Success" else None
 
 
-def _exposed(row) -> str | None:
-    """A bucket policy letting in anyone or another account, an ACL granting all (authenticated) users, or a
-    public access block removed: high; any other change of who may read: medium."""
+def _exposed(row):
+    """A bucket policy letting in anyone or another account, an ACL granting all (authenticated) users (a grant
+    or a canned ACL), or a public access block removed: high; any other change of who may read: the rule's."""
     if row["eventname"] == "DeletePublicAccessBlock":
         return "high"
     text = row["extra"] or ""
-    if re.search(r"acs\.amazonaws\.com/groups/global/(AllUsers|AuthenticatedUsers)", text):
+    if re.search(r"acs\.amazonaws\.com/groups/global/(AllUsers|AuthenticatedUsers)|"
+                 r"public-read|authenticated-read", text):
         return "high"
     anyone, other = _granted(_document(text), row["account"])
-    return "high" if anyone or other else "medium"
+    return "high" if anyone or other else True
 
 
-def _disabled(row) -> str | None:
-    return "high" if (row["extra"] or "") == "false" else None
+def _public_function(row):
+    """A function URL without authentication, or an invoke permission for anyone: high."""
+    return "high" if (row["extra"] or "") in ("NONE", "*") else True
 
 
-def _decrypted(row) -> str | None:
-    return "high" if (row["extra"] or "") == "true" else "medium"
+def _disabled(row):
+    return True if (row["extra"] or "") == "false" else None
+
+
+def _decrypted(row):
+    return "high" if (row["extra"] or "") == "true" else True
 
 
 @dataclass(frozen=True)
@@ -149,7 +191,7 @@ class Rule:
     apis: tuple[str, ...]  # event names (without Lambda's version suffix)
     says: str  # what the key did, after its id: "stopped CloudTrail logging"
     noun: str = ""  # what the details are ("trail", "secret"): "of 3 trails: a, b, c"
-    when: Callable | None = None  # a row's severity, or None when the call is not what the rule is about
+    when: Callable | None = None  # None: not what the rule is about; True: it is; "high": it is, and worse
     why: str = ""  # rationale, for README
     blind: str = ""  # what it cannot see, for README
 
@@ -178,9 +220,9 @@ RULES: tuple[Rule, ...] = (
     Rule("policy-attached", "privilege-escalation", "medium", "T1098.003",
          ("AttachUserPolicy", "AttachRolePolicy", "AttachGroupPolicy", "PutUserPolicy", "PutRolePolicy",
           "PutGroupPolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion", "AddUserToGroup"),
-         "granted permissions", "policy", _admin,
+         "granted permissions", "policy or group", _admin,
          why="granting permissions to oneself or a planted identity; high when the policy is "
-              "AdministratorAccess, IAMFullAccess, PowerUserAccess or named *admin*",
+              "AdministratorAccess, IAMFullAccess, PowerUserAccess, or the policy or group is named *admin*",
          blind="an inline policy's content is not read (only its name): a powerful inline policy is medium"),
     Rule("role-trust", "persistence", "medium", "T1098.003", ("CreateRole", "UpdateAssumeRolePolicy"),
          "created or re-trusted roles", "role", _outside,
@@ -191,7 +233,9 @@ RULES: tuple[Rule, ...] = (
          ("CreateFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration", "AddPermission",
           "CreateFunctionUrlConfig", "UpdateFunctionUrlConfig", "AddLayerVersionPermission", "PublishLayerVersion",
           "CreateEventSourceMapping"), "changed Lambda functions' code, layers or who may call them", "function",
-         why="code that runs with the function's role, or a public invoke permission, is a persistent foothold",
+         _public_function,
+         why="code that runs with the function's role, or a public invoke permission, is a persistent foothold; high "
+             "when a function URL needs no authentication (`authType` NONE) or anyone (`\"*\"`) may invoke it",
          blind="deployments by CI pipelines look the same: read the user agent and the key"),
     Rule("roles-anywhere", "persistence", "high", "T1098", ("CreateTrustAnchor", "CreateProfile"),
          "set up IAM Roles Anywhere (certificates that get role sessions)", "name",

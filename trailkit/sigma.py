@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import queries
 from .contract import Contract
 from .errors import InvalidInput, require
 from .schema import COLUMNS
@@ -55,9 +56,10 @@ class Unsupported(Exception):
 
 
 def literal(s: str) -> str:
-    """An SQL string literal: quotes doubled (Athena and DuckDB take backslashes literally)."""
-    if "\x00" in s:
-        raise Unsupported("NUL character in a value")
+    """An SQL string literal: quotes doubled (Athena and DuckDB take backslashes literally). A control character
+    (a newline, NUL) is refused: no value may start a line of the query."""
+    if re.search(r"[\x00-\x1f\x7f]", s):
+        raise Unsupported("a value holds a control character (a newline, a tab, NUL)")
     return "'" + s.replace("'", "''") + "'"
 
 
@@ -268,7 +270,8 @@ def load(folder) -> RuleSet:
             unread("; ".join(_reason(e) for e in errors))
         elif not part.rules:
             unread("no rule in it")
-        parts.append(part)
+        else:
+            parts.append(part)
     backend = _backend()
     for rule in SigmaCollection.merge(parts):
         level = getattr(rule, "level", None)
@@ -326,21 +329,31 @@ def requests(ruleset: RuleSet, keys: list[str], within: "Window") -> list[tuple[
 
 def request(rules: list[SigmaRule], keys: list[str], within: "Window") -> "Request":
     """One query (``queries/sigma.sql``): the lineage's events (each once) that match any of ``rules``, with one
-    0/1 column per rule."""
-    from dataclasses import replace
+    0/1 column per rule. The rules' SQL is put in after the frame is rendered (its tagged lines, placeholders and
+    partitions worked out), so no rule's text is ever read as part of the frame; the whole is then checked to
+    read the table and nothing else, like free SQL."""
+    from .questions import Request, ScanHints, _window_params, read_only
 
-    from . import queries
-    from .questions import Request, ScanHints, _window_params
-
-    query = queries.get("sigma")
+    base = queries.get("sigma")
     tests = ",\n".join(f"    CASE WHEN {r.expr} THEN 1 ELSE 0 END AS r{i}" for i, r in enumerate(rules))
     any_of = " OR ".join(f"r{i} = 1" for i in range(len(rules)))
-    contract = Contract.of({**dict(query.contract.columns), **{f"r{i}": "int" for i in range(len(rules))}})
-    # one pass over the template, so that no rule's text is read again as a place to fill
-    text = re.sub(r"\n\{tests\}\n|WHERE \{any\}\n",
-                  lambda m: f"\n{tests}\n" if "tests" in m.group() else f"WHERE {any_of}\n", query.text)
-    query = replace(query, text=text, contract=contract)
+    contract = Contract.of({**dict(base.contract.columns), **{f"r{i}": "int" for i in range(len(rules))}})
+    query = Filled("sigma", base.text, contract, (("tests", tests), ("any", any_of)))
+    read_only(query.render({"keys": ("AKIAIOSFODNN7EXAMPLE",)})[0])
     return Request(query, {"keys": tuple(keys), **_window_params(within)}, ScanHints(within, needles=tuple(keys)))
+
+
+@dataclass(frozen=True)
+class Filled(queries.Query):
+    """A query whose ``{name}`` lines are filled after rendering, in one pass: what fills them is never read as
+    tagged lines, placeholders or partitions."""
+
+    fills: tuple[tuple[str, str], ...] = ()
+
+    def render(self, params: dict, partitions: str = "") -> tuple[str, dict]:
+        sql, used = super().render(params, partitions)
+        fills = dict(self.fills)
+        return re.sub(r"\{(" + "|".join(map(re.escape, fills)) + r")\}", lambda m: fills[m.group(1)], sql), used
 
 
 def judge(rules: list[SigmaRule], matches: "pd.DataFrame | None") -> "pd.DataFrame":

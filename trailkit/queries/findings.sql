@@ -91,20 +91,21 @@ calls AS (
     *,
     CASE
       WHEN eventname IN ('AttachUserPolicy', 'AttachRolePolicy', 'AttachGroupPolicy', 'CreatePolicyVersion',
-                         'SetDefaultPolicyVersion', 'DetachUserPolicy', 'DetachRolePolicy')
+                         'SetDefaultPolicyVersion')
         THEN json_extract_scalar(requestparameters, '$.policyArn')
       WHEN eventname IN ('PutUserPolicy', 'PutRolePolicy', 'PutGroupPolicy')
         THEN json_extract_scalar(requestparameters, '$.policyName')
+      WHEN eventname = 'AddUserToGroup' THEN json_extract_scalar(requestparameters, '$.groupName')
       WHEN eventname IN ('CreateRole', 'UpdateAssumeRolePolicy') THEN json_extract_scalar(requestparameters, '$.roleName')
       WHEN eventname = 'RunInstances' THEN json_extract_scalar(requestparameters, '$.instanceType')
-      WHEN eventname IN ('ModifySnapshotAttribute', 'CreateVolume') THEN json_extract_scalar(requestparameters, '$.snapshotId')
+      WHEN eventname = 'ModifySnapshotAttribute' THEN json_extract_scalar(requestparameters, '$.snapshotId')
       WHEN eventname = 'ModifyImageAttribute' THEN json_extract_scalar(requestparameters, '$.imageId')
       WHEN eventname IN ('ModifyDBSnapshotAttribute', 'ModifyDBClusterSnapshotAttribute')
         THEN coalesce(json_extract_scalar(requestparameters, '$.dBSnapshotIdentifier'),
                       json_extract_scalar(requestparameters, '$.dBClusterSnapshotIdentifier'))
-      WHEN eventname IN ('GetSecretValue', 'PutSecretValue', 'DeleteSecret')
+      WHEN eventname IN ('GetSecretValue', 'DeleteSecret')
         THEN json_extract_scalar(requestparameters, '$.secretId')
-      WHEN eventname IN ('GetParameter', 'DeleteParameter', 'PutParameter') THEN json_extract_scalar(requestparameters, '$.name')
+      WHEN eventname IN ('GetParameter', 'DeleteParameter') THEN json_extract_scalar(requestparameters, '$.name')
       WHEN eventname = 'GetParametersByPath' THEN json_extract_scalar(requestparameters, '$.path')
       WHEN eventname IN ('GetParameters', 'DeleteParameters') THEN json_format(json_extract(requestparameters, '$.names'))
       WHEN eventname = 'BatchGetSecretValue' THEN json_format(json_extract(requestparameters, '$.secretIdList'))
@@ -133,8 +134,8 @@ calls AS (
         THEN coalesce(json_extract_scalar(requestparameters, '$.assumeRolePolicyDocument'),
                       json_extract_scalar(requestparameters, '$.policyDocument'))
       WHEN eventname = 'ModifySnapshotAttribute'
-        THEN json_format(json_extract(requestparameters, '$.createVolumePermission.add'))
-      WHEN eventname = 'ModifyImageAttribute' THEN json_format(json_extract(requestparameters, '$.launchPermission.add'))
+        THEN json_format(json_extract(requestparameters, '$.createVolumePermission'))
+      WHEN eventname = 'ModifyImageAttribute' THEN json_format(json_extract(requestparameters, '$.launchPermission'))
       WHEN eventname IN ('ModifyDBSnapshotAttribute', 'ModifyDBClusterSnapshotAttribute')
         THEN json_format(json_extract(requestparameters, '$.valuesToAdd'))
       WHEN eventname = 'AuthorizeSecurityGroupIngress' THEN requestparameters
@@ -145,16 +146,17 @@ calls AS (
       WHEN eventname = 'ModifyInstanceAttribute'
         THEN CASE WHEN json_extract(requestparameters, '$.userData') IS NOT NULL THEN 'userData' END
       WHEN eventname = 'UpdateDetector' THEN json_format(json_extract(requestparameters, '$.enable'))
-      WHEN eventname = 'PutEventSelectors'
-        THEN json_format(json_extract(requestparameters, '$.eventSelectors'))
       WHEN eventname IN ('PutBucketPolicy', 'PutBucketAcl', 'PutObjectAcl')
         THEN coalesce(json_format(json_extract(requestparameters, '$.bucketPolicy')),
-                      json_format(json_extract(requestparameters, '$.AccessControlPolicy')))
-      WHEN eventname IN ('CreateFunctionUrlConfig', 'UpdateFunctionUrlConfig', 'CreateFunctionUrlConfig20211031')
+                      json_format(json_extract(requestparameters, '$.AccessControlPolicy')), '')
+             || coalesce(' ' || json_format(json_extract(requestparameters, '$["x-amz-acl"]')), '')
+             || coalesce(' ' || json_format(json_extract(requestparameters, '$["x-amz-grant-read"]')), '')
+      WHEN api IN ('CreateFunctionUrlConfig', 'UpdateFunctionUrlConfig')
         THEN json_extract_scalar(requestparameters, '$.authType')
+      WHEN api = 'AddPermission' THEN json_extract_scalar(requestparameters, '$.principal')
     END AS extra
   FROM events
-  WHERE regexp_replace(eventname, '20[0-9]{6}(v[0-9]+)?$', '') IN (:watched)
+  WHERE api IN (:watched)
 )
 SELECT 'call' AS rule, accesskeyid, eventsource, eventname, detail, extra, account,
        min_by(eventtime, instant) AS first_seen, max_by(eventtime, instant) AS last_seen,
@@ -196,7 +198,7 @@ SELECT 'agent' AS rule, min_by(accesskeyid, instant) AS accesskeyid, CAST(NULL A
        count(DISTINCT eventsource || ':' || eventname) AS apis, count(DISTINCT eventsource) AS services,
        count(DISTINCT sourceipaddress) AS ips,
        array_join(slice(array_agg(eventid ORDER BY instant, eventid), 1, :evidence), ' ') AS eventids
-FROM (SELECT *, coalesce(regexp_extract(useragent, '^\[?([A-Za-z0-9.-]+)', 1), substr(useragent, 1, 32), '') AS family FROM events) AS e
+FROM (SELECT *, coalesce(nullif(regexp_extract(useragent, '^\[?([A-Za-z0-9.-]+)', 1), ''), substr(useragent, 1, 32), '') AS family FROM events) AS e
      CROSS JOIN span
 WHERE instant IS NOT NULL
 GROUP BY family
