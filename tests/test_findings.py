@@ -611,3 +611,20 @@ def test_a_redacted_reports_findings_name_no_one(tmp_path):
         done = investigate(trail, Case.parse(KEY), redact=True)
     text = " ".join(done.findings["summary"])
     assert "backdoor-bob" not in text and KEY not in text and "NAME-" in text
+
+
+def test_a_watched_unchanged_folder_judges_once_and_sees_what_arrives(tmp_path):
+    import time
+
+    logs = write(tmp_path, [rec(1, "StopLogging", KEY, 0, source="cloudtrail.amazonaws.com", params={"name": "t"})])
+    with Trail.local(logs) as trail:
+        first = trail.findings(KEY)
+        asked = len(trail.engine.history)
+        again = trail.findings(KEY)
+        assert len(trail.engine.history) == asked and first.equals(again)  # kept: the watch saw no change
+        day = logs / f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/10/24"
+        (day / "more.json").write_text(json.dumps({"Records": [
+            rec(2, "DeleteTrail", KEY, 60, source="cloudtrail.amazonaws.com", params={"name": "t"})]}))
+        time.sleep(0.2)
+        (row,) = trail.findings(KEY).query("rule == 'logging-stopped'").itertuples()
+    assert row.events == 2  # the new evidence is in the next answer

@@ -38,6 +38,7 @@ class Trail:
         self.scope = scope  # every question kept to these accounts and regions
         self._kept = None  # (window and scope, engine generation, Graph): the links read last
         self.sigma_skipped = None  # the Sigma rules of the last findings that could not be run, and why
+        self._answers: dict = {}  # answers kept while the engine vouches nothing changed (see _kept_answer)
 
     @classmethod
     def open(cls, settings: EngineSettings | None = None, **given) -> "Trail":
@@ -158,6 +159,19 @@ class Trail:
         """
         return self.ask(questions.sql(text, params))
 
+    def _kept_answer(self, request: Request) -> pd.DataFrame:
+        """``ask(request)``, kept while the engine vouches that nothing changed (a watched, unchanged folder): an
+        investigation re-run in a notebook asks for its findings and data touched once. Never kept otherwise."""
+        generation = self.engine.generation()
+        if generation is None:
+            return self.ask(request)
+        token = (request.name, request.query.text, repr(sorted(request.params.items())), self.scope)
+        kept = self._answers.get(token)
+        if kept is None or kept[0] is not generation:
+            self._answers = {k: v for k, v in self._answers.items() if v[0] is generation}
+            kept = self._answers[token] = (generation, self.ask(request))
+        return kept[1].copy()
+
     # -- following the key (two questions, ``links`` then ``figures``, walked in ``trailkit.lineage``)
 
     def _followed(self, key: str, within: Window, depth: int | None) -> Graph:
@@ -254,13 +268,13 @@ class Trail:
         from . import findings
         from . import network
 
-        rows = self.ask(questions.findings(keys, within))
+        rows = self._kept_answer(questions.findings(keys, within))
         addresses = rows.loc[rows["rule"] == "ip", "detail"].dropna().tolist()
         found = findings.judge(rows, allowlist, network.context(addresses) if allowlist else None)
         if ruleset is not None and ruleset.rules:
             from . import sigma
 
-            found = findings.merged(found, *(sigma.judge(chunk, self.ask(request))
+            found = findings.merged(found, *(sigma.judge(chunk, self._kept_answer(request))
                                           for chunk, request in sigma.requests(ruleset, keys, within)))
         return found
 
@@ -280,8 +294,8 @@ class Trail:
 
         from .errors import Notice
 
-        found = _one_per_resource(self.ask(questions.objects(keys, within)))
-        data = len(self.ask(questions.data_events(within))) > 0
+        found = _one_per_resource(self._kept_answer(questions.objects(keys, within)))
+        data = len(self._kept_answer(questions.data_events(within))) > 0
         found.attrs["s3_data_events"] = data
         if not data:
             warnings.warn(Notice(NO_DATA_EVENTS))

@@ -140,11 +140,17 @@ def transpiled() -> dict:
 
 
 def with_values(duck_sql: str, params: dict) -> str:
-    """``duck_sql`` with its ``$name`` placeholders replaced by literals (for showing, never for running)."""
+    """``duck_sql`` with its ``$name`` placeholders replaced by literals (for showing, never for running). The
+    same statement asked again (an investigation re-run in a notebook) is not parsed again."""
+    return _with_values(duck_sql, tuple(sorted(params.items())))
+
+
+@lru_cache(maxsize=64)
+def _with_values(duck_sql: str, params: tuple) -> str:
     import sqlglot
     from sqlglot import exp
 
-    literal = {k: exp.convert(v) for k, v in params.items()}
+    literal = {k: exp.convert(v) for k, v in params}
     tree = sqlglot.parse_one(duck_sql, read="duckdb").transform(
         lambda node: literal.get(node.name, node) if isinstance(node, (exp.Placeholder, exp.Parameter)) else node)
     return tree.sql(dialect="duckdb", pretty=True)
