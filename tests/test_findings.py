@@ -628,3 +628,16 @@ def test_a_watched_unchanged_folder_judges_once_and_sees_what_arrives(tmp_path):
         time.sleep(0.2)
         (row,) = trail.findings(KEY).query("rule == 'logging-stopped'").itertuples()
     assert row.events == 2  # the new evidence is in the next answer
+
+
+def test_no_events_is_said_and_athena_without_a_results_place_is_one_line(tmp_path, capsys, monkeypatch):
+    logs = write(tmp_path, [rec(1, "ListBuckets", KEY, 0)])
+    assert main(["findings", "AKIAFINDINGSTEST0002", "--logs", str(logs), "--no-cache"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "no findings\n" and "no events of AKIAFINDINGSTEST0002" in captured.err
+    for name in ("TRAILKIT_OUTPUT", "TRAILKIT_WORKGROUP"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["findings", KEY, "--athena", "--table", "t", "--region", "us-east-1", "--partition-column", "date",
+                 "--start", "2026-10-24", "--no-follow"]) == 2
+    err = capsys.readouterr().err
+    assert "--output s3://" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -128,6 +128,10 @@ def judged(args) -> int:
                     print(f"trailkit: note: Sigma rule not run: {visible(rule.path)}: {visible(rule.title)}: "
                           f"{visible(rule.reason or '')}", file=sys.stderr)
             frame = trail.findings(key.value, within.start, within.end, allowed, follow_, ruleset, depth)
+            if not frame.attrs.get("events"):
+                print(f"trailkit: note: no events of {key.value}" + (" or its lineage" if follow_ else "")
+                      + " in these logs" + (" and this window" if within.bounded else "")
+                      + ": no findings is not 'nothing happened'", file=sys.stderr)
         else:
             frame = trail.objects(key.value, within.start, within.end, follow_, depth)
         if args.command == "findings" and args.format == "table":

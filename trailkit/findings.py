@@ -266,10 +266,13 @@ def text(findings: "pd.DataFrame", width: int = 110) -> str:
         ids = (row["eventids"] or "").split()
         when = " → ".join(t.strftime("%Y-%m-%d %H:%M:%S") for t in (row["first_seen"], row["last_seen"])
                           if t is not None and t == t) + " UTC"
-        lines.append(visible(f"{row['severity'].upper():6} {row['kind']}  {row['accesskeyid'] or ''}  {when}  "
-                             f"{_many(row['events'], 'event')}  {row['technique'] or ''}  [{row['rule']}]"))
-        lines += textwrap.wrap(visible(row["summary"]), width, initial_indent="       ", subsequent_indent="       ")
+        head = [f"{row['severity'].upper():6} {row['kind']}", row["accesskeyid"] or "", when,
+                _many(row["events"], "event"), row["technique"] or "", f"[{row['rule']}]"]
+        lines.append(visible("  ".join(part for part in head if part)))
+        lines += textwrap.wrap(visible(row["summary"]), width, initial_indent="       ", subsequent_indent="       ",
+                               break_on_hyphens=False, break_long_words=False)  # names stay whole, to be copied
         if ids:
-            lines.append(f"       evidence: {visible(' '.join(ids[:3]))}" + (f" … ({evidence_count(len(ids), row['events'])}; "
-                                                                      "--format json lists them)" if len(ids) > 3 else ""))
+            listed = "--format json lists them" if row["events"] <= len(ids) else "--format json lists these"
+            lines.append(f"       evidence: {visible(' '.join(ids[:3]))}" + (
+                f" … ({evidence_count(len(ids), row['events'])}; {listed})" if len(ids) > 3 else ""))
     return "\n".join(lines) + f"\n({len(findings)} findings)\n"

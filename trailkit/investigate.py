@@ -247,7 +247,8 @@ class Trail:
                  depth: int | None = None) -> pd.DataFrame:
         """What the key's lineage (the key alone with ``follow=False``) did that a responder acts on, most severe
         first: one row per finding, columns ``kind, severity, accesskeyid, first_seen, last_seen, events,
-        technique, summary, eventids, rule`` (see README "Findings" for every rule).
+        technique, summary, eventids, rule`` (see README "Findings" for every rule). ``frame.attrs["events"]``
+        is how many events were judged (0: the key and its lineage have no events in these logs and window).
 
         Args:
             allowed: expected networks (CIDRs): addresses outside them are ``unexpected-ip`` findings.
@@ -271,11 +272,15 @@ class Trail:
         rows = self._kept_answer(questions.findings(keys, within))
         addresses = rows.loc[rows["rule"] == "ip", "detail"].dropna().tolist()
         found = findings.judge(rows, allowlist, network.context(addresses) if allowlist else None)
+        # how many events were judged (every event has an address row): "no findings" of no events is said apart
+        found.attrs["events"] = int(rows.loc[rows["rule"] == "ip", "events"].sum())
         if ruleset is not None and ruleset.rules:
             from . import sigma
 
+            judged = found.attrs["events"]
             found = findings.merged(found, *(sigma.judge(chunk, self._kept_answer(request))
                                           for chunk, request in sigma.requests(ruleset, keys, within)))
+            found.attrs["events"] = judged
         return found
 
     def objects(self, key: str, start=None, end=None, follow: bool = True, depth: int | None = None) -> pd.DataFrame:

@@ -155,5 +155,5 @@ def export_html(nb, *, with_code: bool = False) -> str:
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     exporter.embed_images = True
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": "trailkit: access key investigation"}})
     return body

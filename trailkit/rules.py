@@ -220,7 +220,7 @@ RULES: tuple[Rule, ...] = (
     Rule("policy-attached", "privilege-escalation", "medium", "T1098.003",
          ("AttachUserPolicy", "AttachRolePolicy", "AttachGroupPolicy", "PutUserPolicy", "PutRolePolicy",
           "PutGroupPolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion", "AddUserToGroup"),
-         "granted permissions", "policy or group", _admin,
+         "granted permissions", "permission", _admin,
          why="granting permissions to oneself or a planted identity; high when the policy is "
               "AdministratorAccess, IAMFullAccess, PowerUserAccess, or the policy or group is named *admin*",
          blind="an inline policy's content is not read (only its name): a powerful inline policy is medium"),

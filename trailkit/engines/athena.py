@@ -16,6 +16,7 @@ id, state, data scanned, cost (0 when it failed or reused a result) and retries 
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -185,16 +186,24 @@ class AthenaEngine(Engine):
             from botocore.config import Config
             from pyathena.util import RetryConfig
 
-            self._connection = pyathena.connect(
-                s3_staging_dir=self.config.output_location,
-                work_group=self.config.workgroup,
-                region_name=self.config.region,
-                profile_name=self.config.profile,
-                schema_name=self.config.database,
-                # botocore retries throttling (counted below); pyathena's own retry would repeat it 5 times more
-                config=Config(retries={"mode": "standard", "max_attempts": API_ATTEMPTS}),
-                retry_config=RetryConfig(attempt=1),
-            )
+            quiet = logging.getLogger("pyathena")
+            if quiet.level == logging.NOTSET:  # its tracebacks would come before trailkit's one line saying why
+                quiet.setLevel(logging.CRITICAL)
+            try:
+                self._connection = pyathena.connect(
+                    s3_staging_dir=self.config.output_location,
+                    work_group=self.config.workgroup,
+                    region_name=self.config.region,
+                    profile_name=self.config.profile,
+                    schema_name=self.config.database,
+                    # botocore retries throttling (counted below); pyathena's own retry would repeat it 5 times more
+                    config=Config(retries={"mode": "standard", "max_attempts": API_ATTEMPTS}),
+                    retry_config=RetryConfig(attempt=1),
+                )
+            except pyathena.error.ProgrammingError as e:
+                raise InvalidInput(f"Athena cannot be asked yet ({e}); pass --output s3://BUCKET/PREFIX/ for the "
+                                   "query results, or --workgroup NAME of a workgroup that has an output "
+                                   "location") from None
         if not getattr(self._connection, "_trailkit_counted", False):
             self._connection.client.meta.events.register("after-call.athena", self._count_retries)
             self._connection._trailkit_counted = True
