@@ -87,12 +87,14 @@ def evidence_count(ids: int, events: int) -> str:
 
 
 def _evidence(ids) -> str:
-    seen: list[str] = []
+    """The first ``EVIDENCE`` distinct event ids of several rows' evidence, in order."""
+    seen: dict[str, None] = {}
     for chunk in ids:
         for i in (chunk or "").split():
-            if i not in seen:
-                seen.append(i)
-    return " ".join(seen[:EVIDENCE])
+            seen.setdefault(i)
+            if len(seen) >= EVIDENCE:
+                return " ".join(seen)
+    return " ".join(seen)
 
 
 def judge(rows: "pd.DataFrame", allowed=None, networks: "pd.DataFrame | None" = None) -> "pd.DataFrame":
