@@ -131,9 +131,12 @@ def narrowed(request: Request, scope: Scope) -> Request:
 
 
 #: every record links.sql keeps holds one of these (its responseElements, or its eventName), written plainly or,
-#: in an export that keeps each record as text (event history's CloudTrailEvent, Splunk's _raw), escaped
-LINK_NEEDLES = ('"credentials"', '\\"credentials\\"', '"accessKey"', '\\"accessKey\\"', "UpdateAccessKey",
-                "DeleteAccessKey", "AWSCompromisedKeyQuarantine")
+#: in an export that keeps each record as text (event history's CloudTrailEvent, Splunk's _raw), escaped. Each is
+#: one pass over every file: "AccessKey" stands for every IAM call on keys (UpdateAccessKey, DeleteAccessKey);
+#: "credentials" stays quoted, as a bare word it is in many parameters' names. links.sql says which of the
+#: records they let through are links.
+LINK_NEEDLES = ('"credentials"', '\\"credentials\\"', '"accessKey"', '\\"accessKey\\"', "AccessKey",
+                "AWSCompromisedKeyQuarantine")
 
 
 def links(within: Window = Window()) -> Request:
