@@ -641,3 +641,13 @@ def test_no_events_is_said_and_athena_without_a_results_place_is_one_line(tmp_pa
                  "--start", "2026-10-24", "--no-follow"]) == 2
     err = capsys.readouterr().err
     assert "--output s3://" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_ips_with_network_context_on_the_command_line(tmp_path, capsys):
+    logs = write(tmp_path, [rec(1, "ListBuckets", KEY, 0, ip="8.8.8.8"), rec(2, "ListBuckets", KEY, 1, ip="10.1.2.3"),
+                            rec(3, "GetObject", KEY, 2, ip="s3.amazonaws.com")])
+    assert main(["ips", KEY, "--logs", str(logs), "--no-cache", "--network", "--format", "json"]) == 0
+    rows = {r["sourceipaddress"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["8.8.8.8"]["asn"] == 15169 and rows["8.8.8.8"]["country"] == "US"
+    assert rows["10.1.2.3"]["label"] == "private" and rows["10.1.2.3"]["asn"] is None
+    assert rows["s3.amazonaws.com"]["label"] == "aws service"

@@ -89,9 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     key_command("usage", QUESTIONS["usage"].help).add_argument(
         "--limit", type=int, metavar="N", help="at most N events")
-    key_command("ips", QUESTIONS["ips"].help).add_argument(
-        "--allow", metavar="CIDRS",
-        help="expected networks (comma-separated); adds a category column: allowed, unexpected or aws service")
+    p = key_command("ips", QUESTIONS["ips"].help)
+    p.add_argument("--allow", metavar="CIDRS",
+                   help="expected networks (comma-separated); adds a category column: allowed, unexpected or aws service")
+    p.add_argument("--network", action="store_true",
+                   help="adds each address's label, asn, organization and country (offline, DB-IP Lite)")
     key_command("owner", QUESTIONS["owner"].help)
     key_command("minted", QUESTIONS["minted"].help)
     for name in ("chain", "timeline", "lifecycle"):  # following the key: one whole key, no fragments
@@ -261,9 +263,18 @@ def _run(args) -> int:
         trail.engine.prepare(request)  # the local key scan overlaps importing DuckDB
         names, rows = trail.ask_rows(request, spreadsheet_safe=args.format == "csv")
         extra = {}
-        if allowlist is not None:
+        if allowlist is not None or getattr(args, "network", False):
             rows, ips = list(rows), names.index("sourceipaddress")
+        if allowlist is not None:
             extra["category"] = [allowlist.category(row[ips]) for row in rows]
+        if getattr(args, "network", False):
+            from .network import lookup, label
+
+            where = [lookup(row[ips]) for row in rows]
+            extra["label"] = [label(row[ips]) for row in rows]
+            extra["asn"] = [w[0] for w in where]
+            extra["organization"] = [w[1] for w in where]
+            extra["country"] = [w[2] for w in where]
         write_result(sys.stdout, names, rows, args.format, extra)
         say_figures(trail)
         if args.command == "owner" and args.format == "table" and request.hints.key:
