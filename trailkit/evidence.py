@@ -34,15 +34,13 @@ def findings_html(findings: "pd.DataFrame | None", sigma: str | None = None) -> 
     """The findings table: severity, kind, key, when, events, ATT&CK, the summary, and the evidence's event ids
     behind a click."""
     from .contract import visible
-    from .findings import evidence_count
+    from .findings import evidence_count, severity_line
 
     if findings is None:
         return "<p>Not judged: findings are about one whole key, not a fragment.</p>"
     note = f"<p>{html.escape(sigma)}</p>" if sigma else ""
     if findings.empty:
         return note + "<p>No findings: none of trailkit's rules (README, \"Findings\") matched these events.</p>"
-    counts = findings["severity"].value_counts()
-    head = ", ".join(f"{int(counts[s])} {s}" for s in ("high", "medium", "low", "info") if s in counts)
     rows = []
     for r in findings.to_dict("records"):
         ids = (r["eventids"] or "").split()
@@ -55,7 +53,7 @@ def findings_html(findings: "pd.DataFrame | None", sigma: str | None = None) -> 
             f"<td class='tk-when'>{_when(r['first_seen'])}<br>{_when(r['last_seen'])}</td><td>{r['events']}</td>"
             f"<td>{html.escape(r['technique'] or '')}</td><td>{html.escape(visible(r['summary']))}{evidence}</td></tr>")
     widths = "".join(f"<col style='width:{w}%'>" for w in (6, 10, 16, 13, 6, 8, 41))
-    return (CSS + note + f"<p><b>{len(findings)} findings</b>: {head}.</p><table class='tk-findings'>{widths}<tr>"
+    return (CSS + note + f"<p><b>{len(findings)} findings</b>: {severity_line(findings)}.</p><table class='tk-findings'>{widths}<tr>"
             "<th>severity</th><th>kind</th><th>key</th><th>first / last seen (UTC)</th><th>events</th>"
             "<th>ATT&amp;CK</th><th>what happened (evidence: click)</th></tr>" + "".join(rows) + "</table>")
 

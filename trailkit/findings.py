@@ -17,7 +17,7 @@ import json
 from typing import TYPE_CHECKING
 
 from .attack import api
-from .rules import BY_API, RULES, SEVERITIES, WATCHED, lower_severity as _lower  # noqa: F401 (RULES, WATCHED: here too)
+from .rules import BY_API, SEVERITIES, lower_severity as _lower
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,22 +110,28 @@ def judge(rows: "pd.DataFrame", allowed=None, networks: "pd.DataFrame | None" = 
     out += _bursts([r for r in records if r["rule"] == "burst"])
     for r in (r for r in records if r["rule"] == "region"):
         keys = ", ".join((r["extra"] or r["accesskeyid"] or "").split())
-        out.append(_finding("new-region", "low", "T1535", r, f"{keys} first used region {visible(r['detail'] or '')} "
+        out.append(finding("new-region", "low", "T1535", r, f"{keys} first used region {visible(r['detail'] or '')} "
                             f"a day or more after the lineage began ({_counted(r['events'], r['errors'])}, "
                             f"{_many(r['apis'], 'API')})", "new-region", refused=_all_refused(r)))
     for r in (r for r in records if r["rule"] == "agent"):
-        out.append(_finding("new-user-agent", "low", "T1078.004", r, f"the lineage first called with "
+        out.append(finding("new-user-agent", "low", "T1078.004", r, f"the lineage first called with "
                             f"'{visible(r['detail'] or '')}' user agents a day or more after the lineage began "
                             f"({_counted(r['events'], r['errors'])}; first by {r['accesskeyid']}: "
                             f"'{visible(r['extra'] or '')[:80]}')", "new-user-agent", refused=_all_refused(r)))
     for r in (r for r in records if r["rule"] == "suspect"):
-        out.append(_finding("suspicious-user-agent", "medium", "T1595 T1078.004", r,
+        out.append(finding("suspicious-user-agent", "medium", "T1595 T1078.004", r,
                             f"{r['accesskeyid']} called with user agents naming '{visible(r['detail'] or '')}', an "
                             f"offensive tool or distribution ({_counted(r['events'], r['errors'])}, "
                             f"{_many(r['apis'], 'API')}; first: '{visible(r['extra'] or '')[:120]}')",
                             "suspicious-user-agent", refused=_all_refused(r)))
     out += _unexpected([r for r in records if r["rule"] == "ip"], allowlist, networks)
-    return _frame(out)
+    return findings_frame(out)
+
+
+def _spanning(group: list[dict]) -> dict:
+    """The earliest row of ``group``, its ``last_seen`` the group's latest: one finding over several rows."""
+    first = min(group, key=lambda r: str(r["first_seen"]))
+    return {**first, "last_seen": max(group, key=lambda r: str(r["last_seen"]))["last_seen"]}
 
 
 def _all_refused(row) -> bool:
@@ -140,8 +146,9 @@ def _plain(value):
     return value
 
 
-def _finding(kind, severity, technique, row, summary, rule, events=None, eventids=None, refused=False) -> dict:
-    """One finding; ``refused`` (every call of it was refused: an attempt) makes it one step less severe."""
+def finding(kind, severity, technique, row, summary, rule, events=None, eventids=None, refused=False) -> dict:
+    """One finding (a row of ``findings_frame``); ``refused`` (every call of it was refused: an attempt) makes it
+    one step less severe."""
     if refused:
         severity = _lower(severity)
     return {"kind": kind, "severity": severity, "accesskeyid": row["accesskeyid"], "first_seen": row["first_seen"],
@@ -172,11 +179,8 @@ def _calls(rows: list[dict]) -> list[dict]:
         for r in group:
             details += [visible(d) for d in _details(r) if visible(d) not in details]
         apis = sorted({api(r["eventname"]) for r in group})
-        first = min((r for r in group), key=lambda r: str(r["first_seen"]))
-        last = max((r for r in group), key=lambda r: str(r["last_seen"]))
         summary = f"{key} {rule.says}: {_counted(events, errors, ', '.join(apis))}{_listed(details, rule.noun)}"
-        row = {**first, "last_seen": last["last_seen"]}
-        out.append(_finding(rule.kind, severity, rule.technique, row, summary, rule.name, events,
+        out.append(finding(rule.kind, severity, rule.technique, _spanning(group), summary, rule.name, events,
                             [r["eventids"] for r in group], refused=bool(errors) and errors == events))
     return out
 
@@ -192,7 +196,7 @@ def _bursts(rows: list[dict]) -> list[dict]:
         summary = (f"{r['accesskeyid']} probed {apis} read-only APIs across {_many(r['services'], 'service')} in "
                    f"{_many(minutes, 'minute')} from {_many(r['ips'], 'address')} ({events} read-only or denied "
                    f"calls, {denied} denied, {share}%)")
-        out.append(_finding("enumeration", severity, "T1580 T1526 T1087.004 T1069.003", r, summary, "burst"))
+        out.append(finding("enumeration", severity, "T1580 T1526 T1087.004 T1069.003", r, summary, "burst"))
     return out
 
 
@@ -227,15 +231,15 @@ def _unexpected(rows: list[dict], allowlist, networks) -> list[dict]:
                    f"{block} ({where}): {_counted(events, errors)} "
                    f"({shown})")
         severity = "medium" if errors == events else "high"
-        first = min(group, key=lambda r: str(r["first_seen"]))
-        last = max(group, key=lambda r: str(r["last_seen"]))
-        row = {**first, "accesskeyid": keys[0] if keys else first["accesskeyid"], "last_seen": last["last_seen"]}
-        out.append(_finding("unexpected-ip", severity, "T1078.004", row, summary, "unexpected-ip", events,
+        row = _spanning(group)
+        row["accesskeyid"] = keys[0] if keys else row["accesskeyid"]
+        out.append(finding("unexpected-ip", severity, "T1078.004", row, summary, "unexpected-ip", events,
                             [r["eventids"] for r in group]))
     return out
 
 
-def _frame(findings: list[dict]) -> "pd.DataFrame":
+def findings_frame(findings: list[dict]) -> "pd.DataFrame":
+    """Findings (``finding`` rows) as the frame every findings answer is: ``COLUMNS``, most severe first."""
     import pandas as pd
 
     frame = pd.DataFrame(findings, columns=list(COLUMNS))
@@ -250,9 +254,17 @@ def _frame(findings: list[dict]) -> "pd.DataFrame":
 
 
 def merged(*frames: "pd.DataFrame") -> "pd.DataFrame":
-    """Findings of several sources in one frame, most severe first."""
+    """Findings of several sources in one frame, most severe first (with the first frame's ``attrs``)."""
     records = [r for f in frames if f is not None for r in f.to_dict("records")]
-    return _frame([{k: _plain(v) for k, v in r.items()} for r in records])
+    out = findings_frame([{k: _plain(v) for k, v in r.items()} for r in records])
+    out.attrs.update(frames[0].attrs if frames and frames[0] is not None else {})
+    return out
+
+
+def severity_line(findings: "pd.DataFrame") -> str:
+    """``14 high, 23 medium, 7 low``: how many findings of each severity, most severe first."""
+    counts = findings["severity"].value_counts()
+    return ", ".join(f"{int(counts[s])} {s}" for s in SEVERITIES if s in counts)
 
 
 def text(findings: "pd.DataFrame", width: int = 110) -> str:

@@ -277,10 +277,8 @@ class Trail:
         if ruleset is not None and ruleset.rules:
             from . import sigma
 
-            judged = found.attrs["events"]
             found = findings.merged(found, *(sigma.judge(chunk, self._kept_answer(request))
                                           for chunk, request in sigma.requests(ruleset, keys, within)))
-            found.attrs["events"] = judged
         return found
 
     def objects(self, key: str, start=None, end=None, follow: bool = True, depth: int | None = None) -> pd.DataFrame:

@@ -162,9 +162,9 @@ def _findings_line(findings) -> str:
         return "not judged (a key fragment)"
     if findings.empty:
         return "none"
-    counts = findings["severity"].value_counts()
-    return ", ".join(f"{int(counts[s])} {s}" for s in ("high", "medium", "low", "info") if s in counts) + \
-        " (kinds: " + ", ".join(dict.fromkeys(findings["kind"])) + ")"
+    from .findings import severity_line
+
+    return severity_line(findings) + " (kinds: " + ", ".join(dict.fromkeys(findings["kind"])) + ")"
 
 
 def investigate(trail: Trail, case: Case, progress=None, redact: bool = False, sigma=None) -> Investigation:

@@ -78,7 +78,7 @@ class Request:
         return self.query.contract
 
 
-def _window_params(within: Window) -> dict:
+def window_params(within: Window) -> dict:
     return {"start": iso_param(within.start) if within.start else None,
             "end": iso_param(within.end) if within.end else None}
 
@@ -88,7 +88,7 @@ def _limit(limit) -> dict:
 
 
 def _about_key(name: str, key: KeyMatch, within: Window, **extra) -> Request:
-    params = {**key.params, **_window_params(within), **extra}
+    params = {**key.params, **window_params(within), **extra}
     return Request(queries.get(name), params, ScanHints(within, key.exact))
 
 
@@ -102,7 +102,7 @@ def window(within: Window, key: KeyMatch | None = None, limit: int | None = None
     if within.start is None or within.end is None:
         raise InvalidInput("a time window needs both --start and --end (ISO 8601 such as 2023-08-26T20:50:00Z, or 24h)")
     if key is None:
-        return Request(queries.get("window"), {**_window_params(within), **_limit(limit)}, ScanHints(within))
+        return Request(queries.get("window"), {**window_params(within), **_limit(limit)}, ScanHints(within))
     return _about_key("window", key, within, **_limit(limit))
 
 
@@ -141,36 +141,37 @@ LINK_NEEDLES = ('"credentials"', '\\"credentials\\"', '"accessKey"', '\\"accessK
 
 def links(within: Window = Window()) -> Request:
     """What connects keys: calls that produced keys, calls on keys' lives (see ``trailkit.lineage``)."""
-    return Request(queries.get("links"), _window_params(within), ScanHints(within, needles=LINK_NEEDLES))
+    return Request(queries.get("links"), window_params(within), ScanHints(within, needles=LINK_NEEDLES))
 
 
 def figures(keys: list[str], federated: list[str] = (), within: Window = Window()) -> Request:
     """Each key's own figures (events, first and last seen, principal, source IPs), for ``keys`` and for the
     keys of the federated users ``federated`` (ARNs)."""
-    params = {"keys": tuple(keys), "federated": tuple(federated), **_window_params(within)}
+    params = {"keys": tuple(keys), "federated": tuple(federated), **window_params(within)}
     return Request(queries.get("figures"), params, ScanHints(within, needles=tuple(keys) + tuple(federated)))
 
 
 def events_of(keys: list[str], within: Window = Window()) -> Request:
     """The events of several keys (``usage`` of each, in one query): a lineage's timeline."""
-    params = {"keys": tuple(keys), **_window_params(within)}
+    params = {"keys": tuple(keys), **window_params(within)}
     return Request(queries.get("usage"), params, ScanHints(within, needles=tuple(keys)))
 
 
 def findings(keys: list[str], within: Window = Window()) -> Request:
     """The aggregates ``trailkit.findings`` judges, for the keys of a lineage (see ``queries/findings.sql``)."""
     from . import findings
+    from .rules import WATCHED
 
-    params = {"keys": tuple(keys), "watched": findings.WATCHED, "evidence": findings.EVIDENCE,
+    params = {"keys": tuple(keys), "watched": WATCHED, "evidence": findings.EVIDENCE,
               "burst_apis": findings.BURST_APIS, "burst_denied": findings.BURST_DENIED,
               "burst_denied_apis": findings.BURST_DENIED_APIS,
-              "suspect_agents": findings.SUSPECT_AGENTS, **_window_params(within)}
+              "suspect_agents": findings.SUSPECT_AGENTS, **window_params(within)}
     return Request(queries.get("findings"), params, ScanHints(within, needles=tuple(keys)))
 
 
 def objects(keys: list[str], within: Window = Window()) -> Request:
     """Per resource the ``keys`` read, wrote, shared or deleted (see ``queries/objects.sql``)."""
-    params = {"keys": tuple(keys), **_window_params(within)}
+    params = {"keys": tuple(keys), **window_params(within)}
     return Request(queries.get("objects"), params, ScanHints(within, needles=tuple(keys)))
 
 
@@ -180,7 +181,7 @@ DATA_EVENT_NEEDLES = ('"Data"', '\\"Data\\"', "Object", "UploadPart")
 
 def data_events(within: Window = Window()) -> Request:
     """One S3 data event of the logs, if they hold any (see ``queries/data_events.sql``)."""
-    return Request(queries.get("data_events"), _window_params(within), ScanHints(within, needles=DATA_EVENT_NEEDLES))
+    return Request(queries.get("data_events"), window_params(within), ScanHints(within, needles=DATA_EVENT_NEEDLES))
 
 
 _PARAM_VALUE_TYPES = (str, int, float, bool, type(None))

@@ -332,7 +332,7 @@ def request(rules: list[SigmaRule], keys: list[str], within: "Window") -> "Reque
     0/1 column per rule. The rules' SQL is put in after the frame is rendered (its tagged lines, placeholders and
     partitions worked out), so no rule's text is ever read as part of the frame; the whole is then checked to
     read the table and nothing else, like free SQL."""
-    from .questions import Request, ScanHints, _window_params, read_only
+    from .questions import Request, ScanHints, read_only, window_params
 
     base = queries.get("sigma")
     tests = ",\n".join(f"    CASE WHEN {r.expr} THEN 1 ELSE 0 END AS r{i}" for i, r in enumerate(rules))
@@ -340,7 +340,7 @@ def request(rules: list[SigmaRule], keys: list[str], within: "Window") -> "Reque
     contract = Contract.of({**dict(base.contract.columns), **{f"r{i}": "int" for i in range(len(rules))}})
     query = Filled("sigma", base.text, contract, (("tests", tests), ("any", any_of)))
     read_only(query.render({"keys": ("AKIAIOSFODNN7EXAMPLE",)})[0])
-    return Request(query, {"keys": tuple(keys), **_window_params(within)}, ScanHints(within, needles=tuple(keys)))
+    return Request(query, {"keys": tuple(keys), **window_params(within)}, ScanHints(within, needles=tuple(keys)))
 
 
 @dataclass(frozen=True)
@@ -359,7 +359,7 @@ class Filled(queries.Query):
 def judge(rules: list[SigmaRule], matches: "pd.DataFrame | None") -> "pd.DataFrame":
     """One ``sigma`` finding per rule of ``rules`` and key that matched (``matches``: ``request(rules)``'s rows)."""
     from .contract import visible
-    from .findings import _finding, _frame
+    from .findings import finding, findings_frame
 
     out = []
     if matches is not None and len(matches):
@@ -371,6 +371,6 @@ def judge(rules: list[SigmaRule], matches: "pd.DataFrame | None") -> "pd.DataFra
                        "eventids": " ".join(group["eventid"].dropna())}
                 summary = (f"{key or 'a key'}: Sigma rule '{visible(rule.title)}' ({rule.level or 'no level'}, "
                            f"{visible(Path(rule.path).name)}) matched {len(group)} event{'s' if len(group) != 1 else ''}")
-                out.append(_finding("sigma", LEVELS.get(rule.level or "", "medium"), rule.technique, row, summary,
+                out.append(finding("sigma", LEVELS.get(rule.level or "", "medium"), rule.technique, row, summary,
                                     f"sigma:{rule.id or Path(rule.path).name}"))
-    return _frame(out)
+    return findings_frame(out)
