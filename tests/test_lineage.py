@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import defaultdict
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,10 @@ CHAIN = [
 ]
 
 
+# the cache's path, and the one pass over the files without a cache (trailkit.engines.follow)
+BOTH_PATHS = pytest.mark.parametrize("cache", [True, False], ids=["cache", "one-pass"])
+
+
 @pytest.fixture
 def chain_logs(tmp_path) -> Path:
     """The chain delivered, and delivered again in another layout (an export of JSON lines)."""
@@ -176,8 +181,9 @@ def by_key(frame):
     return {row["accesskeyid"]: row for row in frame.to_dict("records")}
 
 
-def test_a_chain_forwards(chain_logs):
-    with Trail.local(chain_logs) as trail:
+@BOTH_PATHS
+def test_a_chain_forwards(chain_logs, cache):
+    with Trail.local(chain_logs, cache=cache) as trail:
         tree = by_key(trail.lineage(ROOT))
     assert na(tree[ROOT]["parent"]) and na(tree[ROOT]["via"]) and tree[ROOT]["depth"] == 0
     assert {k: (r["parent"], r["via"], r["depth"]) for k, r in tree.items() if k != ROOT} == {
@@ -190,8 +196,9 @@ def test_a_chain_forwards(chain_logs):
     assert tree[TWO]["via_eventid"].endswith("000000000004") and str(tree[ONE]["expiration"]) == "2026-10-24 11:00:00+00:00"
 
 
-def test_a_chain_backwards_a_depth_limit_and_a_missing_link(chain_logs):
-    with Trail.local(chain_logs) as trail:
+@BOTH_PATHS
+def test_a_chain_backwards_a_depth_limit_and_a_missing_link(chain_logs, cache):
+    with Trail.local(chain_logs, cache=cache) as trail:
         back = trail.lineage(TWO)
         shallow = trail.lineage(ROOT, depth=1)
         lost = trail.lineage(LOST)
@@ -201,8 +208,9 @@ def test_a_chain_backwards_a_depth_limit_and_a_missing_link(chain_logs):
     assert na(row["parent"]) and na(row["via"]) and row["events"] == 1
 
 
-def test_the_lifecycle_of_a_created_key_and_of_a_minted_one(chain_logs):
-    with Trail.local(chain_logs) as trail:
+@BOTH_PATHS
+def test_the_lifecycle_of_a_created_key_and_of_a_minted_one(chain_logs, cache):
+    with Trail.local(chain_logs, cache=cache) as trail:
         life = trail.lifecycle(NEW)
         minted = trail.lifecycle(ONE)
     assert list(life["eventname"]) == ["CreateAccessKey", "UpdateAccessKey", "AttachUserPolicy", "DeleteAccessKey"]
@@ -212,8 +220,9 @@ def test_the_lifecycle_of_a_created_key_and_of_a_minted_one(chain_logs):
     assert list(minted["eventname"]) == ["AssumeRole"] and minted["detail"][0] == "expires 2026-10-24T11:00:00Z"
 
 
-def test_the_timeline_merges_every_key_once_oldest_first(chain_logs):
-    with Trail.local(chain_logs) as trail:
+@BOTH_PATHS
+def test_the_timeline_merges_every_key_once_oldest_first(chain_logs, cache):
+    with Trail.local(chain_logs, cache=cache) as trail:
         timeline = trail.timeline(ROOT)
     lineage_keys = {ROOT, ONE, TWO, SESSION, NEW, FED, CONSOLE}
     want = sorted({r["eventID"]: r for r in CHAIN if r["userIdentity"].get("accessKeyId") in lineage_keys}.values(),
@@ -404,3 +413,95 @@ def test_a_watched_unchanged_folder_reads_its_links_once(chain_logs):
     with Trail.local(chain_logs, watch=False) as trail:  # unwatched: asked afresh, same answer
         fresh = trail.lineage(ROOT)
     assert first.equals(again) and first.equals(fresh)
+
+
+# -- the one pass without a cache (trailkit.engines.follow): keys found late are looked for again
+
+
+def deliver(folder: Path, region: str, stamp: str, records: list) -> None:
+    """``records`` in a CloudTrail file of ``region`` delivered at ``stamp`` (YYYYMMDDTHHMM)."""
+    day = folder / f"AWSLogs/{ACCOUNT}/CloudTrail/{region}/{stamp[:4]}/{stamp[4:6]}/{stamp[6:8]}"
+    day.mkdir(parents=True, exist_ok=True)
+    (day / f"{ACCOUNT}_CloudTrail_{region}_{stamp}Z_{len(list(day.iterdir()))}.json.gz").write_bytes(
+        gzip.compress(json.dumps({"Records": records}).encode()))
+
+
+def at(record: dict, when: str) -> dict:
+    return {**record, "eventTime": when}
+
+
+def test_one_pass_finds_a_key_used_in_a_file_read_before_its_making(tmp_path):
+    """The AssumeRole that made ONE is delivered late, in another region's file; ONE's first calls are in a file
+    delivered before it (read first): they are looked for again once ONE is known."""
+    deliver(tmp_path, "eu-west-1", "20261024T1005", [at(event(1, "ListBuckets", ONE, 3, arn=ROLE1, kind="AssumedRole"),
+                                                        "2026-10-24T10:03:00Z")])
+    deliver(tmp_path, "us-east-1", "20261024T1030", [event(2, "AssumeRole", ROOT, 2, out=sts(ONE, arn=ROLE1))])
+    deliver(tmp_path, "us-east-1", "20261024T1040", [event(3, "GetObject", ONE, 35, arn=ROLE1, kind="AssumedRole"),
+                                                     event(4, "AssumeRole", ONE, 36, arn=ROLE1, kind="AssumedRole",
+                                                           out=sts(TWO, arn=ROLE2))])
+    deliver(tmp_path, "eu-west-1", "20261024T0900", [at(event(5, "GetObject", TWO, 0), "2026-10-24T08:58:00Z")])
+    deliver(tmp_path, "eu-west-1", "20261024T1050", [event(6, "GetObject", TWO, 45, arn=ROLE2, kind="AssumedRole")])
+    records = [r for path in tmp_path.rglob("*.json.gz") for r in json.loads(gzip.decompress(path.read_bytes()))["Records"]]
+    counts = used(records)
+    made = {produced(r): r["eventTime"] for r in records if produced(r)}
+    # a genuine key is never used before the call that made it; one pass looks for it from an hour before that
+    # (README "How a lineage is built"): TWO's record timed 08:58, 98 minutes before its making, is not its event
+    def instant(text):
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    plausible = used([r for r in records if r["userIdentity"].get("accessKeyId") not in made or
+                      instant(r["eventTime"]) >= instant(made[r["userIdentity"]["accessKeyId"]]) - timedelta(hours=1)])
+    with Trail.local(tmp_path, cache=False) as trail:
+        tree = by_key(trail.lineage(ROOT))
+        followed = trail.engine._followed
+    with Trail.local(tmp_path) as cached:
+        again = by_key(cached.lineage(ROOT))
+    assert {k: (r["parent"], r["events"]) for k, r in tree.items() if k != ROOT} == {
+        ONE: (ROOT, plausible[ONE]), TWO: (ONE, plausible[TWO])} and plausible[ONE] == 3 and plausible[TWO] == 1
+    # ONE's first call, in a file read before ONE was known, was read again; the cache counts every call
+    assert followed is not None and followed.reread >= 1
+    assert {k: r["events"] for k, r in again.items()} == {ROOT: counts[ROOT], ONE: counts[ONE], TWO: counts[TWO]}
+
+
+def test_one_pass_walks_back_to_a_parent_used_before_it_made_the_key(tmp_path):
+    """ONE is asked; its maker ROOT is known only when the pass meets ONE's making, after ROOT's earlier calls were
+    read: they are read again (ROOT's own making is not in the logs, so every earlier file is)."""
+    deliver(tmp_path, "us-east-1", "20261024T0100", [at(event(1, "ListUsers", ROOT, 0), "2026-10-24T00:55:00Z")])
+    deliver(tmp_path, "eu-west-1", "20261024T0500", [at(event(2, "ListRoles", ROOT, 0), "2026-10-24T04:50:00Z"),
+                                                     at(event(3, "ListBuckets", LOST, 0), "2026-10-24T04:51:00Z")])
+    deliver(tmp_path, "us-east-1", "20261024T1005", [event(4, "AssumeRole", ROOT, 2, out=sts(ONE, arn=ROLE1)),
+                                                     event(5, "GetObject", ONE, 3, arn=ROLE1, kind="AssumedRole")])
+    deliver(tmp_path, "us-east-1", "20261024T1100", [at(event(6, "ListUsers", ROOT, 0), "2026-10-24T10:58:00Z")])
+    records = [r for path in tmp_path.rglob("*.json.gz") for r in json.loads(gzip.decompress(path.read_bytes()))["Records"]]
+    counts = used(records)
+    with Trail.local(tmp_path, cache=False) as trail:
+        back = trail.lineage(ONE)
+        timeline = trail.timeline(ONE)
+    assert list(zip(back["accesskeyid"], back["depth"], back["events"])) == [(ROOT, -1, counts[ROOT]),
+                                                                             (ONE, 0, counts[ONE])]
+    assert counts[ROOT] == 4 and sorted(timeline["eventid"]) == sorted(
+        r["eventID"] for r in records if r["userIdentity"].get("accessKeyId") in {ROOT, ONE})
+
+
+def test_one_pass_keeps_a_key_produced_twice_with_its_first_maker(tmp_path):
+    """Two calls return the same key (a replayed or forged record): it is the first maker's, as with the cache."""
+    deliver(tmp_path, "us-east-1", "20261024T1010", [event(1, "AssumeRole", LOST, 2, out=sts(ONE, arn=ROLE1))])
+    deliver(tmp_path, "us-east-1", "20261024T1020", [event(2, "AssumeRole", ROOT, 12, out=sts(ONE, arn=ROLE1)),
+                                                     event(3, "AssumeRole", ROOT, 13, out=sts(TWO, arn=ROLE2)),
+                                                     event(4, "GetObject", ONE, 14, arn=ROLE1, kind="AssumedRole")])
+    with Trail.local(tmp_path, cache=False) as trail:
+        one_pass = trail.lineage(ROOT)
+    with Trail.local(tmp_path) as cached:
+        cache = cached.lineage(ROOT)
+    assert list(one_pass["accesskeyid"]) == [ROOT, TWO] and one_pass.equals(cache)
+
+
+def test_one_pass_answers_the_links_and_figures_from_what_it_found(chain_logs):
+    """Without a cache, a lineage reads the files once: the links and the keys' figures come from the pass."""
+    with Trail.local(chain_logs, cache=False) as trail:
+        trail.lineage(ROOT)
+        followed = trail.engine._followed
+        assert followed is not None and {ROOT, ONE, TWO, SESSION, NEW, FED} <= followed.keys
+        asked = [stats.sql for stats in trail.engine.history]
+    assert len(asked) >= 2  # the links, then the figures: both answered without another pass
+    assert followed.reread == 0 or followed.reread <= len(followed.paths)

@@ -182,11 +182,16 @@ class Trail:
 
         generation = self.engine.generation()
         known = (within.start, within.end, self.scope)
-        if generation is not None and self._kept is not None and self._kept[0] == known \
+        if generation is not None and self._kept is not None and self._kept[0] in (known, (*known, key)) \
                 and self._kept[1] is generation:
             graph = self._kept[2]  # the folder is watched and has not changed: the links (and figures) still hold
         else:
-            graph = Graph(self.ask(questions.links(within)))
+            # the local engine without a cache reads the files once for the links and the lineage's keys, then
+            # the links that matter to them (the graph then holds this lineage only: kept for this key alone)
+            lineage = self.engine.lineage_keys(key, questions.links(within))
+            if lineage is not None:
+                known = (*known, key)
+            graph = Graph(self.ask(questions.links(within, lineage)), lineage)
             self._kept = (known, generation, graph) if generation is not None else None
         while True:
             keys, users = graph.uncounted(key, depth)

@@ -49,11 +49,14 @@ class Graph:
     """The ``links`` answer, indexed: who produced each key, what each key produced; the keys' figures as they
     are added (``add_figures``)."""
 
-    def __init__(self, links: "pd.DataFrame"):
+    def __init__(self, links: "pd.DataFrame", keys=None):
+        """``keys``: when ``links`` holds only the records of one lineage's keys (``LocalEngine.lineage_keys``),
+        those keys: a key produced by one of them but not among them was first produced by a call the links do
+        not hold, and is left out."""
         ordered = links[links["kind"] == "link"].sort_values(["via_time", "via_eventid"], na_position="last")
         self.calls: dict[str, dict] = {}  # key -> the (first) call that produced it
         for row in _records(ordered):
-            if row["accesskeyid"] and row["errorcode"] is None:
+            if row["accesskeyid"] and row["errorcode"] is None and (keys is None or row["accesskeyid"] in keys):
                 self.calls.setdefault(row["accesskeyid"], row)
         self.life = _records(links[links["kind"] == "life"])
         self.keys: dict[str, dict] = {}  # key -> its figures

@@ -130,18 +130,22 @@ def narrowed(request: Request, scope: Scope) -> Request:
     return replace(request, params={**request.params, **scope.params}, hints=replace(request.hints, scope=scope))
 
 
-#: every record links.sql keeps holds one of these (its responseElements, or its eventName), written plainly or,
-#: in an export that keeps each record as text (event history's CloudTrailEvent, Splunk's _raw), escaped. Each is
-#: one pass over every file: "AccessKey" stands for every IAM call on keys (UpdateAccessKey, DeleteAccessKey);
-#: "credentials" stays quoted, as a bare word it is in many parameters' names. links.sql says which of the
-#: records they let through are links.
-LINK_NEEDLES = ('"credentials"', '\\"credentials\\"', '"accessKey"', '\\"accessKey\\"', "AccessKey",
-                "AWSCompromisedKeyQuarantine")
+#: every record links.sql keeps holds one of these: STS's response object ``"credentials"``, with its opening
+#: quote (as a bare word it is in many parameters' names), which is also in the escaped ``\"credentials\"`` of an
+#: export that keeps each record as text (event history's CloudTrailEvent, Splunk's _raw); ``ccessKey"`` and
+#: ``ccessKey\"``, the end of IAM's response object ``"accessKey"`` and of the name of every IAM call on keys
+#: (``"UpdateAccessKey"``, ``"DeleteAccessKey"``), plainly or escaped; and AWS's quarantine policy. Each is one
+#: SIMD pass over every file; links.sql says which of the records they let through are links.
+QUARANTINE_NEEDLE = "AWSCompromisedKeyQuarantine"
+LINK_NEEDLES = ('"credentials', 'ccessKey"', 'ccessKey\\"', QUARANTINE_NEEDLE)
 
 
-def links(within: Window = Window()) -> Request:
-    """What connects keys: calls that produced keys, calls on keys' lives (see ``trailkit.lineage``)."""
-    return Request(queries.get("links"), window_params(within), ScanHints(within, needles=LINK_NEEDLES))
+def links(within: Window = Window(), keys=None) -> Request:
+    """What connects keys: calls that produced keys, calls on keys' lives (see ``trailkit.lineage``). With
+    ``keys`` (a lineage's keys, all of them), the local engine reads only records holding one of them or AWS's
+    quarantine policy: the links that matter to that lineage (the SQL is the same)."""
+    needles = LINK_NEEDLES if keys is None else (*sorted(keys), QUARANTINE_NEEDLE)
+    return Request(queries.get("links"), window_params(within), ScanHints(within, needles=needles))
 
 
 def figures(keys: list[str], federated: list[str] = (), within: Window = Window()) -> Request:

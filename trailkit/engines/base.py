@@ -116,6 +116,12 @@ class Engine(ABC):
     def prepare(self, request: Request) -> None:
         """Start, ahead of time, work the question will need (nothing by default); for the command line."""
 
+    def lineage_keys(self, key: str, links: Request) -> frozenset | None:
+        """The keys of ``key``'s lineage (a superset), found by reading the data once for them and the links
+        (``links``: the links question), so that the links and the lineage's figures are then answered from what
+        was found; None where the engine does not do that (the links are then asked whole)."""
+        return None
+
     def describe(self) -> str:
         """A line saying where the data comes from."""
         return self.name

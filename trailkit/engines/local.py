@@ -67,6 +67,7 @@ class LocalEngine(Engine):
         self._watch = None  # a FolderWatch once the whole folder was listed, False where there can be none
         self._memo: Listing | None = None  # that listing, exact while the watch reports nothing
         self._prefetched = None  # a ForkedScan started by prepare()
+        self._followed = None  # a follow.Followed: what one pass found for a lineage, answering its questions
         self.parsed: dict[str, list[str]] = {}  # path -> records read in Python (exports, damaged files), per question
         self._log: dict = {"skipped": [], "notes": [], "covered": 0, "uncounted": False}  # what the question met
         self._counting = True  # whether the question is one of trailkit's (free SQL's copies are not counted)
@@ -169,7 +170,7 @@ class LocalEngine(Engine):
             view, read = cache.records_source(needed, found, self._unreadable, self.parsed, self._prepare)
             self._skip(cache.unreadable)
         elif key:
-            view, read = self._scan_view(self._checked(self._scan(needed, key), key)), len(needed)
+            view, read = self._scan_view(self._checked(self._kept_scan(needed, key), key)), len(needed)
         else:
             self._skip(self._prepare(needed))
             needed = self._needed(found.files, hints)
@@ -202,6 +203,29 @@ class LocalEngine(Engine):
 
         self._prefetched = ForkedScan.start(os.fspath(self.path), hints.window, key, self.threads,
                                             self._scan_progress(), index=self._use_cache)
+
+    def lineage_keys(self, key: str, links: Request) -> frozenset | None:
+        """One pass for the links and ``key``'s lineage (``engines.follow``), when the answer would come from a
+        scan (no cache); what it found answers the questions about those keys and the links after it."""
+        if not self.fast_scan or self.cache is not None:
+            return None
+        needed = self.files(links.hints)
+        kept = self._followed
+        if kept is None or kept.key != key or kept.paths != tuple(f.path for f in needed):
+            from .follow import follow
+
+            self._followed = kept = follow(needed, key, links.hints.needles, self.threads, self._scan_progress())
+        return kept.keys if kept is not None else None
+
+    def _kept_scan(self, files: list[LogFile], key: str):
+        """The scan of ``files`` for ``key``: from the lineage's pass when it covers them (same files, and every
+        string of ``key`` looked for in all of them), else read now."""
+        from .scan import needles
+
+        kept = self._followed
+        if kept is not None and kept.paths == tuple(f.path for f in files) and kept.covers(needles(key)):
+            return kept.result(needles(key))
+        return self._scan(files, key)
 
     def _scan(self, files: list[LogFile], key: str, index: bool = False):
         """The fast scan of ``files`` for ``key`` (with ``index``, noting each file's key ids for the cache)."""
@@ -397,3 +421,4 @@ class LocalEngine(Engine):
             except Exception:  # still busy with a question cut short by Ctrl-C: the process's end closes it
                 pass
             self._con = None
+

@@ -192,7 +192,7 @@ def _valid(pieces: list[bytes]) -> bool:
 def _scan_one(f: LogFile, key: list[bytes], gunzip, contains, escaped, index: dict | None = None):
     """(status, payload) for one file; status is skip, docs, whole or bad. With ``index``, the file's key ids are
     noted in it (see ``key_ids``)."""
-    status, payload, data = _scan_data(f, key, gunzip, contains, escaped)
+    status, payload, data, _ = scan_data(f, key, gunzip, contains, escaped)
     if index is not None and status != "bad":
         try:
             index[f.path] = key_ids(data) if data is not None else None
@@ -201,28 +201,35 @@ def _scan_one(f: LogFile, key: list[bytes], gunzip, contains, escaped, index: di
     return status, payload
 
 
-def _scan_data(f: LogFile, key: list[bytes], gunzip, contains, escaped):
+def scan_data(f: LogFile, key: list[bytes], gunzip, contains, escaped, validate: bool = True):
+    """(status, payload, the file's inflated bytes, the strings of ``key`` it holds or None if not told) for one
+    file; see ``_scan_one``. ``validate=False`` leaves checking that each record cut out of a compact file parses
+    to the caller (who may need only a few of them)."""
     data = None
     try:
         raw = inflate.read(f.path)
         if raw[:4] == inflate.ZIP:  # an archive: every log file in it, parsed
             docs, how = exports.records_of(raw, f.path)
             wanted = [k.decode() for k in key]
-            return "docs", ([d.encode() for d in docs if any(n in d for n in wanted)], how), None
+            return "docs", ([d.encode() for d in docs if any(n in d for n in wanted)], how), None, None
         data = gunzip(raw) if inflate.gzipped(raw, f.path) else raw
     except inflate.CorruptGzip as e:  # unreadable (or a bomb): named by the caller
-        return "bad", str(e), None
+        return "bad", str(e), None, None
     except Exception as e:
-        return "bad", f"{type(e).__name__}: {e}", None
+        return "bad", f"{type(e).__name__}: {e}", None, None
     # JSON may write any character as \uXXXX (and "/" as \/): a file with escapes that could hide one of the
     # strings looked for is parsed whole, not searched, whether or not another of them was found
     if contains(data, b"\\u00") and escaped.search(data) or b"/" in b"".join(key) and contains(data, b"\\/"):
         pieces, how = _parsed_around(data, key)
-        return (("docs", (pieces, how)) if pieces else ("skip", None) if pieces is not None else ("whole", None)) + (data,)
+        return (("docs", (pieces, how)) if pieces else ("skip", None) if pieces is not None else ("whole", None)) + \
+            (data, None)
     hits = _hits(data, key, contains)
     if not hits:
-        return "skip", None, data
+        return "skip", None, data, hits
     head = data[:64].lstrip()
+    # records are cut at ``,{"eventVersion"``: exact in compact JSON (as CloudTrail writes it), where that text
+    # cannot be inside a string; a file written with spaces is checked whatever the caller said
+    validate = validate or b'": ' in data[:256]
     if head.startswith(b'{"Records"'):
         pieces = _records_around(data, hits)
     elif head.startswith(b"{") and b"\n" in data.rstrip():
@@ -230,12 +237,12 @@ def _scan_data(f: LogFile, key: list[bytes], gunzip, contains, escaped):
     else:
         pieces = None
     # CloudTrail's own records, cut out around the key; anything else (an export, odd layouts) is parsed whole
-    if pieces is not None and all(p.lstrip().startswith(_RECORD) for p in pieces) and _valid(pieces):
-        return "docs", (pieces, ""), data
+    if pieces is not None and all(p.lstrip().startswith(_RECORD) for p in pieces) and (not validate or _valid(pieces)):
+        return "docs", (pieces, ""), data, hits
     pieces, how = _parsed_around(data, key)
     if pieces is None:
-        return "whole", None, data
-    return "docs", (pieces, how), data
+        return "whole", None, data, None
+    return "docs", (pieces, how), data, None
 
 
 def _parsed_around(data: bytes, key: list[bytes]) -> tuple[list[bytes] | None, str]:

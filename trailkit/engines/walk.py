@@ -1,0 +1,133 @@
+"""Which keys make a lineage, walked over the records one pass found (``follow.Followed``).
+
+The walk is ``trailkit.lineage``'s, on the records themselves rather than on the SQL's answer: a key belongs to
+the first successful call that produced it (by eventTime, then eventID); the lineage is the key, what it
+produced (recursively), the keys behind the calls that produced it (back as far as the logs go), and the other
+tokens of a federated user one of its keys made (a console session is tied to the latest one before it). It only
+decides which keys the pass's records must be complete for; windows, depth limits and federated console
+sessions are left to ``trailkit.lineage``, which walks the SQL's answer over those records.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+# a key's events are looked for in files delivered from an hour before the call that produced it (clock skew)
+SLACK = timedelta(hours=1)
+
+
+def _link(record: dict) -> tuple[str | None, str | None, str | None]:
+    """(the caller's key, the key the call produced, its eventTime) of a record; None where there is none."""
+    ident = record.get("userIdentity")
+    caller = ident.get("accessKeyId") if isinstance(ident, dict) else None
+    response = record.get("responseElements")
+    if isinstance(response, str):  # some exports keep it as JSON text
+        try:
+            response = json.loads(response)
+        except (ValueError, RecursionError):
+            response = None
+    produced = None
+    if isinstance(response, dict):
+        for holder in ("credentials", "accessKey"):
+            inner = response.get(holder)
+            if isinstance(inner, dict) and isinstance(inner.get("accessKeyId"), str):
+                produced = inner["accessKeyId"]
+                break
+    when = record.get("eventTime")
+    return (caller if isinstance(caller, str) and caller else None), (produced or None), \
+        (when if isinstance(when, str) else None)
+
+
+def closure(found, key: str) -> tuple[dict, set] | None:
+    """The lineage's keys over every record met, as ``trailkit.lineage`` walks them (a key belongs to the first
+    successful call that produced it, by eventTime then eventID), and when each was first produced
+    (``YYYYMMDDTHHMM`` less ``SLACK``, or absent); None if a record holding one of them does not parse. Windows,
+    depth limits and federated console sessions are left to that walk, which checks the keys it finds are
+    here (``Trail._followed``)."""
+    makers: dict[str, tuple | None] = {}
+    calls: dict[str, list] = {}
+
+    def calls_of(k: str) -> list | None:
+        """(caller, produced, eventTime) of the successful calls of records holding ``k``."""
+        if k not in calls:
+            out = []
+            for i in found._holding(k.encode()):
+                if not found.linking(i):
+                    continue
+                record = found.record(i)
+                if record is None:
+                    return None
+                caller, produced, when = _link(record)
+                if produced and not record.get("errorCode"):
+                    out.append((caller, produced, when, record.get("eventID") or "", _federated(record)))
+            calls[k] = out
+        return calls[k]
+
+    def maker(k: str):
+        """(caller, eventTime) of the first successful call that produced ``k``; None if none is in the logs."""
+        if k not in makers:
+            mine = calls_of(k)
+            if mine is None:
+                raise ValueError(k)
+            made = sorted((_instant(when), eid, caller, when) for caller, produced, when, eid, _ in mine if produced == k)
+            makers[k] = (made[0][2], made[0][3]) if made else None
+        return makers[k]
+
+    try:
+        descendants, frontier = {key}, [key]
+        while frontier:
+            k = frontier.pop()
+            mine = calls_of(k)
+            if mine is None:
+                return None
+            for caller, produced, *_ in mine:
+                if caller == k and produced not in descendants and (maker(produced) or (None,))[0] == k:
+                    descendants.add(produced)
+                    frontier.append(produced)
+        lineage, k = set(descendants), key
+        while (made := maker(k)) is not None and made[0] and made[0] not in lineage:
+            k = made[0]
+            lineage.add(k)
+        lineage |= _namesakes(found, {user for k in descendants for caller, _, _, _, user in calls_of(k) or ()
+                                      if user and caller == k})
+        times = {k: _minute(m[1]) for k in lineage if (m := maker(k)) is not None}
+    except ValueError:
+        return None
+    return {k: t for k, t in times.items() if t is not None}, lineage
+
+
+def _federated(record: dict) -> str | None:
+    """The federated user a GetFederationToken call made (``responseElements.federatedUser.arn``), or None."""
+    response = record.get("responseElements")
+    user = response.get("federatedUser") if isinstance(response, dict) else None
+    arn = user.get("arn") if isinstance(user, dict) else None
+    return arn if isinstance(arn, str) and arn else None
+
+
+def _namesakes(found, users: set) -> set:
+    """Every key a GetFederationToken call produced for one of ``users``: a console session of that name is
+    tied to the latest token before it (``trailkit.lineage``), whichever key asked for that token."""
+    out = set()
+    for user in users:
+        for text in {user, user.replace("/", "\\/")}:
+            for i in found._holding(text.encode()):
+                record = found.record(i) if found.linking(i) else None
+                if record is not None and _federated(record) == user and not record.get("errorCode"):
+                    out.add(_link(record)[1])
+    return out - {None}
+
+
+def _instant(when: str | None) -> datetime:
+    try:
+        t = datetime.fromisoformat((when or "").replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.max.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
+
+
+def _minute(when: str | None) -> str | None:
+    """An eventTime as ``YYYYMMDDTHHMM`` in UTC, less ``SLACK``; None if it does not parse."""
+    t = _instant(when)
+    if t.year == datetime.max.year:
+        return None
+    return f"{(t - SLACK).astimezone(timezone.utc):%Y%m%dT%H%M}"
