@@ -31,6 +31,20 @@ def athena_cost_usd(bytes_scanned: int | None) -> float:
     return billed / _TB * USD_PER_TB
 
 
+def progress_line(report):
+    """A scan's ``progress`` callback saying files done and an estimate of the time left to ``report`` (the
+    engine's ``on_progress``), or None without one."""
+    if report is None:
+        return None
+
+    def said(done: int, total: int, seconds: float) -> None:
+        left = seconds / done * (total - done) if done else 0
+        report(f"scanning log files: {done:,} of {total:,} ({100 * done // max(total, 1)}%), about {left:.0f} s "
+               "left", seconds, done >= total)
+
+    return said
+
+
 @dataclass
 class QueryStats:
     """What one query did, readable after it ran (``engine.history``, ``Trail.last``)."""

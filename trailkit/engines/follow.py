@@ -66,8 +66,20 @@ class Followed:
     _valid: dict = field(default_factory=dict)
     _parsed: dict = field(default_factory=dict)
 
+    def answers(self, key: str | None, files: list[LogFile]) -> bool:
+        """Whether this pass was over ``files`` (and, given ``key``, for it)."""
+        return (key is None or key == self.key) and self.paths == tuple(f.path for f in files)
+
     def covers(self, strings) -> bool:
         return bool(strings) and set(strings) <= self.covered
+
+    def serve(self, files: list[LogFile], key: str) -> ScanResult | None:
+        """The scan of ``files`` for ``key`` (``A|B``: any of them) from what was found, if it covers that (same
+        files, every string looked for in all of them); else None, and the caller reads the files."""
+        from .scan import needles
+
+        wanted = needles(key)
+        return self.result(wanted) if self.answers(None, files) and self.covers(wanted) else None
 
     def result(self, strings) -> ScanResult:
         """The scan's answer for records holding any of ``strings`` (all covered), as ``scan.scan`` gives it. A

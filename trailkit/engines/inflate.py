@@ -31,6 +31,11 @@ def gzipped(raw: bytes, name: str = "") -> bool:
     return raw[:2] == b"\x1f\x8b" or name[-3:].lower() == ".gz"
 
 
+def refused(files) -> list[tuple[str, str]]:
+    """The log files (``LogFile``s) DuckDB must not be given, and why (see ``oversized``)."""
+    return [(f.path, why) for f in files if (why := oversized(f.path))]
+
+
 def inflate_limit(compressed: int) -> int:
     return min(MAX_LIMIT, max(MIN_LIMIT, MAX_RATIO * compressed))
 

@@ -19,6 +19,7 @@ from ..errors import QueryFailed, ReadAs, SkippedFile
 from ..inputs import Window
 from . import duck
 from .base import Engine, QueryStats
+from .inflate import refused
 from .layout import Listing, LogFile, listing, prune, require_log_files
 
 if TYPE_CHECKING:
@@ -170,7 +171,9 @@ class LocalEngine(Engine):
             view, read = cache.records_source(needed, found, self._unreadable, self.parsed, self._prepare)
             self._skip(cache.unreadable)
         elif key:
-            view, read = self._scan_view(self._checked(self._kept_scan(needed, key), key)), len(needed)
+            served = self._followed.serve(needed, key) if self._followed is not None else None  # a lineage's pass
+            result = served if served is not None else self._scan(needed, key)
+            view, read = self._scan_view(self._checked(result, key)), len(needed)
         else:
             self._skip(self._prepare(needed))
             needed = self._needed(found.files, hints)
@@ -205,27 +208,15 @@ class LocalEngine(Engine):
                                             self._scan_progress(), index=self._use_cache)
 
     def lineage_keys(self, key: str, links: Request) -> frozenset | None:
-        """One pass for the links and ``key``'s lineage (``engines.follow``), when the answer would come from a
-        scan (no cache); what it found answers the questions about those keys and the links after it."""
+        """One pass for the links and ``key``'s lineage without a cache (``engines.follow``): what it found then
+        answers the questions about the links and those keys."""
         if not self.fast_scan or self.cache is not None:
             return None
         needed = self.files(links.hints)
-        kept = self._followed
-        if kept is None or kept.key != key or kept.paths != tuple(f.path for f in needed):
+        if self._followed is None or not self._followed.answers(key, needed):
             from .follow import follow
-
-            self._followed = kept = follow(needed, key, links.hints.needles, self.threads, self._scan_progress())
-        return kept.keys if kept is not None else None
-
-    def _kept_scan(self, files: list[LogFile], key: str):
-        """The scan of ``files`` for ``key``: from the lineage's pass when it covers them (same files, and every
-        string of ``key`` looked for in all of them), else read now."""
-        from .scan import needles
-
-        kept = self._followed
-        if kept is not None and kept.paths == tuple(f.path for f in files) and kept.covers(needles(key)):
-            return kept.result(needles(key))
-        return self._scan(files, key)
+            self._followed = follow(needed, key, links.hints.needles, self.threads, self._scan_progress())
+        return self._followed.keys if self._followed is not None else None
 
     def _scan(self, files: list[LogFile], key: str, index: bool = False):
         """The fast scan of ``files`` for ``key`` (with ``index``, noting each file's key ids for the cache)."""
@@ -239,17 +230,9 @@ class LocalEngine(Engine):
         return scan(files, key, self.threads, self._scan_progress(), index)
 
     def _scan_progress(self):
-        """The scan's progress as a line for ``on_progress`` (files done, and an estimate of the time left)."""
-        report = self.on_progress
-        if report is None:
-            return None
+        from .base import progress_line
 
-        def said(done: int, total: int, seconds: float) -> None:
-            left = seconds / done * (total - done) if done else 0
-            report(f"scanning log files: {done:,} of {total:,} ({100 * done // max(total, 1)}%), about {left:.0f} s "
-                   "left", seconds, done >= total)
-
-        return said
+        return progress_line(self.on_progress)
 
     def _checked(self, result, key: str):
         """Files the scan handed back whole are read by DuckDB: make sure it can, or read what can be read of
@@ -258,7 +241,7 @@ class LocalEngine(Engine):
             self._note(path, how)
         result.notes = []
         if result.whole_files:
-            bad = self._vet(result.whole_files)
+            bad = refused(result.whole_files)
             vetted = {p for p, _ in bad}
             bad += self._unreadable([f for f in result.whole_files if f.path not in vetted])
             result.unreadable += bad
@@ -346,23 +329,16 @@ class LocalEngine(Engine):
                                       sql=duck_sql) from e
                 self._skip(bad)
 
-    @staticmethod
-    def _vet(files: list[LogFile]) -> list[tuple[str, str]]:
-        """The files DuckDB must not be given, and why (see ``inflate.oversized``)."""
-        from .inflate import oversized
-
-        return [(f.path, why) for f in files if (why := oversized(f.path))]
-
     def _prepare(self, files: list[LogFile]) -> list[tuple[str, str]]:
         """Before DuckDB reads ``files``: name those it must not be given, and read in Python (into ``parsed``)
         those outside the delivered layout, which may be a log pipeline's export (see ``exports``), or whose
         names DuckDB cannot take. Returns the files nobody can read, with why."""
         from .exports import read_records
 
-        bad = self._vet(files)
-        refused = {p for p, _ in bad}
+        bad = refused(files)
+        named = {p for p, _ in bad}
         for f in files:
-            if f.path in refused or f.path in self.parsed or \
+            if f.path in named or f.path in self.parsed or \
                     (f.day is not None and duck.plain_name(f.path) and not f.path.lower().endswith(".zip")):
                 continue
             try:
