@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from . import inflate
 from .layout import LogFile
-from .scan import ScanResult, _escapes, _finder, _valid, scan, scan_data
+from .scan import _KEY_ID, ScanResult, _escapes, _finder, _searchable, scan, scan_data
 from .walk import closure
 
 # a CloudTrail file's name carries its delivery time: ACCOUNT_CloudTrail_REGION_20260915T1205Z_UNIQUE.json.gz
@@ -63,7 +63,6 @@ class Followed:
     reread: int = 0                                # files looked at a second time, for keys added late
     _blob: bytes | None = None
     _starts: list = field(default_factory=list)
-    _valid: dict = field(default_factory=dict)
     _parsed: dict = field(default_factory=dict)
 
     def answers(self, key: str | None, files: list[LogFile]) -> bool:
@@ -86,7 +85,7 @@ class Followed:
         file any of whose records does not parse is handed back whole (DuckDB reads it; see ``scan``)."""
         found = sorted({i for s in strings for i in self._holding(s.encode())})
         whole = {f.path: f for f in self.whole_files}
-        broken = {self.docs[i][0] for i in found if not self._parses(i)} - set(whole)
+        broken = {self.docs[i][0] for i in found if self.record(i) is None} - set(whole)
         for f in self._files(broken):
             whole[f.path] = f
         return ScanResult(
@@ -104,20 +103,15 @@ class Followed:
                 self._starts.append(at)
                 at += len(d) + 1
             self._blob = b"\0".join(d for _, d in self.docs)
-        find = _find()
-        out, pos = [], find(self._blob, needle, 0)
+        blob = _searchable(self._blob)
+        out, pos = [], blob.find(needle, 0)
         while pos != -1:
             i = bisect_right(self._starts, pos) - 1
             if not out or out[-1] != i:
                 out.append(i)
             nxt = self._starts[i + 1] if i + 1 < len(self._starts) else len(self._blob)
-            pos = find(self._blob, needle, max(pos + 1, nxt))
+            pos = blob.find(needle, max(pos + 1, nxt))
         return out
-
-    def _parses(self, i: int) -> bool:
-        if i not in self._valid:
-            self._valid[i] = _valid([self.docs[i][1]])
-        return self._valid[i]
 
     def linking(self, i: int) -> bool:
         """Whether record ``i`` can have produced a key: its text holds a ``credentials`` or ``accessKey`` name
@@ -133,17 +127,7 @@ class Followed:
             except (ValueError, RecursionError):
                 record = None
             self._parsed[i] = record if isinstance(record, dict) else None
-            self._valid[i] = self._parsed[i] is not None
         return self._parsed[i]
-
-
-def _find():
-    try:
-        from stringzilla import find
-
-        return find
-    except ImportError:  # pragma: no cover - StringZilla is a dependency
-        return lambda data, needle, start: data.find(needle, start)
 
 
 def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | None = None,
@@ -201,7 +185,8 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
         paths = {f.path for f in again}
         known = {(p, d.decode("utf-8", "replace")) for p, d in docs if p in paths}
         found.docs += [(p, d.encode()) for p, d in extra.documents if (p, d) not in known]
-        found.whole_files += [f for f in extra.whole_files if f.path not in {w.path for w in found.whole_files}]
+        already = {w.path for w in found.whole_files}
+        found.whole_files += [f for f in extra.whole_files if f.path not in already]
         found.unreadable += [u for u in extra.unreadable if u not in found.unreadable]
         found.notes += extra.notes
         found.reread = len(again)
@@ -267,11 +252,10 @@ class _Growing:
 
     def _add(self, key: bytes) -> None:
         text = key.decode("ascii", "replace")
-        if _KEY.match(text):
+        if _KEY_ID.match(text):
             self.order.append(text)
 
 
-_KEY = re.compile(r"^[A-Z0-9]{16,128}$")
 _PRODUCING = (b'"credentials":{', b'"accessKey":{')
 _CALLER = b'"accessKeyId":"'
 
