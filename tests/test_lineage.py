@@ -505,3 +505,73 @@ def test_one_pass_answers_the_links_and_figures_from_what_it_found(chain_logs):
         asked = [stats.sql for stats in trail.engine.history]
     assert len(asked) >= 2  # the links, then the figures: both answered without another pass
     assert followed.reread == 0 or followed.reread <= len(followed.paths)
+
+
+def compact(folder: Path, region: str, stamp: str, records: list) -> None:
+    """As ``deliver``, written as CloudTrail writes it (no spaces): the pass's fast path."""
+    deliver(folder, region, stamp, [])
+    (path,) = [p for p in folder.rglob(f"*_{region}_{stamp}Z_*.json.gz")]
+    path.write_bytes(gzip.compress(json.dumps({"Records": records}, separators=(",", ":")).encode()))
+
+
+def first_makers(records) -> dict[str, str | None]:
+    """Each produced key's first successful maker (by eventTime, then eventID): the caller's key."""
+    calls = sorted((r["eventTime"], r["eventID"], r) for r in records if produced(r) and not r.get("errorCode"))
+    out: dict = {}
+    for _, _, r in calls:
+        out.setdefault(produced(r), r["userIdentity"].get("accessKeyId"))
+    return out
+
+
+def lineage_of(key: str, makers: dict) -> set:
+    """``key``, its ancestors and its descendants under ``makers`` (plain Python)."""
+    out, todo = {key}, [key]
+    while todo:
+        k = todo.pop()
+        for child, parent in makers.items():
+            if parent == k and child not in out:
+                out.add(child)
+                todo.append(child)
+    k = key
+    while makers.get(k) and makers[k] not in out:
+        k = makers[k]
+        out.add(k)
+    return out
+
+
+@pytest.mark.parametrize("delivered", ["20261024T0810", "20261024T1120"], ids=["long-before", "late"])
+def test_one_pass_reads_an_earlier_maker(tmp_path, delivered):
+    """ROOT's AssumeRole returns ONE at 10:15; a call of LOST had returned ONE at 08:05, delivered long before
+    (read before ROOT's file, and more than an hour before it) or late (read after it): ONE is LOST's, on the one
+    pass as with the cache."""
+    compact(tmp_path, "us-east-1", "20261024T1020", [event(1, "AssumeRole", ROOT, 15, out=sts(ONE, arn=ROLE1)),
+                                                     event(2, "GetObject", ONE, 16, arn=ROLE1, kind="AssumedRole")])
+    compact(tmp_path, "eu-west-1", delivered, [at(event(3, "AssumeRole", LOST, 5, out=sts(ONE, arn=ROLE1)),
+                                                  "2026-10-24T08:05:00Z")])
+    compact(tmp_path, "us-west-2", "20261024T1030", [event(4, "AssumeRole", ONE, 17, out=sts(TWO, arn=ROLE2))])
+    records = [r for p in tmp_path.rglob("*.json.gz") for r in json.loads(gzip.decompress(p.read_bytes()))["Records"]]
+    makers = first_makers(records)
+    for key in (ROOT, LOST):
+        with Trail.local(tmp_path, cache=False) as trail:
+            one_pass = trail.lineage(key)
+        with Trail.local(tmp_path) as cached:
+            cache = cached.lineage(key)
+        assert set(one_pass["accesskeyid"]) == lineage_of(key, makers) and one_pass.equals(cache)
+    assert lineage_of(ROOT, makers) == {ROOT} and lineage_of(LOST, makers) == {LOST, ONE, TWO}
+
+
+def test_one_pass_reads_a_maker_it_could_not_note(tmp_path):
+    """A call whose credentials hold the key after a long token (too far to be read from the bytes): its file is
+    read again for every key the walk asks about, so ONE is still its first maker's."""
+    long_token = {"credentials": {"sessionToken": "T" * 6000, "accessKeyId": ONE, "expiration": "Oct 24, 2026"}}
+    compact(tmp_path, "eu-west-1", "20261024T0810", [at(event(1, "GetSessionToken", LOST, 5, out=long_token),
+                                                        "2026-10-24T08:05:00Z")])
+    compact(tmp_path, "us-east-1", "20261024T1020", [event(2, "AssumeRole", ROOT, 15, out=sts(ONE, arn=ROLE1)),
+                                                     event(3, "AssumeRole", ONE, 16, out=sts(TWO, arn=ROLE2))])
+    records = [r for p in tmp_path.rglob("*.json.gz") for r in json.loads(gzip.decompress(p.read_bytes()))["Records"]]
+    makers = first_makers(records)
+    with Trail.local(tmp_path, cache=False) as trail:
+        mine, theirs = trail.lineage(ROOT), trail.lineage(LOST)
+    assert set(mine["accesskeyid"]) == lineage_of(ROOT, makers) == {ROOT}
+    assert {r["accesskeyid"]: r["parent"] for r in theirs.to_dict("records") if r["depth"] > 0} == \
+        {k: makers[k] for k in lineage_of(LOST, makers) - {LOST}} == {ONE: LOST, TWO: ONE}

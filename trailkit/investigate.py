@@ -80,6 +80,21 @@ class Trail:
         spreadsheet would run as a formula begins with an apostrophe (for CSV)."""
         return self.engine.rows(narrowed(request, self.scope), spreadsheet_safe)
 
+    def records(self, request: Request) -> list[dict]:
+        """Run a request; its rows as dicts, times as UTC datetimes (whole seconds), missing values None: what the
+        lineage's walk reads, without importing pyarrow or pandas."""
+        from datetime import datetime
+
+        names, rows = self.ask_rows(request)
+        times = [i for i, (_, kind) in enumerate(request.contract.columns) if kind == "time"]
+        out = []
+        for row in rows:
+            row = list(row)
+            for i in times:
+                row[i] = datetime.fromisoformat(row[i].replace("Z", "+00:00")) if row[i] else None
+            out.append(dict(zip(names, row)))
+        return out
+
     def explain(self, request: Request) -> str:
         """The exact SQL the engine would run for ``request``, values in place; runs nothing."""
         return self.engine.explain(narrowed(request, self.scope))
@@ -191,13 +206,13 @@ class Trail:
             lineage = self.engine.lineage_keys(key, questions.links(within))
             if lineage is not None:
                 known = (*known, key)
-            graph = Graph(self.ask(questions.links(within, lineage)), lineage)
+            graph = Graph(self.records(questions.links(within, lineage)), lineage)
             self._kept = (known, generation, graph) if generation is not None else None
         while True:
             keys, users = graph.uncounted(key, depth)
             if not keys and not users:
                 return graph
-            graph.add_figures(self.ask(questions.figures(keys, users, within)), [*keys, *users])
+            graph.add_figures(self.records(questions.figures(keys, users, within)), [*keys, *users])
 
     def follow(self, key: str, start=None, end=None, depth: int | None = None) -> dict:
         """``lineage``, ``lifecycle`` and ``timeline`` of ``key`` from one reading of the links (what the notebook
@@ -218,6 +233,11 @@ class Trail:
         """
         key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), levels(depth)
         return self._followed(key, within, depth).lineage(key, depth)
+
+    def lineage_records(self, key: str, start=None, end=None, depth: int | None = None) -> list[dict]:
+        """``lineage`` as dicts, times as UTC datetimes: what ``trailkit chain`` prints, without pandas."""
+        key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), levels(depth)
+        return self._followed(key, within, depth).lineage_rows(key, depth)
 
     def lifecycle(self, key: str, start=None, end=None) -> pd.DataFrame:
         """The key's birth and death, oldest first: the CreateAccessKey (or STS call, with the expiration it

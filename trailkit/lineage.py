@@ -39,8 +39,11 @@ QUARANTINE = "AWSCompromisedKeyQuarantine"
 FEDERATED_CONSOLE = "ConsoleLogin"
 
 
-def _records(frame: "pd.DataFrame") -> list[dict]:
-    """The rows as dicts, missing values as None (column by column: tens of thousands of links stay cheap)."""
+def _records(frame) -> list[dict]:
+    """The rows as dicts, missing values as None (column by column: tens of thousands of links stay cheap); a list
+    of dicts (``Trail.records``: no pandas) as it is."""
+    if isinstance(frame, list):
+        return frame
     columns = {name: frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in frame.columns}
     return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
@@ -53,12 +56,14 @@ class Graph:
         """``keys``: when ``links`` holds only the records of one lineage's keys (``LocalEngine.lineage_keys``),
         those keys: a key produced by one of them but not among them was first produced by a call the links do
         not hold, and is left out."""
-        ordered = links[links["kind"] == "link"].sort_values(["via_time", "via_eventid"], na_position="last")
+        rows = _records(links)
+        ordered = sorted((r for r in rows if r["kind"] == "link"), key=lambda r: (
+            r["via_time"] is None, r["via_time"] or 0, r["via_eventid"] is None, r["via_eventid"] or ""))
         self.calls: dict[str, dict] = {}  # key -> the (first) call that produced it
-        for row in _records(ordered):
+        for row in ordered:
             if row["accesskeyid"] and row["errorcode"] is None and (keys is None or row["accesskeyid"] in keys):
                 self.calls.setdefault(row["accesskeyid"], row)
-        self.life = _records(links[links["kind"] == "life"])
+        self.life = [r for r in rows if r["kind"] == "life"]
         self.keys: dict[str, dict] = {}  # key -> its figures
         self.counted: set[str] = set()  # keys and federated users whose figures were asked
         self._index()
@@ -151,12 +156,15 @@ class Graph:
 
     def lineage(self, key: str, depth: int | None = None) -> "pd.DataFrame":
         """One row per key of ``key``'s lineage: ancestors (depth -1, -2, ...), the key (0), descendants."""
+        return _frame(self.lineage_rows(key, depth), LINEAGE)
+
+    def lineage_rows(self, key: str, depth: int | None = None) -> list[dict]:
+        """``lineage`` as dicts (what the command line prints, without pandas)."""
         above = self.ancestors(key)
         rows = [self.row(k, -(i + 1)) for i, k in reversed(list(enumerate(above)))]
         rows.append(self.row(key, 0))
         seen = {key, *above}
-        rows += [self.row(k, d) for k, d in self.descendants(key, depth) if k not in seen]
-        return _frame(rows, LINEAGE)
+        return rows + [self.row(k, d) for k, d in self.descendants(key, depth) if k not in seen]
 
     def lifecycle(self, key: str) -> "pd.DataFrame":
         """The key's birth and death: the call that created or minted it, status changes, deletion, and AWS's
@@ -210,6 +218,25 @@ def printable(frame: "pd.DataFrame", spreadsheet_safe: bool = False):
 
     contract = Contract.of({name: _kind(frame[name]) for name in frame.columns})
     return contract.printable(pa.Table.from_pandas(frame, preserve_index=False), spreadsheet_safe)
+
+
+def printable_rows(rows: list[dict], contract: Contract, spreadsheet_safe: bool = False):
+    """Rows of dicts (``Graph.lineage_rows``) as ``printable`` gives a frame's, without pandas or pyarrow."""
+    import re
+    from datetime import timezone
+
+    from .contract import FORMULA_RE
+
+    formula = re.compile(FORMULA_RE)
+
+    def shown(value):
+        if hasattr(value, "astimezone"):
+            return f"{value.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
+        if spreadsheet_safe and isinstance(value, str) and formula.match(value):
+            return "'" + value
+        return value
+
+    return contract.names, [tuple(shown(row.get(name)) for name in contract.names) for row in rows]
 
 
 def _kind(column) -> str:

@@ -1,22 +1,28 @@
 """A key's lineage in one pass over the files: what the local engine reads for ``trailkit chain`` without a cache.
 
-A lineage is known only once its links are read: the keys a key produced, and the key behind the call that
-produced it, are in the records the link strings find (``questions.LINK_NEEDLES``). Rather than reading every
-file twice (the links, then the lineage's keys), one pass looks for the link strings and the key together, and
-each link it meets that ties another key to the lineage (a key produced by one of the lineage's keys; the key
-behind a call that produced one of them) adds that key to what the rest of the pass looks for. Files are read
-oldest first (by the time in CloudTrail's file names, else their delivery day), so a key is mostly looked for
-before its first use.
+Every record that ties a key to the lineage holds a key of the lineage: the call a lineage key made (its caller's
+key), or the call that produced a lineage key (the key, in its answer). So one pass looks for the key and, as
+they are met, for the keys the lineage's records tie to it (a key one of them produced; the key behind the call
+that produced one of them; a federated user one of them made): each is added to what the rest of the pass looks
+for. Files are read oldest first (by the time in CloudTrail's file names, else their delivery day), so a key is
+mostly looked for before its first use.
 
-After the pass the lineage is walked again over every link met (``walk.closure``), and each of its keys is looked
-for in the files read before it was added (``_second_look``), save those delivered more than an hour before the
-call that produced it: a file holds events from before its delivery only (the rule ``layout.delivery_days``
-already prunes windows by). Everything found is kept (``Followed``): the links, the lineage's events, and any
-other question about those keys, are answered from it without reading the files again.
+A key belongs to the first successful call that produced it (``trailkit.lineage``), and that call need not hold
+a lineage key. So the pass also notes, in every file, the keys the calls there produced and when (``Producers``,
+read from the bytes around each ``"credentials"`` or ``"accessKey"`` object, without cutting the records out):
+a key one of the lineage's calls produced is not followed when another call produced it earlier.
 
-The walk here only decides which keys to look for (a superset of the lineage: depth limits, errors and
-federated users are left to ``trailkit.lineage``, which walks the SQL's answer). A record it cannot read (a
-cut that does not parse) makes it give up: the engine then asks the ordinary way.
+After the pass the lineage is walked over the records found (``walk.closure``), and files are read again where
+the walk needs them: the earliest call noted to produce a key the walk asked about, if it came before the one
+the walk knows of (the first maker is then read, not guessed); and for each lineage key, the files read before it
+was added and delivered after the call that produced it, less an hour (a file holds events from before its
+delivery only: the rule ``layout.delivery_days`` already prunes windows by). Then the walk again, until nothing
+is left to read. Everything found is kept (``Followed``): the links of the lineage, its events, and any other
+question about those keys, are answered from it without reading the files again.
+
+The walk here only decides which keys to look for (a superset of the lineage: depth limits, errors and windows
+are left to ``trailkit.lineage``, which walks the SQL's answer). A record it cannot read (a cut that does not
+parse) makes it give up: the engine then asks the ordinary way.
 """
 from __future__ import annotations
 
@@ -25,14 +31,15 @@ import os
 import re
 import threading
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import inflate
 from .layout import LogFile
 from .scan import _KEY_ID, ScanResult, _escapes, _finder, _searchable, scan, scan_data
-from .walk import closure
+from .walk import Producers, _federated, _instant, _link, _minute, closure
 
 # a CloudTrail file's name carries its delivery time: ACCOUNT_CloudTrail_REGION_20260915T1205Z_UNIQUE.json.gz
 _STAMP = re.compile(r"_(\d{8}T\d{4})Z_[^/\\]*$")
@@ -50,7 +57,7 @@ def stamp(f: LogFile) -> str:
 
 @dataclass
 class Followed:
-    """What one pass found for a key's lineage: every record holding a link string or one of ``keys``."""
+    """What one pass found for a key's lineage: every record holding one of ``covered``."""
 
     key: str
     paths: tuple                                   # the files read, in the listing's order (what the answer covers)
@@ -116,42 +123,77 @@ class Followed:
     def linking(self, i: int) -> bool:
         """Whether record ``i`` can have produced a key: its text holds a ``credentials`` or ``accessKey`` name
         (plainly, or escaped inside a text field)."""
-        text = self.docs[i][1]
-        return b'"credentials' in text or b'ccessKey"' in text or b'ccessKey\\"' in text
+        return _linking(self.docs[i][1])
 
     def record(self, i: int) -> dict | None:
         """Record ``i``, parsed (once), or None if it does not parse to an object."""
         if i not in self._parsed:
-            try:
-                record = json.loads(self.docs[i][1])
-            except (ValueError, RecursionError):
-                record = None
-            self._parsed[i] = record if isinstance(record, dict) else None
+            self._parsed[i] = _parsed(self.docs[i][1])
         return self._parsed[i]
+
+    def add(self, extra: ScanResult) -> None:
+        """What a second look found, each record once."""
+        paths = {p for p, _ in extra.documents}
+        known = {(p, bytes(d)) for p, d in self.docs if p in paths}
+        self.docs += [item for item in ((p, d.encode()) for p, d in extra.documents) if item not in known]
+        already = {w.path for w in self.whole_files}
+        self.whole_files += [f for f in extra.whole_files if f.path not in already]
+        self.unreadable += [u for u in extra.unreadable if u not in self.unreadable]
+        self.notes += extra.notes
+        self._blob = None
+
+
+def _linking(text: bytes) -> bool:
+    return b'"credentials' in text or b'ccessKey"' in text or b'ccessKey\\"' in text
+
+
+def _parsed(text: bytes) -> dict | None:
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | None = None,
            progress=None) -> Followed | None:
     """Read ``files`` once for ``key``'s lineage (see the module docstring); None when the walk cannot vouch for
-    its answer (a record met that does not parse), and the caller asks the ordinary way."""
-    order = sorted(range(len(files)), key=lambda i: (stamp(files[i]), files[i].path))
-    ordered = [files[i] for i in order]
-    grown = _Growing(key)
-    base = [s.encode() for s in link_strings] + [key.encode()]
+    its answer (a record met that does not parse), and the caller asks the ordinary way. ``link_strings``: the
+    strings of the records that produce keys (noted, not kept) and of the other links kept whole (AWS's quarantine
+    policy: any string that is not a ``credentials`` or ``accessKey`` name)."""
+    stamped = sorted(((f, stamp(f)) for f in files), key=lambda fs: (fs[1], fs[0].path))
+    ordered = [f for f, _ in stamped]
+    producing = [s.encode() for s in link_strings if _linking(s.encode())]
+    kept = [s for s in link_strings if not _linking(s.encode())]
+    producers = Producers()
+    grown = _Growing(key, producers, stamped)
+    base = [s.encode() for s in (key, *kept)]
     gunzip, contains = inflate.inflater(), _finder()
-    versions: dict[str, int] = {}  # path -> how many added keys it was searched for
-    docs, whole, unreadable, notes = [], [], [], []
+    docs, whole, unreadable, notes, relooked, looks = [], [], [], [], [], []
+    quiet = frozenset(producing)
 
     def visit(f: LogFile):
-        added = grown.added()
-        strings = base + [k.encode() for k in added]
-        status, payload, _, hits = scan_data(f, strings, gunzip, contains, grown.escaped(strings), validate=False)
-        if status == "docs":
-            for piece in payload[0]:
-                produced = _produced_in(piece)
-                if produced is not None:
-                    grown.meet(_caller_in(piece, produced), produced)
-        return f, len(added), status, payload
+        strings = base + [k.encode() for k in grown.start(f.path)] + producing
+        status, payload, data, hits = scan_data(f, strings, gunzip, contains, grown.escaped(strings),
+                                                validate=False, quiet=quiet)
+        if data is not None and data[:64].lstrip().startswith(b'{"Records"'):
+            producers.note(f.path, data)
+        if status == "docs":  # a compact file's records holding a lineage string; any other layout's links too
+            relook([new for piece in payload[0] if _linking(piece) for new in grown.meet(piece)])
+        return f, status, payload
+
+    def relook(fresh: list) -> None:
+        """Strings added by a file's records, looked for at once in the files already begun that may hold them
+        (delivered since their making, less an hour): what they tie to the lineage is then met in the pass."""
+        while fresh:
+            string, since = fresh.pop()
+            for g in grown.unsearched(string, since):
+                looks.append(g.path)
+                status, payload, _, _ = scan_data(g, [string.encode()], gunzip, contains, _escapes([string.encode()]),
+                                                  validate=False)
+                if status == "docs":
+                    relooked.extend((g.path, p) for p in payload[0])
+                    fresh += [new for piece in payload[0] if _linking(piece) for new in grown.meet(piece)]
 
     workers = threads or min(8, os.cpu_count() or 2)
     batches = [ordered[i:i + 32] for i in range(0, len(ordered), 32)]
@@ -161,8 +203,7 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
             finished += len(done)
             if progress is not None:
                 progress(finished, len(files), time.monotonic() - began)
-            for f, version, status, payload in done:
-                versions[f.path] = version
+            for f, status, payload in done:
                 if status == "bad":
                     unreadable.append((f.path, payload))
                 elif status == "whole":
@@ -172,50 +213,118 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
                     docs.extend((f.path, p) for p in pieces)
                     if how:
                         notes.append((f.path, how))
-    found = Followed(key, tuple(f.path for f in files), docs=docs, whole_files=whole, unreadable=unreadable,
-                     notes=notes)
-    lineage = closure(found, key)
-    if lineage is None:
-        return None
-    made, keys = lineage
-    again = _second_look(ordered, versions, grown.order, made, keys, key,
-                         {p for p, _ in unreadable} | {f.path for f in whole})
-    if again:
-        extra = scan(list(again), "|".join(sorted({k for ks in again.values() for k in ks})), threads)
-        paths = {f.path for f in again}
-        known = {(p, d.decode("utf-8", "replace")) for p, d in docs if p in paths}
-        found.docs += [(p, d.encode()) for p, d in extra.documents if (p, d) not in known]
-        already = {w.path for w in found.whole_files}
-        found.whole_files += [f for f in extra.whole_files if f.path not in already]
-        found.unreadable += [u for u in extra.unreadable if u not in found.unreadable]
-        found.notes += extra.notes
-        found.reread = len(again)
-        found._blob = None
-    found.keys = frozenset(keys)
-    found.covered = frozenset(link_strings) | found.keys
+    found = Followed(key, tuple(f.path for f in files), docs=docs + relooked, whole_files=whole,
+                     unreadable=unreadable, notes=notes)
+    looked = _Looked(grown, {p for p, _ in unreadable} | {f.path for f in whole}, base)
+    while True:
+        lineage = closure(found, key)
+        if lineage is None:
+            return None
+        made, keys, makers, users = lineage
+        again = looked.needed(ordered, producers, made, makers, keys | (users & set(grown.order)), key)
+        if not again:
+            break
+        by_path = {f.path: f for f in ordered}
+        for strings, paths in _grouped(again).items():
+            found.add(scan([by_path[p] for p in paths], "|".join(strings), threads))
+        looks += again
+    found.keys, found.reread = frozenset(keys), len(set(looks))
+    found.covered = frozenset(kept) | found.keys | (users & set(grown.order))
     return found
 
 
+def _grouped(again: dict) -> dict:
+    """path -> strings, as strings -> paths: one scan per set of strings."""
+    out: dict = defaultdict(list)
+    for path, strings in again.items():
+        out[tuple(sorted(strings))].append(path)
+    return out
+
+
+class _Looked:
+    """Which strings each file was searched for: the pass's first ``versions[path]`` added strings (and the key and
+    the kept strings), then what second looks added."""
+
+    def __init__(self, grown: _Growing, done: set, base: list):
+        self.order, self.versions, self.extra, self.done = grown.order, grown.versions, grown.extra, done
+        self.stamps, self.added_at = grown.stamps, grown.added_at
+        self.position = {s: i for i, s in enumerate(self.order)}
+        self.position.update({s.decode(): -1 for s in base})
+
+    def searched(self, path: str, s: str) -> bool:
+        """Whether ``path`` was searched for ``s`` (or cannot be: unreadable, or read whole by DuckDB)."""
+        if path in self.done or path not in self.versions or s in self.extra[path]:
+            return True
+        return self.position.get(s, len(self.order)) < self.versions[path]
+
+    def needed(self, ordered: list, producers: Producers, made: dict, makers: dict, keys: set, key: str) -> dict:
+        """path -> the strings to look for there (see the module docstring), marked as searched."""
+        out: dict = defaultdict(set)
+        for k, maker in makers.items():  # the earliest call producing k, if before the maker the walk knows of
+            for path in producers.unsure:
+                if not self.searched(path, k):
+                    out[path].add(k)
+            first = producers.earliest(k, lambda p, k=k: self.searched(p, k))
+            if first is not None and (maker is None or _instant(first[0]) <= _instant(maker[1])):
+                out[first[1]].add(k)
+        # the makers first: until they are read, the walk's keys may hold keys that are others'
+        for k in ([k for k in keys if k != key] if not out else []):
+            # each lineage key's events in the files begun before it was added (see the module docstring)
+            lo = bisect_left(self.stamps, made[k]) if made.get(k) is not None else 0
+            for f in ordered[lo:self.added_at.get(k, len(ordered) - 1) + 1]:
+                if not self.searched(f.path, k):
+                    out[f.path].add(k)
+        out = {p: s for p, s in out.items() if s}
+        for p, strings in out.items():
+            self.extra[p] |= strings
+        return out
+
+
 class _Growing:
-    """The keys the pass looks for besides the first, as links add them (shared by the pass's threads).
+    """The strings the pass looks for besides the key, as the lineage's records add them (shared by its threads).
 
-    Each link met is read quickly (``_produced_in``, ``_caller_in``): a key belongs to the first call met that
-    produced it (as in ``trailkit.lineage``, a key produced twice is its first maker's; files are read roughly
-    oldest first), and is added when that call's key is the first key or one it produced, or when it produced
-    the first key or one of its ancestors. What is added only decides what the pass looks for: ``_closure``
-    decides the lineage, from the records themselves (``walk``)."""
+    Each record met that holds a lineage string and produced a key is read (``walk._link``): the key it produced
+    is added when its caller is the key or a key added below it, unless a call noted earlier produced it (the
+    first maker's, see ``Producers``); its caller is added when the key it produced is the key or one of its
+    ancestors; a federated user it made (``GetFederationToken``), by its ARN. What is added only decides what the
+    pass looks for: ``walk.closure`` decides the lineage, from the records themselves."""
 
-    def __init__(self, key: str):
-        self.below = {key.encode()}  # the key and what it (and they) produced
-        self.above = {key.encode()}  # the key and its ancestors
-        self.order: list[str] = []  # keys added, in order: a file is searched for the first n of them
-        self._maker: dict[bytes, bytes | None] = {}  # key -> the key of the first call met that produced it
-        self._made: dict[bytes, list] = {}  # key -> the keys it was the first to produce
+    def __init__(self, key: str, producers: Producers, stamped: list):
+        self.below = {key}  # the key and what it (and they) produced
+        self.above = {key}  # the key and its ancestors
+        self.order: list[str] = []  # strings added, in order: a file is searched for the first n of them
+        self.position: dict[str, int] = {}
+        self.versions: dict[str, int] = {}  # path -> n, for the files begun
+        self.extra: dict[str, set] = defaultdict(set)  # path -> strings looked for there again
+        self.producers = producers
+        self._files = [f for f, _ in stamped]
+        self.stamps = [s for _, s in stamped]
+        self._index = {f.path: i for i, f in enumerate(self._files)}
+        self._highest = -1
+        self.added_at: dict[str, int] = {}  # string -> the last file (in ``stamped``) begun when it was added
         self._lock = threading.Lock()
         self._patterns: dict[int, object] = {}
 
-    def added(self) -> list[str]:
-        return self.order[:]
+    def start(self, path: str) -> list[str]:
+        """The strings added so far, which the file at ``path`` is searched for (noted)."""
+        with self._lock:
+            self.versions[path] = len(self.order)
+            self._highest = max(self._highest, self._index[path])
+            return self.order[:]
+
+    def unsearched(self, string: str, since: str | None) -> list:
+        """The files begun, delivered from ``since`` (``YYYYMMDDTHHMM``) on, not searched for ``string``; noted as
+        searched (the caller does). None ``since``: left to the look after the pass."""
+        if since is None:
+            return []
+        with self._lock:
+            at, out = self.position[string], []
+            for i in range(bisect_left(self.stamps, since), self._highest + 1):
+                path = self._files[i].path
+                if self.versions.get(path, len(self.order)) <= at and string not in self.extra[path]:
+                    self.extra[path].add(string)
+                    out.append(self._files[i])
+            return out
 
     def escaped(self, strings: list[bytes]):
         n = len(strings)
@@ -223,81 +332,31 @@ class _Growing:
             self._patterns[n] = _escapes(strings)
         return self._patterns[n]
 
-    def meet(self, caller: bytes | None, produced: bytes) -> None:
+    def meet(self, piece: bytes) -> list[tuple[str, str | None]]:
+        """What a record holding a lineage string adds: (string, the minute its making was, less an hour, or None
+        for a caller, whose making is not known here)."""
+        record = _parsed(piece)
+        if record is None or record.get("errorCode"):
+            return []
+        caller, produced, when = _link(record)
+        if produced is None:
+            return []
         with self._lock:
-            if produced in self._maker:
-                return
-            self._maker[produced] = caller
-            self._made.setdefault(caller, []).append(produced)
-            if caller in self.below:
-                self._descend(produced)
-            elif produced in self.above and caller:
-                self._ascend(caller)
+            if caller in self.below and produced not in self.below and \
+                    not self.producers.before(produced, when or ""):
+                self.below.add(produced)
+                user = _federated(record)
+                since = _minute(when)
+                return self._add(produced, since) + (self._add(user, since, key=False) if user else [])
+            if produced in self.above and caller and caller not in self.above and caller not in self.below:
+                self.above.add(caller)
+                return self._add(caller, None)
+        return []
 
-    def _descend(self, key: bytes) -> None:
-        todo = [key]
-        while todo:
-            k = todo.pop()
-            if k in self.below:
-                continue
-            self.below.add(k)
-            self._add(k)
-            todo += self._made.get(k, ())
-
-    def _ascend(self, key: bytes) -> None:
-        while key and key not in self.above and key not in self.below:
-            self.above.add(key)
-            self._add(key)
-            key = self._maker.get(key)
-
-    def _add(self, key: bytes) -> None:
-        text = key.decode("ascii", "replace")
-        if _KEY_ID.match(text):
-            self.order.append(text)
-
-
-_PRODUCING = (b'"credentials":{', b'"accessKey":{')
-_CALLER = b'"accessKeyId":"'
-
-
-def _produced_in(piece: bytes) -> bytes | None:
-    """The key a record's call produced, read quickly from its text (the first ``accessKeyId`` after a
-    ``"credentials"`` or ``"accessKey"`` object opens), or None: a guess that only steers the pass."""
-    for head in _PRODUCING:
-        at = piece.find(head)
-        if at != -1:
-            return _value_at(piece, piece.find(_CALLER, at))
-    return None
-
-
-def _caller_in(piece: bytes, produced: bytes) -> bytes | None:
-    """The record's caller's key, read quickly: the first ``accessKeyId`` after ``userIdentity`` opens, unless
-    that is the key produced (a caller without a key)."""
-    at = piece.find(b'"userIdentity":{')
-    caller = _value_at(piece, piece.find(_CALLER, at)) if at != -1 else None
-    return caller if caller != produced else None
-
-
-def _value_at(piece: bytes, at: int) -> bytes | None:
-    if at == -1:
-        return None
-    end = piece.find(b'"', at + len(_CALLER))
-    return bytes(piece[at + len(_CALLER):end]) if end != -1 else None
-
-
-def _second_look(ordered: list[LogFile], versions: dict, order: list[str], made: dict, keys: set, key: str,
-                 done: set) -> dict:
-    """file -> the lineage's keys it was not searched for and may hold: those delivered after the call that
-    produced the key (less ``SLACK``), or any file for a key whose making is not in the logs (an ancestor)."""
-    position = {k: i for i, k in enumerate(order)}
-    late = [k for k in keys if k != key]
-    out: dict = {}
-    for f in ordered:
-        if f.path in done or f.path not in versions:
-            continue
-        when = stamp(f)
-        missing = [k for k in late if position.get(k, len(order)) >= versions[f.path]
-                   and (made.get(k) is None or when >= made[k])]
-        if missing:
-            out[f] = missing
-    return out
+    def _add(self, text: str, since: str | None, key: bool = True) -> list:
+        if text in self.position or (key and not _KEY_ID.match(text)):
+            return []
+        self.position[text] = len(self.order)
+        self.added_at[text] = self._highest
+        self.order.append(text)
+        return [(text, since)]

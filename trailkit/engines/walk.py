@@ -1,4 +1,5 @@
-"""Which keys make a lineage, walked over the records one pass found (``follow.Followed``).
+"""Which keys make a lineage, walked over the records one pass found (``follow.Followed``); and which keys the
+calls in each file produced, noted from its bytes as the pass reads it (``Producers``).
 
 The walk is ``trailkit.lineage``'s, on the records themselves rather than on the SQL's answer: a key belongs to
 the first successful call that produced it (by eventTime, then eventID); the lineage is the key, what it
@@ -10,7 +11,11 @@ sessions are left to ``trailkit.lineage``, which walks the SQL's answer over tho
 from __future__ import annotations
 
 import json
+import re
+from collections import defaultdict
 from datetime import datetime, timedelta, timezone
+
+from .scan import _searchable
 
 # a key's events are looked for in files delivered from an hour before the call that produced it (clock skew)
 SLACK = timedelta(hours=1)
@@ -38,12 +43,13 @@ def _link(record: dict) -> tuple[str | None, str | None, str | None]:
         (when if isinstance(when, str) else None)
 
 
-def closure(found, key: str) -> tuple[dict, set] | None:
+def closure(found, key: str) -> tuple[dict, set, dict, set] | None:
     """The lineage's keys over every record met, as ``trailkit.lineage`` walks them (a key belongs to the first
-    successful call that produced it, by eventTime then eventID), and when each was first produced
-    (``YYYYMMDDTHHMM`` less ``SLACK``, or absent); None if a record holding one of them does not parse. Windows,
-    depth limits and federated console sessions are left to that walk, which checks the keys it finds are
-    here (``Trail._followed``)."""
+    successful call that produced it, by eventTime then eventID): when each key (and federated user) was first
+    produced (``YYYYMMDDTHHMM`` less ``SLACK``, or absent), the keys, the first maker (caller, eventTime) found
+    for every key the walk asked about (None: none found), and the federated users the lineage made; None if a
+    record holding one of them does not parse. Windows, depth limits and federated console sessions are left to
+    that walk, which checks the keys it finds are here (``Trail._followed``)."""
     makers: dict[str, tuple | None] = {}
     calls: dict[str, list] = {}
 
@@ -88,12 +94,17 @@ def closure(found, key: str) -> tuple[dict, set] | None:
         while (made := maker(k)) is not None and made[0] and made[0] not in lineage:
             k = made[0]
             lineage.add(k)
-        lineage |= _namesakes(found, {user for k in descendants for caller, _, _, _, user in calls_of(k) or ()
-                                      if user and caller == k})
+        users: dict[str, str] = {}
+        for k in descendants:
+            for caller, _, when, _, user in calls_of(k) or ():
+                if user and caller == k and (user not in users or _instant(when) < _instant(users[user])):
+                    users[user] = when
+        lineage |= _namesakes(found, set(users))
         times = {k: _minute(m[1]) for k in lineage if (m := maker(k)) is not None}
+        times.update({user: _minute(when) for user, when in users.items()})
     except ValueError:
         return None
-    return {k: t for k, t in times.items() if t is not None}, lineage
+    return {k: t for k, t in times.items() if t is not None}, lineage, dict(makers), set(users)
 
 
 def _federated(record: dict) -> str | None:
@@ -131,3 +142,47 @@ def _minute(when: str | None) -> str | None:
     if t.year == datetime.max.year:
         return None
     return f"{(t - SLACK).astimezone(timezone.utc):%Y%m%dT%H%M}"
+
+
+class Producers:
+    """Which keys the calls in each file produced, and when: read from the bytes around each ``"credentials"``
+    or ``"accessKey"`` object of a ``{"Records":[...]}`` file (the key: the first ``accessKeyId`` value after it;
+    the time: the nearest ``eventTime`` before it, which CloudTrail writes first: never later than the call's).
+    A file where such an object has no key near it is noted as unsure: it is read again for any key asked about."""
+
+    _VALUE = re.compile(rb'ccessKeyId\\{0,3}"\s*:\s*\\{0,3}"([A-Z0-9]{16,128})\\{0,3}"')
+    _TIME = re.compile(rb'"eventTime"\s*:\s*"([^"]{0,40})"')
+
+    def __init__(self):
+        self.made: dict[str, list] = defaultdict(list)  # key -> [(eventTime text, path)]
+        self.unsure: set = set()
+        self.first: dict[str, str] = {}  # key -> the earliest eventTime text noted (a guide for the pass)
+
+    def note(self, path: str, data: bytes) -> None:
+        text = _searchable(data)
+        for head in (b'"credentials', b'ccessKey"', b'ccessKey\\"'):
+            pos = text.find(head)
+            while pos != -1:
+                m = self._VALUE.search(data, pos, pos + 4096)
+                if m is None:
+                    if b"{" in data[pos + len(head):pos + len(head) + 8]:  # an object, its key not read
+                        self.unsure.add(path)
+                else:
+                    at = text.rfind(b'"eventTime"', max(0, pos - 65536), pos)
+                    t = self._TIME.match(data, at) if at != -1 else None
+                    when = t.group(1).decode("ascii", "replace") if t else ""
+                    key = m.group(1).decode("ascii")
+                    self.made[key].append((when, path))
+                    if key not in self.first or when < self.first[key]:
+                        self.first[key] = when
+                pos = text.find(head, pos + len(head))
+
+    def before(self, key: str, when: str) -> bool:
+        """Whether a call noted so far produced ``key`` before ``when`` (eventTime text)."""
+        first = self.first.get(key)
+        return first is not None and first < when
+
+    def earliest(self, key: str, skip) -> tuple | None:
+        """(eventTime, path) of the earliest call noted to produce ``key`` in a file ``skip`` does not exclude;
+        None when there is none."""
+        return min(((w, p) for w, p in self.made.get(key, ()) if not skip(p)), default=None)
