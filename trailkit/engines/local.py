@@ -245,20 +245,19 @@ class LocalEngine(Engine):
             vetted = {p for p, _ in bad}
             bad += self._unreadable([f for f in result.whole_files if f.path not in vetted])
             result.unreadable += bad
-            names = {p for p, _ in bad}
+            names, wanted = {p for p, _ in bad}, [n for n in key.split("|") if n]  # as ``scan.needles``
             for f in result.whole_files:
-                from .scan import needles
-
-                wanted = needles(key)
                 result.documents += [(f.path, d) for d in self.parsed.get(f.path, ()) if any(n in d for n in wanted)]
             result.whole_files = [f for f in result.whole_files if f.path not in names and f.path not in self.parsed]
         return result
 
     def _scan_view(self, result) -> str:
         self._skip(result.unreadable)
-        self.con.execute("CREATE OR REPLACE TEMP TABLE tk_hits AS SELECT unnest($docs)::JSON AS json",
-                         {"docs": [d for _, d in result.documents]})
-        parts = [duck.records_sql("(SELECT json FROM tk_hits)")]
+        docs = "(SELECT unnest($docs)::JSON AS json)"  # a few thousand records are read once, for the question
+        small = len(result.documents) <= 20_000        # and its count of copies; more, each reads what it needs
+        self.con.execute("CREATE OR REPLACE TEMP TABLE tk_hits AS " + (duck.records_sql(docs) if small else
+                         f"SELECT * FROM {docs}"), {"docs": [d for _, d in result.documents]})
+        parts = ["SELECT * FROM tk_hits" if small else duck.records_sql("(SELECT json FROM tk_hits)")]
         if result.whole_files:
             parts.append(duck.records_sql(duck.source([f.path for f in result.whole_files])))
         return "\nUNION ALL\n".join(parts)
