@@ -546,8 +546,11 @@ def test_one_pass_reads_an_earlier_maker(tmp_path, delivered):
     pass as with the cache."""
     compact(tmp_path, "us-east-1", "20261024T1020", [event(1, "AssumeRole", ROOT, 15, out=sts(ONE, arn=ROLE1)),
                                                      event(2, "GetObject", ONE, 16, arn=ROLE1, kind="AssumedRole")])
-    compact(tmp_path, "eu-west-1", delivered, [at(event(3, "AssumeRole", LOST, 5, out=sts(ONE, arn=ROLE1)),
-                                                  "2026-10-24T08:05:00Z")])
+    earlier = at(event(3, "AssumeRole", LOST, 5, out=sts(ONE, arn=ROLE1)), "2026-10-24T08:05:00Z")
+    # a caller with a Lambda function's credentials: ``credentialsIssuedTo`` is not a call's credentials
+    earlier["userIdentity"]["inScopeOf"] = {"issuerType": "AWS::Lambda::Function",
+                                            "credentialsIssuedTo": "arn:aws:lambda:us-east-1:111122223333:function:f"}
+    compact(tmp_path, "eu-west-1", delivered, [earlier])
     compact(tmp_path, "us-west-2", "20261024T1030", [event(4, "AssumeRole", ONE, 17, out=sts(TWO, arn=ROLE2))])
     records = [r for p in tmp_path.rglob("*.json.gz") for r in json.loads(gzip.decompress(p.read_bytes()))["Records"]]
     makers = first_makers(records)
@@ -575,3 +578,37 @@ def test_one_pass_reads_a_maker_it_could_not_note(tmp_path):
     assert set(mine["accesskeyid"]) == lineage_of(ROOT, makers) == {ROOT}
     assert {r["accesskeyid"]: r["parent"] for r in theirs.to_dict("records") if r["depth"] > 0} == \
         {k: makers[k] for k in lineage_of(LOST, makers) - {LOST}} == {ONE: LOST, TWO: ONE}
+
+
+def test_one_pass_counts_what_the_cache_counts(chain_logs):
+    """The pass meets a record again when it looks for a key it just added: counted once, so the copies the
+    questions report are the delivered ones (the chain is delivered twice), as with the cache."""
+    copies = {}
+    for cache in (True, False):
+        with Trail.local(chain_logs, cache=cache) as trail:
+            trail.lineage(ROOT)
+            copies[cache] = [(stats.rows, stats.duplicates) for stats in trail.engine.history[-2:]]
+    assert copies[False] == copies[True] and all(n > 0 for _, n in copies[True])
+
+
+def test_one_pass_is_not_misled_by_a_field_named_like_credentials(tmp_path):
+    """``inScopeOf.credentialsIssuedTo`` (a call made with a Lambda function's credentials) is not a call's
+    credentials: whatever key follows it, the first maker of ONE (LOST, 08:05) is still read, not ROOT's 10:15."""
+    lambda_call = at(event(1, "ListBuckets", "ASIALAMBDALAMBDA0009", 0), "2026-10-24T08:29:00Z")
+    lambda_call["userIdentity"]["inScopeOf"] = {
+        "issuerType": "AWS::Lambda::Function", "credentialsIssuedTo": "arn:aws:lambda:us-east-1:111122223333:function:f"}
+    lambda_call.pop("responseElements")
+    compact(tmp_path, "eu-west-1", "20261024T0810", [at(event(2, "AssumeRole", LOST, 5, out=sts(ONE, arn=ROLE1)),
+                                                        "2026-10-24T08:05:00Z")])
+    compact(tmp_path, "us-west-2", "20261024T0840", [lambda_call, at(event(3, "GetObject", ONE, 0, arn=ROLE1,
+                                                                           kind="AssumedRole"), "2026-10-24T08:30:00Z")])
+    compact(tmp_path, "us-east-1", "20261024T1020", [event(4, "AssumeRole", ROOT, 15, out=sts(ONE, arn=ROLE1))])
+    records = [r for p in tmp_path.rglob("*.json.gz") for r in json.loads(gzip.decompress(p.read_bytes()))["Records"]]
+    makers = first_makers(records)
+    for key in (ROOT, LOST):
+        with Trail.local(tmp_path, cache=False) as trail:
+            one_pass = trail.lineage(key)
+        with Trail.local(tmp_path) as cached:
+            cache = cached.lineage(key)
+        assert set(one_pass["accesskeyid"]) == lineage_of(key, makers) and one_pass.equals(cache)
+    assert makers[ONE] == LOST and used(records)[ONE] == 1

@@ -134,12 +134,15 @@ class Followed:
     def add(self, extra: ScanResult) -> None:
         """What a second look found, each record once."""
         paths = {p for p, _ in extra.documents}
-        known = {(p, bytes(d)) for p, d in self.docs if p in paths}
-        self.docs += [item for item in ((p, d.encode()) for p, d in extra.documents) if item not in known]
+        known = {(p, bytes(d).decode("utf-8", "replace")) for p, d in self.docs if p in paths}
+        for p, d in extra.documents:
+            if (p, d) not in known:
+                known.add((p, d))
+                self.docs.append((p, d.encode()))
         already = {w.path for w in self.whole_files}
-        self.whole_files += [f for f in extra.whole_files if f.path not in already]
+        self.whole_files += [f for f in extra.whole_files if f.path not in already and not already.add(f.path)]
         self.unreadable += [u for u in extra.unreadable if u not in self.unreadable]
-        self.notes += extra.notes
+        self.notes += [n for n in extra.notes if n not in self.notes]
         self._blob = None
 
 
@@ -191,8 +194,8 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
                 looks.append(g.path)
                 status, payload, _, _ = scan_data(g, [string.encode()], gunzip, contains, _escapes([string.encode()]),
                                                   validate=False)
+                relooked.append((g, status, payload))
                 if status == "docs":
-                    relooked.extend((g.path, p) for p in payload[0])
                     fresh += [new for piece in payload[0] if _linking(piece) for new in grown.meet(piece)]
 
     workers = threads or min(8, os.cpu_count() or 2)
@@ -213,15 +216,16 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
                     docs.extend((f.path, p) for p in pieces)
                     if how:
                         notes.append((f.path, how))
-    found = Followed(key, tuple(f.path for f in files), docs=docs + relooked, whole_files=whole,
-                     unreadable=unreadable, notes=notes)
+    found = Followed(key, tuple(f.path for f in files), docs=docs, whole_files=whole, unreadable=unreadable,
+                     notes=notes)
+    found.add(_result(relooked))  # each record once: a file looked at again holds what its first look found
     looked = _Looked(grown, {p for p, _ in unreadable} | {f.path for f in whole}, base)
     while True:
         lineage = closure(found, key)
         if lineage is None:
             return None
         made, keys, makers, users = lineage
-        again = looked.needed(ordered, producers, made, makers, keys | (users & set(grown.order)), key)
+        again = looked.needed(ordered, producers, made, makers, keys | users, key)
         if not again:
             break
         by_path = {f.path: f for f in ordered}
@@ -229,8 +233,22 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
             found.add(scan([by_path[p] for p in paths], "|".join(strings), threads))
         looks += again
     found.keys, found.reread = frozenset(keys), len(set(looks))
-    found.covered = frozenset(kept) | found.keys | (users & set(grown.order))
+    found.covered = frozenset(kept) | found.keys | users
     return found
+
+
+def _result(looked: list) -> ScanResult:
+    """(file, status, payload) of files looked at again, as a scan's answer."""
+    out = ScanResult()
+    for f, status, payload in looked:
+        if status == "bad":
+            out.unreadable.append((f.path, payload))
+        elif status == "whole":
+            out.whole_files.append(f)
+        elif status == "docs":
+            out.documents += [(f.path, bytes(p).decode("utf-8", "replace")) for p in payload[0]]
+            out.notes += [(f.path, payload[1])] if payload[1] else []
+    return out
 
 
 def _grouped(again: dict) -> dict:
@@ -265,7 +283,7 @@ class _Looked:
                 if not self.searched(path, k):
                     out[path].add(k)
             first = producers.earliest(k, lambda p, k=k: self.searched(p, k))
-            if first is not None and (maker is None or _instant(first[0]) <= _instant(maker[1])):
+            if first is not None and (maker is None or first[0] <= _instant(maker[1])):
                 out[first[1]].add(k)
         # the makers first: until they are read, the walk's keys may hold keys that are others'
         for k in ([k for k in keys if k != key] if not out else []):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -190,9 +191,8 @@ class LocalEngine(Engine):
         return read
 
     def prepare(self, request: Request) -> None:
-        """Start the key scan ``request`` will need in a child process now (see ``scan.ForkedScan``), when
-        nothing cached can spare it: for the command line, which then imports DuckDB and opens the cache while
-        the child inflates."""
+        """Start the key scan ``request`` will need in a child process now (``scan.ForkedScan``), when nothing
+        cached can spare it: the command line then imports DuckDB and opens the cache while the child inflates."""
         hints = request.hints
         key = hints.scan_key if self.fast_scan else None
         if not key or self._prefetched is not None:
@@ -210,12 +210,14 @@ class LocalEngine(Engine):
     def lineage_keys(self, key: str, links: Request) -> frozenset | None:
         """One pass for the links and ``key``'s lineage without a cache (``engines.follow``): what it found then
         answers the questions about the links and those keys."""
-        if not self.fast_scan or self.cache is not None:
+        if not self.fast_scan or self._use_cache and self.cache is not None:
             return None
         needed = self.files(links.hints)
         if self._followed is None or not self._followed.answers(key, needed):
             from .follow import follow
+            (connect := threading.Thread(target=lambda: self.con, daemon=True)).start()  # DuckDB's import, meanwhile
             self._followed = follow(needed, key, links.hints.needles, self.threads, self._scan_progress())
+            connect.join()
         return self._followed.keys if self._followed is not None else None
 
     def _scan(self, files: list[LogFile], key: str, index: bool = False):
@@ -271,9 +273,8 @@ class LocalEngine(Engine):
             return duck_sql.rstrip().rstrip(";") + ";\n" + "".join(f"-- ${k} = {v!r}\n" for k, v in params.items())
 
     def explain(self, request: Request) -> str:
-        files = self.files(request.hints)
-        return (f"-- DuckDB over {len(files)} file(s) under {self.path} (view cloudtrail: the Athena table's "
-                f"columns)\n" + self.statement(request))
+        return (f"-- DuckDB over {len(self.files(request.hints))} file(s) under {self.path} (view cloudtrail: the "
+                f"Athena table's columns)\n" + self.statement(request))
 
     def run(self, sql: str, params: dict, hints: ScanHints | None = None) -> pa.Table:
         return self._execute(sql, params, hints, duck.arrow)

@@ -75,8 +75,10 @@ def closure(found, key: str) -> tuple[dict, set, dict, set] | None:
             mine = calls_of(k)
             if mine is None:
                 raise ValueError(k)
-            made = sorted((_instant(when), eid, caller, when) for caller, produced, when, eid, _ in mine if produced == k)
-            makers[k] = (made[0][2], made[0][3]) if made else None
+            # as ``lineage.Graph`` orders the SQL's answer: whole seconds, then eventID (a missing one last)
+            made = sorted((_instant(when).replace(microsecond=0), not eid, eid, caller, when)
+                          for caller, produced, when, eid, _ in mine if produced == k)
+            makers[k] = (made[0][3], made[0][4]) if made else None
         return makers[k]
 
     try:
@@ -147,33 +149,38 @@ def _minute(when: str | None) -> str | None:
 class Producers:
     """Which keys the calls in each file produced, and when: read from the bytes around each ``"credentials"``
     or ``"accessKey"`` object of a ``{"Records":[...]}`` file (the key: the first ``accessKeyId`` value after it;
-    the time: the nearest ``eventTime`` before it, which CloudTrail writes first: never later than the call's).
-    A file where such an object has no key near it is noted as unsure: it is read again for any key asked about."""
+    the time: the ``eventTime`` between the record's start and it, where CloudTrail writes it). A time that cannot
+    be read that way is unknown, and counts as earlier than any (the file is read). A file where such an object
+    has no key near it is noted as unsure: it is read again for any key asked about."""
 
     _VALUE = re.compile(rb'ccessKeyId\\{0,3}"\s*:\s*\\{0,3}"([A-Z0-9]{16,128})\\{0,3}"')
     _TIME = re.compile(rb'"eventTime"\s*:\s*"([^"]{0,40})"')
+    # the names, whole (not ``credentialsIssuedTo``, ``secretAccessKey``), plainly or escaped in a text field
+    _HEADS = ((b'"credentials', 0, (b'"', b"\\")), (b'ccessKey"', 2, (b'"a',)), (b'ccessKey\\"', 3, (b'\\"a',)))
 
     def __init__(self):
         self.made: dict[str, list] = defaultdict(list)  # key -> [(eventTime text, path)]
         self.unsure: set = set()
-        self.first: dict[str, str] = {}  # key -> the earliest eventTime text noted (a guide for the pass)
+        self.first: dict[str, str] = {}  # key -> the earliest known eventTime text noted (a guide for the pass)
 
     def note(self, path: str, data: bytes) -> None:
         text = _searchable(data)
-        for head in (b'"credentials', b'ccessKey"', b'ccessKey\\"'):
+        for head, back, edges in self._HEADS:
             pos = text.find(head)
             while pos != -1:
-                m = self._VALUE.search(data, pos, pos + 4096)
+                edge = data[pos + len(head):pos + len(head) + 1] if not back else data[pos - back:pos]
+                m = self._VALUE.search(data, pos, pos + 4096) if edge in edges else False
                 if m is None:
                     if b"{" in data[pos + len(head):pos + len(head) + 8]:  # an object, its key not read
                         self.unsure.add(path)
-                else:
-                    at = text.rfind(b'"eventTime"', max(0, pos - 65536), pos)
+                elif m:
+                    start = text.rfind(b'{"eventVersion"', max(0, pos - 65536), pos)
+                    at = text.rfind(b'"eventTime"', start, pos) if start != -1 else -1
                     t = self._TIME.match(data, at) if at != -1 else None
                     when = t.group(1).decode("ascii", "replace") if t else ""
                     key = m.group(1).decode("ascii")
                     self.made[key].append((when, path))
-                    if key not in self.first or when < self.first[key]:
+                    if when and (key not in self.first or when < self.first[key]):
                         self.first[key] = when
                 pos = text.find(head, pos + len(head))
 
@@ -183,6 +190,12 @@ class Producers:
         return first is not None and first < when
 
     def earliest(self, key: str, skip) -> tuple | None:
-        """(eventTime, path) of the earliest call noted to produce ``key`` in a file ``skip`` does not exclude;
-        None when there is none."""
-        return min(((w, p) for w, p in self.made.get(key, ()) if not skip(p)), default=None)
+        """(when, path) of the earliest call noted to produce ``key`` in a file ``skip`` does not exclude (an
+        unknown time first); None when there is none."""
+        return min(((noted(w), p) for w, p in self.made.get(key, ()) if not skip(p)), default=None)
+
+
+def noted(when: str) -> datetime:
+    """A noted eventTime as an instant; one that is missing or does not parse as the earliest there is."""
+    t = _instant(when)
+    return datetime.min.replace(tzinfo=timezone.utc) if t.year == datetime.max.year else t
