@@ -612,3 +612,19 @@ def test_one_pass_is_not_misled_by_a_field_named_like_credentials(tmp_path):
             cache = cached.lineage(key)
         assert set(one_pass["accesskeyid"]) == lineage_of(key, makers) and one_pass.equals(cache)
     assert makers[ONE] == LOST and used(records)[ONE] == 1
+
+
+def test_a_lineage_reads_one_listing_of_the_files(chain_logs, monkeypatch):
+    """The lineage's questions (its pass, links and figures) see the same files: the folder is listed once for
+    them; a question asked afterwards lists it again (evidence may have arrived)."""
+    from trailkit.engines import local
+
+    listed = []
+    real = local.listing
+    monkeypatch.setattr(local, "listing", lambda *a, **k: listed.append(a[0]) or real(*a, **k))
+    with Trail.local(chain_logs, cache=False, watch=False) as trail:
+        trail.lineage(ROOT)
+        asked = len(trail.engine.history)
+        once = len(listed)
+        trail.usage(ROOT)
+    assert asked >= 2 and once == 1 and len(listed) == 2

@@ -200,7 +200,8 @@ class Trail:
         if generation is not None and self._kept is not None and self._kept[0] in (known, (*known, key)) \
                 and self._kept[1] is generation:
             graph = self._kept[2]  # the folder is watched and has not changed: the links (and figures) still hold
-        else:
+            return self._counted(graph, key, within, depth)
+        with self.engine.snapshot():  # one listing of the files for the lineage's questions
             # the local engine without a cache reads the files once for the links and the lineage's keys, then
             # the links that matter to them (the graph then holds this lineage only: kept for this key alone)
             lineage = self.engine.lineage_keys(key, questions.links(within))
@@ -208,6 +209,10 @@ class Trail:
                 known = (*known, key)
             graph = Graph(self.records(questions.links(within, lineage)), lineage)
             self._kept = (known, generation, graph) if generation is not None else None
+            return self._counted(graph, key, within, depth)
+
+    def _counted(self, graph: Graph, key: str, within: Window, depth: int | None) -> Graph:
+        """``graph`` with the figures of every key of ``key``'s lineage (and the federated users it made)."""
         while True:
             keys, users = graph.uncounted(key, depth)
             if not keys and not users:

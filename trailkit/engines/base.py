@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -105,6 +106,17 @@ class Engine(ABC):
         self.history: list[QueryStats] = []
         #: long work's progress: called with (a line saying how far it is, seconds since it began, finished)
         self.on_progress = None
+        self._snapshot: dict | None = None  # window -> the listing its questions read, within ``snapshot()``
+
+    @contextmanager
+    def snapshot(self):
+        """Within it, the questions read one listing of the data (per window): several questions that make one
+        answer (a lineage's links, then its figures) see the same files. Outside it, each question looks again."""
+        self._snapshot = {}
+        try:
+            yield self
+        finally:
+            self._snapshot = None
 
     # -- what callers use
 

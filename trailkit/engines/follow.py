@@ -158,6 +158,19 @@ def _parsed(text: bytes) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
+def followed(engine, key: str, hints) -> Followed | None:
+    """What the local engine ``engine`` keeps for ``key``'s lineage: its last pass, if over the same files
+    (``hints``: the links question's), else a new one, with DuckDB imported and connected meanwhile."""
+    needed = engine.files(hints)
+    if engine._followed is not None and engine._followed.answers(key, needed):
+        return engine._followed
+    (connect := threading.Thread(target=lambda: engine.con, daemon=True)).start()
+    try:
+        return follow(needed, key, hints.needles, engine.threads, engine._scan_progress())
+    finally:
+        connect.join()
+
+
 def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | None = None,
            progress=None) -> Followed | None:
     """Read ``files`` once for ``key``'s lineage (see the module docstring); None when the walk cannot vouch for

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -70,6 +69,7 @@ class LocalEngine(Engine):
         self._memo: Listing | None = None  # that listing, exact while the watch reports nothing
         self._prefetched = None  # a ForkedScan started by prepare()
         self._followed = None  # a follow.Followed: what one pass found for a lineage, answering its questions
+        self._hits = None  # what the table tk_hits holds: (as records?, the documents)
         self.parsed: dict[str, list[str]] = {}  # path -> records read in Python (exports, damaged files), per question
         self._log: dict = {"skipped": [], "notes": [], "covered": 0, "uncounted": False}  # what the question met
         self._counting = True  # whether the question is one of trailkit's (free SQL's copies are not counted)
@@ -108,10 +108,8 @@ class LocalEngine(Engine):
 
     def generation(self) -> object | None:
         """The kept listing while the folder's watch reports no change (a new one after any change)."""
-        if not self._watching:
-            return None
-        found = self._listing(None)
-        return found if found is self._memo else None
+        found = self._listing(None) if self._watching else None
+        return found if found is not None and found is self._memo else None
 
     def _listing(self, hints: ScanHints | None) -> Listing:
         """The files of the folder: the kept listing while the watch reports no change; else a new one, of
@@ -126,7 +124,10 @@ class LocalEngine(Engine):
         if self._watch:
             self._memo = listing(self.path, stat=self._use_cache, watch=self._watch)
             return self._memo
-        return listing(self.path, hints.window if hints else None, stat=self._use_cache)
+        window, held = hints.window if hints else None, self._snapshot if self._snapshot is not None else {}
+        if window not in held:  # within ``snapshot()``, one listing per window
+            held[window] = listing(self.path, window, stat=self._use_cache)
+        return held[window]
 
     def files(self, hints: ScanHints | None = None) -> list[LogFile]:
         """The files a question with ``hints`` reads (readable ones, pruned by the window)."""
@@ -212,12 +213,9 @@ class LocalEngine(Engine):
         answers the questions about the links and those keys."""
         if not self.fast_scan or self._use_cache and self.cache is not None:
             return None
-        needed = self.files(links.hints)
-        if self._followed is None or not self._followed.answers(key, needed):
-            from .follow import follow
-            (connect := threading.Thread(target=lambda: self.con, daemon=True)).start()  # DuckDB's import, meanwhile
-            self._followed = follow(needed, key, links.hints.needles, self.threads, self._scan_progress())
-            connect.join()
+        from .follow import followed
+
+        self._followed = followed(self, key, links.hints)
         return self._followed.keys if self._followed is not None else None
 
     def _scan(self, files: list[LogFile], key: str, index: bool = False):
@@ -225,11 +223,8 @@ class LocalEngine(Engine):
         from .scan import scan
 
         pending, self._prefetched = self._prefetched, None
-        if pending is not None:
-            result = pending.result(files, key, self.threads, index)
-            if result is not None:
-                return result
-        return scan(files, key, self.threads, self._scan_progress(), index)
+        result = pending.result(files, key, self.threads, index) if pending is not None else None
+        return result if result is not None else scan(files, key, self.threads, self._scan_progress(), index)
 
     def _scan_progress(self):
         from .base import progress_line
@@ -257,8 +252,11 @@ class LocalEngine(Engine):
         self._skip(result.unreadable)
         docs = "(SELECT unnest($docs)::JSON AS json)"  # a few thousand records are read once, for the question
         small = len(result.documents) <= 20_000        # and its count of copies; more, each reads what it needs
-        self.con.execute("CREATE OR REPLACE TEMP TABLE tk_hits AS " + (duck.records_sql(docs) if small else
-                         f"SELECT * FROM {docs}"), {"docs": [d for _, d in result.documents]})
+        hits = (small, [d for _, d in result.documents])
+        if hits != self._hits:  # not the same records as the last question's (a lineage's links, then figures)
+            self.con.execute("CREATE OR REPLACE TEMP TABLE tk_hits AS " + (duck.records_sql(docs) if small else
+                             f"SELECT * FROM {docs}"), {"docs": hits[1]})
+        self._hits = hits if small else None
         parts = ["SELECT * FROM tk_hits" if small else duck.records_sql("(SELECT json FROM tk_hits)")]
         if result.whole_files:
             parts.append(duck.records_sql(duck.source([f.path for f in result.whole_files])))
@@ -396,5 +394,5 @@ class LocalEngine(Engine):
                 self._con.close()
             except Exception:  # still busy with a question cut short by Ctrl-C: the process's end closes it
                 pass
-            self._con = None
+            self._con, self._hits = None, None
 
