@@ -192,7 +192,11 @@ class Producers:
     def earliest(self, key: str, skip) -> tuple | None:
         """(when, path) of the earliest call noted to produce ``key`` in a file ``skip`` does not exclude (an
         unknown time first); None when there is none."""
-        return min(((noted(w), p) for w, p in self.made.get(key, ()) if not skip(p)), default=None)
+        entries = [(w, p) for w, p in self.made.get(key, ()) if not skip(p)]
+        if entries and all(len(w) == 20 and w[-1] == "Z" for w, _ in entries):  # CloudTrail's own form: text
+            w, p = min(entries)                                                   # order is time order
+            return noted(w), p
+        return min(((noted(w), p) for w, p in entries), default=None)
 
 
 def noted(when: str) -> datetime:
