@@ -523,6 +523,23 @@ def first_makers(records) -> dict[str, str | None]:
     return out
 
 
+def delivered_records(folder: Path) -> list[dict]:
+    return [r for p in folder.rglob("*.json.gz") for r in json.loads(gzip.decompress(p.read_bytes()))["Records"]]
+
+
+def as_their_makers(folder: Path, keys) -> dict:
+    """Each of ``keys``'s lineage is what the first makers (plain Python) say, on the one pass and with the cache
+    alike; returns those makers."""
+    makers = first_makers(delivered_records(folder))
+    for key in keys:
+        with Trail.local(folder, cache=False) as trail:
+            one_pass = trail.lineage(key)
+        with Trail.local(folder) as cached:
+            cache = cached.lineage(key)
+        assert set(one_pass["accesskeyid"]) == lineage_of(key, makers) and one_pass.equals(cache)
+    return makers
+
+
 def lineage_of(key: str, makers: dict) -> set:
     """``key``, its ancestors and its descendants under ``makers`` (plain Python)."""
     out, todo = {key}, [key]
@@ -552,14 +569,7 @@ def test_one_pass_reads_an_earlier_maker(tmp_path, delivered):
                                             "credentialsIssuedTo": "arn:aws:lambda:us-east-1:111122223333:function:f"}
     compact(tmp_path, "eu-west-1", delivered, [earlier])
     compact(tmp_path, "us-west-2", "20261024T1030", [event(4, "AssumeRole", ONE, 17, out=sts(TWO, arn=ROLE2))])
-    records = [r for p in tmp_path.rglob("*.json.gz") for r in json.loads(gzip.decompress(p.read_bytes()))["Records"]]
-    makers = first_makers(records)
-    for key in (ROOT, LOST):
-        with Trail.local(tmp_path, cache=False) as trail:
-            one_pass = trail.lineage(key)
-        with Trail.local(tmp_path) as cached:
-            cache = cached.lineage(key)
-        assert set(one_pass["accesskeyid"]) == lineage_of(key, makers) and one_pass.equals(cache)
+    makers = as_their_makers(tmp_path, (ROOT, LOST))
     assert lineage_of(ROOT, makers) == {ROOT} and lineage_of(LOST, makers) == {LOST, ONE, TWO}
 
 
@@ -571,8 +581,7 @@ def test_one_pass_reads_a_maker_it_could_not_note(tmp_path):
                                                         "2026-10-24T08:05:00Z")])
     compact(tmp_path, "us-east-1", "20261024T1020", [event(2, "AssumeRole", ROOT, 15, out=sts(ONE, arn=ROLE1)),
                                                      event(3, "AssumeRole", ONE, 16, out=sts(TWO, arn=ROLE2))])
-    records = [r for p in tmp_path.rglob("*.json.gz") for r in json.loads(gzip.decompress(p.read_bytes()))["Records"]]
-    makers = first_makers(records)
+    makers = first_makers(delivered_records(tmp_path))
     with Trail.local(tmp_path, cache=False) as trail:
         mine, theirs = trail.lineage(ROOT), trail.lineage(LOST)
     assert set(mine["accesskeyid"]) == lineage_of(ROOT, makers) == {ROOT}
@@ -603,15 +612,8 @@ def test_one_pass_is_not_misled_by_a_field_named_like_credentials(tmp_path):
     compact(tmp_path, "us-west-2", "20261024T0840", [lambda_call, at(event(3, "GetObject", ONE, 0, arn=ROLE1,
                                                                            kind="AssumedRole"), "2026-10-24T08:30:00Z")])
     compact(tmp_path, "us-east-1", "20261024T1020", [event(4, "AssumeRole", ROOT, 15, out=sts(ONE, arn=ROLE1))])
-    records = [r for p in tmp_path.rglob("*.json.gz") for r in json.loads(gzip.decompress(p.read_bytes()))["Records"]]
-    makers = first_makers(records)
-    for key in (ROOT, LOST):
-        with Trail.local(tmp_path, cache=False) as trail:
-            one_pass = trail.lineage(key)
-        with Trail.local(tmp_path) as cached:
-            cache = cached.lineage(key)
-        assert set(one_pass["accesskeyid"]) == lineage_of(key, makers) and one_pass.equals(cache)
-    assert makers[ONE] == LOST and used(records)[ONE] == 1
+    makers = as_their_makers(tmp_path, (ROOT, LOST))
+    assert makers[ONE] == LOST and used(delivered_records(tmp_path))[ONE] == 1
 
 
 def test_a_lineage_reads_one_listing_of_the_files(chain_logs, monkeypatch):

@@ -164,11 +164,18 @@ def followed(engine, key: str, hints) -> Followed | None:
     needed = engine.files(hints)
     if engine._followed is not None and engine._followed.answers(key, needed):
         return engine._followed
-    (connect := threading.Thread(target=lambda: engine.con, daemon=True)).start()
+    (connect := threading.Thread(target=_connect, args=(engine,), daemon=True)).start()
     try:
         return follow(needed, key, hints.needles, engine.threads, engine._scan_progress())
     finally:
         connect.join()
+
+
+def _connect(engine) -> None:
+    try:
+        engine.con  # noqa: B018 - opens the connection (imports DuckDB)
+    except Exception:  # said when the first question opens it
+        pass
 
 
 def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | None = None,
