@@ -630,3 +630,26 @@ def test_a_lineage_reads_one_listing_of_the_files(chain_logs, monkeypatch):
         once = len(listed)
         trail.usage(ROOT)
     assert asked >= 2 and once == 1 and len(listed) == 2
+
+
+def test_one_pass_follows_a_console_session_both_ways(tmp_path):
+    """A federation token's console session signs with keys of its own and mints another: asked from the root,
+    the token, the session or what it minted, the one pass gives the cache's lineage (the session's key is tied to
+    the token by its federated user, in whichever direction the walk goes)."""
+    minted = "ASIAMINTEDBYCONSOL08"
+    compact(tmp_path, "us-east-1", "20261024T1005", [
+        event(1, "GetFederationToken", ROOT, 1, out={**sts(FED), "federatedUser": {"arn": FED_ARN}})])
+    compact(tmp_path, "us-east-1", "20261024T1010", [
+        event(2, "DescribeInstances", CONSOLE, 3, arn=FED_ARN, kind="FederatedUser"),
+        event(3, "AssumeRole", CONSOLE, 4, arn=FED_ARN, kind="FederatedUser", out=sts(minted, arn=ROLE1)),
+        event(4, "ListBuckets", minted, 5, arn=ROLE1, kind="AssumedRole")])
+    expected = {ROOT: (None, None), FED: (ROOT, "GetFederationToken"), CONSOLE: (FED, "ConsoleLogin"),
+                minted: (CONSOLE, "AssumeRole")}
+    for key in expected:
+        with Trail.local(tmp_path, cache=False) as trail:
+            one_pass = trail.lineage(key)
+        with Trail.local(tmp_path) as cached:
+            cache = cached.lineage(key)
+        assert one_pass.equals(cache), key
+        assert {r["accesskeyid"]: (None if na(r["parent"]) else r["parent"], None if na(r["via"]) else r["via"])
+                for r in one_pass.to_dict("records")} == expected, key

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from . import inflate
 from .layout import LogFile
 from .scan import _KEY_ID, ScanResult, _escapes, _finder, _searchable, scan, scan_data
-from .walk import Producers, _federated, _instant, _link, _minute, closure
+from .walk import Looked, Producers, _federated, _link, _minute, closure
 
 # a CloudTrail file's name carries its delivery time: ACCOUNT_CloudTrail_REGION_20260915T1205Z_UNIQUE.json.gz
 _STAMP = re.compile(r"_(\d{8}T\d{4})Z_[^/\\]*$")
@@ -47,12 +47,10 @@ _NEVER = "99999999T9999"  # files with no time in their name or path: read last,
 
 
 def stamp(f: LogFile) -> str:
-    """When ``f`` was delivered, as ``YYYYMMDDTHHMM`` text (sorts as time): from CloudTrail's file name, else the
-    end of its delivery day, else ``_NEVER``."""
+    """When ``f`` was delivered, as ``YYYYMMDDTHHMM`` text (sorts as time): from CloudTrail's file name, else
+    ``_NEVER`` (an export or a file renamed may hold anything: read last, and looked at again for every key)."""
     m = _STAMP.search(f.path)
-    if m:
-        return m.group(1)
-    return f"{f.day:%Y%m%d}T2359" if f.day is not None else _NEVER
+    return m.group(1) if m else _NEVER
 
 
 @dataclass
@@ -121,8 +119,7 @@ class Followed:
         return out
 
     def linking(self, i: int) -> bool:
-        """Whether record ``i`` can have produced a key: its text holds a ``credentials`` or ``accessKey`` name
-        (plainly, or escaped inside a text field)."""
+        """Whether record ``i`` can have produced a key: it holds a ``credentials`` or ``accessKey`` name."""
         return _linking(self.docs[i][1])
 
     def record(self, i: int) -> dict | None:
@@ -202,7 +199,8 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
         if data is not None and data[:64].lstrip().startswith(b'{"Records"'):
             producers.note(f.path, data)
         if status == "docs":  # a compact file's records holding a lineage string; any other layout's links too
-            relook([new for piece in payload[0] if _linking(piece) for new in grown.meet(piece)])
+            relook([new for piece in payload[0] if _linking(piece) or b":federated-user/" in piece
+                    for new in grown.meet(piece)])
         return f, status, payload
 
     def relook(fresh: list) -> None:
@@ -239,12 +237,14 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
     found = Followed(key, tuple(f.path for f in files), docs=docs, whole_files=whole, unreadable=unreadable,
                      notes=notes)
     found.add(_result(relooked))  # each record once: a file looked at again holds what its first look found
-    looked = _Looked(grown, {p for p, _ in unreadable} | {f.path for f in whole}, base)
+    looked = Looked(grown, {p for p, _ in unreadable} | {f.path for f in whole}, base)
     while True:
         lineage = closure(found, key)
         if lineage is None:
             return None
-        made, keys, makers, users = lineage
+        made, keys, makers, users, sessions = lineage
+        users |= {s for s in grown.order if ":federated-user/" in s}  # a console session's user, met in the pass
+        looked.alias.update(sessions)  # a console session's key is searched for wherever its user was
         again = looked.needed(ordered, producers, made, makers, keys | users, key)
         if not again:
             break
@@ -273,49 +273,10 @@ def _result(looked: list) -> ScanResult:
 
 def _grouped(again: dict) -> dict:
     """path -> strings, as strings -> paths: one scan per set of strings."""
-    out: dict = defaultdict(list)
+    out: dict = {}
     for path, strings in again.items():
-        out[tuple(sorted(strings))].append(path)
+        out.setdefault(tuple(sorted(strings)), []).append(path)
     return out
-
-
-class _Looked:
-    """Which strings each file was searched for: the pass's first ``versions[path]`` added strings (and the key and
-    the kept strings), then what second looks added."""
-
-    def __init__(self, grown: _Growing, done: set, base: list):
-        self.order, self.versions, self.extra, self.done = grown.order, grown.versions, grown.extra, done
-        self.stamps, self.added_at = grown.stamps, grown.added_at
-        self.position = {s: i for i, s in enumerate(self.order)}
-        self.position.update({s.decode(): -1 for s in base})
-
-    def searched(self, path: str, s: str) -> bool:
-        """Whether ``path`` was searched for ``s`` (or cannot be: unreadable, or read whole by DuckDB)."""
-        if path in self.done or path not in self.versions or s in self.extra[path]:
-            return True
-        return self.position.get(s, len(self.order)) < self.versions[path]
-
-    def needed(self, ordered: list, producers: Producers, made: dict, makers: dict, keys: set, key: str) -> dict:
-        """path -> the strings to look for there (see the module docstring), marked as searched."""
-        out: dict = defaultdict(set)
-        for k, maker in makers.items():  # the earliest call producing k, if before the maker the walk knows of
-            for path in producers.unsure:
-                if not self.searched(path, k):
-                    out[path].add(k)
-            first = producers.earliest(k, lambda p, k=k: self.searched(p, k))
-            if first is not None and (maker is None or first[0] <= _instant(maker[1])):
-                out[first[1]].add(k)
-        # the makers first: until they are read, the walk's keys may hold keys that are others'
-        for k in ([k for k in keys if k != key] if not out else []):
-            # each lineage key's events in the files begun before it was added (see the module docstring)
-            lo = bisect_left(self.stamps, made[k]) if made.get(k) is not None else 0
-            for f in ordered[lo:self.added_at.get(k, len(ordered) - 1) + 1]:
-                if not self.searched(f.path, k):
-                    out[f.path].add(k)
-        out = {p: s for p, s in out.items() if s}
-        for p, strings in out.items():
-            self.extra[p] |= strings
-        return out
 
 
 class _Growing:
@@ -377,10 +338,14 @@ class _Growing:
         if record is None or record.get("errorCode"):
             return []
         caller, produced, when = _link(record)
-        if produced is None:
-            return []
+        ident = record.get("userIdentity")
+        signed = ident.get("arn") if isinstance(ident, dict) else None  # a console session signs as its user
+        if produced is None:  # a console session of the lineage: its user, whose token came before
+            with self._lock:
+                return self._add(signed, None, key=False) if (caller in self.below or caller in self.above) \
+                    and ":federated-user/" in str(signed) else []
         with self._lock:
-            if caller in self.below and produced not in self.below and \
+            if (caller in self.below or signed in self.position) and produced not in self.below and \
                     not self.producers.before(produced, when or ""):
                 self.below.add(produced)
                 user = _federated(record)

@@ -1,5 +1,6 @@
 """Which keys make a lineage, walked over the records one pass found (``follow.Followed``); and which keys the
-calls in each file produced, noted from its bytes as the pass reads it (``Producers``).
+calls in each file produced, noted from its bytes as the pass reads it (``Producers``); which files the pass
+must read again (``Looked``).
 
 The walk is ``trailkit.lineage``'s, on the records themselves rather than on the SQL's answer: a key belongs to
 the first successful call that produced it (by eventTime, then eventID); the lineage is the key, what it
@@ -10,8 +11,8 @@ sessions are left to ``trailkit.lineage``, which walks the SQL's answer over tho
 """
 from __future__ import annotations
 
-import json
 import re
+from bisect import bisect_left
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
@@ -25,12 +26,7 @@ def _link(record: dict) -> tuple[str | None, str | None, str | None]:
     """(the caller's key, the key the call produced, its eventTime) of a record; None where there is none."""
     ident = record.get("userIdentity")
     caller = ident.get("accessKeyId") if isinstance(ident, dict) else None
-    response = record.get("responseElements")
-    if isinstance(response, str):  # some exports keep it as JSON text
-        try:
-            response = json.loads(response)
-        except (ValueError, RecursionError):
-            response = None
+    response = record.get("responseElements")  # as links.sql reads it: an object (text holds no link there)
     produced = None
     if isinstance(response, dict):
         for holder in ("credentials", "accessKey"):
@@ -47,7 +43,8 @@ def closure(found, key: str) -> tuple[dict, set, dict, set] | None:
     """The lineage's keys over every record met, as ``trailkit.lineage`` walks them (a key belongs to the first
     successful call that produced it, by eventTime then eventID): when each key (and federated user) was first
     produced (``YYYYMMDDTHHMM`` less ``SLACK``, or absent), the keys, the first maker (caller, eventTime) found
-    for every key the walk asked about (None: none found), and the federated users the lineage made; None if a
+    for every key the walk asked about (None: none found), the federated users the lineage made, and the keys
+    their console sessions signed with (key -> user: found by the user, ``trailkit.lineage`` ties them); None if a
     record holding one of them does not parse. Windows, depth limits and federated console sessions are left to
     that walk, which checks the keys it finds are here (``Trail._followed``)."""
     makers: dict[str, tuple | None] = {}
@@ -82,31 +79,42 @@ def closure(found, key: str) -> tuple[dict, set, dict, set] | None:
         return makers[k]
 
     try:
-        descendants, frontier = {key}, [key]
+        descendants, frontier, users, sessions = {key}, [key], {}, {}
         while frontier:
-            k = frontier.pop()
-            mine = calls_of(k)
-            if mine is None:
-                return None
-            for caller, produced, *_ in mine:
-                if caller == k and produced not in descendants and (maker(produced) or (None,))[0] == k:
-                    descendants.add(produced)
-                    frontier.append(produced)
-        lineage, k = set(descendants), key
-        while (made := maker(k)) is not None and made[0] and made[0] not in lineage:
-            k = made[0]
-            lineage.add(k)
-        users: dict[str, str] = {}
-        for k in descendants:
-            for caller, _, when, _, user in calls_of(k) or ():
-                if user and caller == k and (user not in users or _instant(when) < _instant(users[user])):
-                    users[user] = when
+            while frontier:
+                k = frontier.pop()
+                mine = calls_of(k)
+                if mine is None:
+                    return None
+                for caller, produced, when, _, user in mine:
+                    if caller == k and produced not in descendants and (maker(produced) or (None,))[0] == k:
+                        descendants.add(produced)
+                        frontier.append(produced)
+                    # the token a GetFederationToken made: its user's console sessions are the token's children
+                    if user and produced == k and (user not in users or _instant(when) < _instant(users[user])):
+                        users[user] = when
+            # a federated user's console sessions sign with keys of their own: what those keys did leads on
+            for session, user in _sessions(found, set(users)).items():
+                if session not in descendants:
+                    descendants.add(session)
+                    frontier.append(session)
+                    sessions[session] = user
+        lineage, up, signed = set(descendants), [key], set()
+        while up:  # the keys behind the key; a console session's, through every token of its federated user
+            k = up.pop()
+            made = maker(k)
+            signed |= (mine := _signed(found, k)) if made is None else set()
+            above = {made[0]} if made is not None and made[0] else _namesakes(found, mine)
+            for parent in above - lineage:
+                lineage.add(parent)
+                up.append(parent)
         lineage |= _namesakes(found, set(users))
         times = {k: _minute(m[1]) for k in lineage if (m := maker(k)) is not None}
         times.update({user: _minute(when) for user, when in users.items()})
+        times.update({session: times.get(user) for session, user in sessions.items() if session not in times})
     except ValueError:
         return None
-    return {k: t for k, t in times.items() if t is not None}, lineage, dict(makers), set(users)
+    return {k: t for k, t in times.items() if t is not None}, lineage, dict(makers), set(users) | signed, sessions
 
 
 def _federated(record: dict) -> str | None:
@@ -115,6 +123,29 @@ def _federated(record: dict) -> str | None:
     user = response.get("federatedUser") if isinstance(response, dict) else None
     arn = user.get("arn") if isinstance(user, dict) else None
     return arn if isinstance(arn, str) and arn else None
+
+
+def _sessions(found, users: set) -> dict:
+    """key -> federated user, for the keys the records met sign as one of ``users`` (a console session's)."""
+    out = {}
+    for user in users:
+        for text in {user, user.replace("/", "\\/")}:
+            for i in found._holding(text.encode()):
+                ident = (found.record(i) or {}).get("userIdentity")
+                key = ident.get("accessKeyId") if isinstance(ident, dict) and ident.get("arn") == user else None
+                if isinstance(key, str) and key:
+                    out[key] = user
+    return out
+
+
+def _signed(found, key: str) -> set:
+    """The federated users ``key``'s records sign as (a console session's key): none for any other key."""
+    out = set()
+    for i in found._holding(key.encode()):
+        ident = (found.record(i) or {}).get("userIdentity")
+        if isinstance(ident, dict) and ident.get("accessKeyId") == key and ":federated-user/" in str(ident.get("arn")):
+            out.add(ident["arn"])
+    return out
 
 
 def _namesakes(found, users: set) -> set:
@@ -203,3 +234,44 @@ def noted(when: str) -> datetime:
     """A noted eventTime as an instant; one that is missing or does not parse as the earliest there is."""
     t = _instant(when)
     return datetime.min.replace(tzinfo=timezone.utc) if t.year == datetime.max.year else t
+
+
+class Looked:
+    """Which strings each file was searched for: the pass's first ``versions[path]`` added strings (and the key and
+    the kept strings), then what second looks added."""
+
+    def __init__(self, grown, done: set, base: list):
+        self.order, self.versions, self.extra, self.done = grown.order, grown.versions, grown.extra, done
+        self.stamps, self.added_at = grown.stamps, grown.added_at
+        self.alias: dict[str, str] = {}  # a console session's key -> its federated user
+        self.position = {s: i for i, s in enumerate(self.order)}
+        self.position.update({s.decode(): -1 for s in base})
+
+    def searched(self, path: str, s: str) -> bool:
+        """Whether ``path`` was searched for ``s`` (or cannot be: unreadable, or read whole by DuckDB)."""
+        user = self.alias.get(s, s)
+        if path in self.done or path not in self.versions or s in self.extra[path] or user in self.extra[path]:
+            return True
+        return self.position.get(user, len(self.order)) < self.versions[path]
+
+    def needed(self, ordered: list, producers: Producers, made: dict, makers: dict, keys: set, key: str) -> dict:
+        """path -> the strings to look for there (see the module docstring), marked as searched."""
+        out: dict = defaultdict(set)
+        for k, maker in makers.items():  # the earliest call producing k, if before the maker the walk knows of
+            for path in producers.unsure:
+                if not self.searched(path, k):
+                    out[path].add(k)
+            first = producers.earliest(k, lambda p, k=k: self.searched(p, k))
+            if first is not None and (maker is None or first[0] <= _instant(maker[1])):
+                out[first[1]].add(k)
+        # the makers first: until they are read, the walk's keys may hold keys that are others'
+        for k in ([k for k in keys if k != key] if not out else []):
+            # each lineage key's events in the files begun before it was added (see the module docstring)
+            lo = bisect_left(self.stamps, made[k]) if made.get(k) is not None else 0
+            for f in ordered[lo:self.added_at.get(k, len(ordered) - 1) + 1]:
+                if not self.searched(f.path, k):
+                    out[f.path].add(k)
+        out = {p: s for p, s in out.items() if s}
+        for p, strings in out.items():
+            self.extra[p] |= strings
+        return out
