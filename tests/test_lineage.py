@@ -653,3 +653,20 @@ def test_one_pass_follows_a_console_session_both_ways(tmp_path):
         assert one_pass.equals(cache), key
         assert {r["accesskeyid"]: (None if na(r["parent"]) else r["parent"], None if na(r["via"]) else r["via"])
                 for r in one_pass.to_dict("records")} == expected, key
+
+
+def test_one_pass_counts_a_record_once_however_it_was_read(tmp_path):
+    """A file whose JSON escapes a field name is parsed whole when the pass looks for names, and cut out when it
+    looks for a key alone: the same record either way, counted once (no copies where the cache sees none)."""
+    compact(tmp_path, "us-east-1", "20261024T1205", [event(1, "AssumeRole", LOST, 1, out=sts(ONE, arn=ROLE1)),
+                                                     event(2, "ListBuckets", LOST, 7)])
+    (path,) = tmp_path.rglob("*_20261024T1205Z_*.json.gz")
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()).replace(b'"eventName"', b'"\\u0065ventName"')))
+    compact(tmp_path, "us-east-1", "20261024T1035", [event(3, "GetObject", ONE, 40, arn=ROLE1, kind="AssumedRole")])
+    copies = {}
+    for cache in (True, False):
+        with Trail.local(tmp_path, cache=cache) as trail:
+            lineage = trail.lineage(ONE)
+            copies[cache] = [stats.duplicates for stats in trail.engine.history[-2:]]
+        assert list(zip(lineage["accesskeyid"], lineage["events"])) == [(LOST, 2), (ONE, 1)]
+    assert copies[False] == copies[True] == [0, 0]

@@ -131,10 +131,10 @@ class Followed:
     def add(self, extra: ScanResult) -> None:
         """What a second look found, each record once."""
         paths = {p for p, _ in extra.documents}
-        known = {(p, bytes(d).decode("utf-8", "replace")) for p, d in self.docs if p in paths}
+        known = {(p, _canonical(d)) for p, d in self.docs if p in paths}
         for p, d in extra.documents:
-            if (p, d) not in known:
-                known.add((p, d))
+            if (p, _canonical(d)) not in known:
+                known.add((p, _canonical(d)))
                 self.docs.append((p, d.encode()))
         already = {w.path for w in self.whole_files}
         self.whole_files += [f for f in extra.whole_files if f.path not in already and not already.add(f.path)]
@@ -145,6 +145,14 @@ class Followed:
 
 def _linking(text: bytes) -> bool:
     return b'"credentials' in text or b'ccessKey"' in text or b'ccessKey\\"' in text
+
+
+def _canonical(text) -> str:
+    """A record's text in one form (parsed, keys sorted): cut out of a file, or parsed and written again."""
+    record = _parsed(text)
+    if record is not None:
+        return json.dumps(record, sort_keys=True)
+    return text if isinstance(text, str) else bytes(text).decode("utf-8", "replace")
 
 
 def _parsed(text: bytes) -> dict | None:
