@@ -63,12 +63,12 @@ def follow(args) -> int:
                                         if args.command == "timeline" else ""))
             return 0
         if args.command == "chain" and args.format != "timesketch":  # printed without pandas
-            from .lineage import LINEAGE, printable_rows, tree_text
+            from .lineage import LINEAGE, tree_text
 
             rows = trail.lineage_records(key.value, within.start, within.end, depth)
             if args.format == "table":
                 sys.stdout.write(tree_text(rows, windowed=within.bounded))
-            write_result(sys.stdout, *printable_rows(rows, LINEAGE, args.format == "csv"), args.format)
+            write_result(sys.stdout, *LINEAGE.printable_dicts(rows, args.format == "csv"), args.format)
             say_figures(trail)
             return 0
         if args.command == "chain":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
@@ -79,6 +80,17 @@ class Contract:
         batch at a time as they are read, so a large answer is never held twice."""
         table = self.conform(table)
         return table.column_names, (row for batch in table.to_batches() for row in self._batch_rows(batch, spreadsheet_safe))
+
+    def printable_dicts(self, rows: list[dict], spreadsheet_safe: bool = False) -> tuple[list[str], list[tuple]]:
+        """``printable`` for rows of dicts whose times are datetimes (``Graph.lineage_rows``): no pyarrow."""
+        formula = re.compile(FORMULA_RE)
+
+        def shown(value):
+            if isinstance(value, datetime):
+                return value.astimezone(timezone.utc).strftime(_ISO_Z)
+            return "'" + value if spreadsheet_safe and isinstance(value, str) and formula.match(value) else value
+
+        return self.names, [tuple(shown(row.get(name)) for name in self.names) for row in rows]
 
     @staticmethod
     def _batch_rows(batch, spreadsheet_safe: bool):

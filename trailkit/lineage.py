@@ -220,25 +220,6 @@ def printable(frame: "pd.DataFrame", spreadsheet_safe: bool = False):
     return contract.printable(pa.Table.from_pandas(frame, preserve_index=False), spreadsheet_safe)
 
 
-def printable_rows(rows: list[dict], contract: Contract, spreadsheet_safe: bool = False):
-    """Rows of dicts (``Graph.lineage_rows``) as ``printable`` gives a frame's, without pandas or pyarrow."""
-    import re
-    from datetime import timezone
-
-    from .contract import FORMULA_RE
-
-    formula = re.compile(FORMULA_RE)
-
-    def shown(value):
-        if hasattr(value, "astimezone"):
-            return f"{value.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
-        if spreadsheet_safe and isinstance(value, str) and formula.match(value):
-            return "'" + value
-        return value
-
-    return contract.names, [tuple(shown(row.get(name)) for name in contract.names) for row in rows]
-
-
 def _kind(column) -> str:
     import pandas as pd
 

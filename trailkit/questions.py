@@ -17,6 +17,7 @@ from . import queries
 from .contract import Contract
 from .errors import InvalidInput
 from .inputs import Allowlist, KeyMatch, Scope, Window, identifier, iso_param, positive_int
+from .lineage import QUARANTINE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -136,7 +137,7 @@ def narrowed(request: Request, scope: Scope) -> Request:
 #: ``ccessKey\"``, the end of IAM's response object ``"accessKey"`` and of the name of every IAM call on keys
 #: (``"UpdateAccessKey"``, ``"DeleteAccessKey"``), plainly or escaped; and AWS's quarantine policy. Each is one
 #: SIMD pass over every file; links.sql says which of the records they let through are links.
-QUARANTINE_NEEDLE = "AWSCompromisedKeyQuarantine"
+QUARANTINE_NEEDLE = QUARANTINE
 LINK_NEEDLES = ('"credentials', 'ccessKey"', 'ccessKey\\"', QUARANTINE_NEEDLE)
 
 

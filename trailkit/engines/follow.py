@@ -4,8 +4,8 @@ Every record that ties a key to the lineage holds a key of the lineage: the call
 key), or the call that produced a lineage key (the key, in its answer). So one pass looks for the key and, as
 they are met, for the keys the lineage's records tie to it (a key one of them produced; the key behind the call
 that produced one of them; a federated user one of them made): each is added to what the rest of the pass looks
-for. Files are read oldest first (by the time in CloudTrail's file names, else their delivery day), so a key is
-mostly looked for before its first use.
+for. Files are read oldest first (by the time in CloudTrail's file names; other files last), so a key is mostly
+looked for before its first use.
 
 A key belongs to the first successful call that produced it (``trailkit.lineage``), and that call need not hold
 a lineage key. So the pass also notes, in every file, the keys the calls there produced and when (``Producers``,
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from . import inflate
 from .layout import LogFile
 from .scan import _KEY_ID, ScanResult, _escapes, _finder, _searchable, scan, scan_data
-from .walk import Looked, Producers, _federated, _link, _minute, closure
+from .walk import FEDERATED_USER, Looked, Producers, _federated, _link, _minute, closure
 
 # a CloudTrail file's name carries its delivery time: ACCOUNT_CloudTrail_REGION_20260915T1205Z_UNIQUE.json.gz
 _STAMP = re.compile(r"_(\d{8}T\d{4})Z_[^/\\]*$")
@@ -133,8 +133,8 @@ class Followed:
         paths = {p for p, _ in extra.documents}
         known = {(p, _canonical(d)) for p, d in self.docs if p in paths}
         for p, d in extra.documents:
-            if (p, _canonical(d)) not in known:
-                known.add((p, _canonical(d)))
+            if (p, same := _canonical(d)) not in known:
+                known.add((p, same))
                 self.docs.append((p, d.encode()))
         already = {w.path for w in self.whole_files}
         self.whole_files += [f for f in extra.whole_files if f.path not in already and not already.add(f.path)]
@@ -202,13 +202,12 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
 
     def visit(f: LogFile):
         strings = base + [k.encode() for k in grown.start(f.path)] + producing
-        status, payload, data, hits = scan_data(f, strings, gunzip, contains, grown.escaped(strings),
-                                                validate=False, quiet=quiet)
+        status, payload, data = scan_data(f, strings, gunzip, contains, grown.escaped(strings), validate=False,
+                                          quiet=quiet)
         if data is not None and data[:64].lstrip().startswith(b'{"Records"'):
             producers.note(f.path, data)
         if status == "docs":  # a compact file's records holding a lineage string; any other layout's links too
-            relook([new for piece in payload[0] if _linking(piece) or b":federated-user/" in piece
-                    for new in grown.meet(piece)])
+            relook(grown.met(payload[0]))
         return f, status, payload
 
     def relook(fresh: list) -> None:
@@ -218,11 +217,11 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
             string, since = fresh.pop()
             for g in grown.unsearched(string, since):
                 looks.append(g.path)
-                status, payload, _, _ = scan_data(g, [string.encode()], gunzip, contains, _escapes([string.encode()]),
-                                                  validate=False)
+                status, payload, _ = scan_data(g, [string.encode()], gunzip, contains, _escapes([string.encode()]),
+                                               validate=False)
                 relooked.append((g, status, payload))
                 if status == "docs":
-                    fresh += [new for piece in payload[0] if _linking(piece) for new in grown.meet(piece)]
+                    fresh += grown.met(payload[0])
 
     workers = threads or min(8, os.cpu_count() or 2)
     batches = [ordered[i:i + 32] for i in range(0, len(ordered), 32)]
@@ -246,17 +245,17 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
                      notes=notes)
     found.add(_result(relooked))  # each record once: a file looked at again holds what its first look found
     looked = Looked(grown, {p for p, _ in unreadable} | {f.path for f in whole}, base)
+    by_path = {f.path: f for f in ordered}
     while True:
         lineage = closure(found, key)
         if lineage is None:
             return None
         made, keys, makers, users, sessions = lineage
-        users |= {s for s in grown.order if ":federated-user/" in s}  # a console session's user, met in the pass
+        users |= {s for s in grown.order if FEDERATED_USER in s}  # a console session's user, met in the pass
         looked.alias.update(sessions)  # a console session's key is searched for wherever its user was
         again = looked.needed(ordered, producers, made, makers, keys | users, key)
         if not again:
             break
-        by_path = {f.path: f for f in ordered}
         for strings, paths in _grouped(again).items():
             found.add(scan([by_path[p] for p in paths], "|".join(strings), threads))
         looks += again
@@ -339,6 +338,11 @@ class _Growing:
             self._patterns[n] = _escapes(strings)
         return self._patterns[n]
 
+    def met(self, pieces: list[bytes]) -> list[tuple[str, str | None]]:
+        """What the records among ``pieces`` that can tie a key to the lineage add (see ``meet``)."""
+        return [new for piece in pieces if _linking(piece) or FEDERATED_USER.encode() in piece
+                for new in self.meet(piece)]
+
     def meet(self, piece: bytes) -> list[tuple[str, str | None]]:
         """What a record holding a lineage string adds: (string, the minute its making was, less an hour, or None
         for a caller, whose making is not known here)."""
@@ -351,7 +355,7 @@ class _Growing:
         if produced is None:  # a console session of the lineage: its user, whose token came before
             with self._lock:
                 return self._add(signed, None, key=False) if (caller in self.below or caller in self.above) \
-                    and ":federated-user/" in str(signed) else []
+                    and FEDERATED_USER in str(signed) else []
         with self._lock:
             if (caller in self.below or signed in self.position) and produced not in self.below and \
                     not self.producers.before(produced, when or ""):

@@ -242,7 +242,9 @@ class LocalEngine(Engine):
             vetted = {p for p, _ in bad}
             bad += self._unreadable([f for f in result.whole_files if f.path not in vetted])
             result.unreadable += bad
-            names, wanted = {p for p, _ in bad}, [n for n in key.split("|") if n]  # as ``scan.needles``
+            from .scan import needles
+
+            names, wanted = {p for p, _ in bad}, needles(key)
             for f in result.whole_files:
                 result.documents += [(f.path, d) for d in self.parsed.get(f.path, ()) if any(n in d for n in wanted)]
             result.whole_files = [f for f in result.whole_files if f.path not in names and f.path not in self.parsed]

@@ -5,8 +5,8 @@ that must contain one of a few literal strings (a lineage's links: ``"credential
 the "key" is then the strings joined by ``|`` (which no key id or JSON key holds), any of them matching. A file
 whose inflated bytes do not contain it needs no JSON parsing at all; in a file that does, only the records around
 each occurrence are cut out (CloudTrail writes each record starting with ``{"eventVersion"``; JSON-lines files
-hold one per line) and checked to parse. Anything unusual falls back to handing the whole file to DuckDB, so the answer never
-depends on the shortcut. Inflating runs on worker threads with a decompressor that releases the GIL.
+hold one per line) and checked to parse. Anything unusual falls back to handing the whole file to DuckDB, so the
+answer never depends on the shortcut. Inflating runs on worker threads with a decompressor that releases the GIL.
 """
 from __future__ import annotations
 
@@ -191,7 +191,7 @@ def _valid(pieces: list[bytes]) -> bool:
 def _scan_one(f: LogFile, key: list[bytes], gunzip, contains, escaped, index: dict | None = None):
     """(status, payload) for one file; status is skip, docs, whole or bad. With ``index``, the file's key ids are
     noted in it (see ``key_ids``)."""
-    status, payload, data, _ = scan_data(f, key, gunzip, contains, escaped)
+    status, payload, data = scan_data(f, key, gunzip, contains, escaped)
     if index is not None and status != "bad":
         try:
             index[f.path] = key_ids(data) if data is not None else None
@@ -201,8 +201,7 @@ def _scan_one(f: LogFile, key: list[bytes], gunzip, contains, escaped, index: di
 
 
 def scan_data(f: LogFile, key: list[bytes], gunzip, contains, escaped, validate: bool = True, quiet=frozenset()):
-    """(status, payload, the file's inflated bytes, the strings of ``key`` it holds or None if not told) for one
-    file; see ``_scan_one``. ``validate=False`` leaves checking that each record cut out of a compact file parses
+    """(status, payload, the file's inflated bytes) for one file; see ``_scan_one``. ``validate=False`` leaves checking that each record cut out of a compact file parses
     to the caller (who may need only a few of them); the strings of ``quiet`` are not looked for in a
     ``{"Records":[...]}`` file (the caller reads them from its bytes), only in other layouts."""
     data = None
@@ -211,22 +210,22 @@ def scan_data(f: LogFile, key: list[bytes], gunzip, contains, escaped, validate:
         if raw[:4] == inflate.ZIP:  # an archive: every log file in it, parsed
             docs, how = exports.records_of(raw, f.path)
             wanted = [k.decode() for k in key]
-            return "docs", ([d.encode() for d in docs if any(n in d for n in wanted)], how), None, None
+            return "docs", ([d.encode() for d in docs if any(n in d for n in wanted)], how), None
         data = gunzip(raw) if inflate.gzipped(raw, f.path) else raw
     except inflate.CorruptGzip as e:  # unreadable (or a bomb): named by the caller
-        return "bad", str(e), None, None
+        return "bad", str(e), None
     except Exception as e:
-        return "bad", f"{type(e).__name__}: {e}", None, None
+        return "bad", f"{type(e).__name__}: {e}", None
     # JSON may write any character as \uXXXX (and "/" as \/): a file with escapes that could hide one of the
     # strings looked for is parsed whole, not searched, whether or not another of them was found
     if contains(data, b"\\u00") and escaped.search(data) or b"/" in b"".join(key) and contains(data, b"\\/"):
         pieces, how = _parsed_around(data, key)
         return (("docs", (pieces, how)) if pieces else ("skip", None) if pieces is not None else ("whole", None)) + \
-            (data, None)
+            (data,)
     head = data[:64].lstrip()
     hits = _hits(data, [k for k in key if k not in quiet] if head.startswith(b'{"Records"') else key, contains)
     if not hits:
-        return "skip", None, data, hits
+        return "skip", None, data
     # records are cut at ``,{"eventVersion"``: exact in compact JSON (as CloudTrail writes it), where that text
     # cannot be inside a string; a file written with spaces is checked whatever the caller said
     validate = validate or b'": ' in data[:256]
@@ -238,11 +237,11 @@ def scan_data(f: LogFile, key: list[bytes], gunzip, contains, escaped, validate:
         pieces = None
     # CloudTrail's own records, cut out around the key; anything else (an export, odd layouts) is parsed whole
     if pieces is not None and all(p.lstrip().startswith(_RECORD) for p in pieces) and (not validate or _valid(pieces)):
-        return "docs", (pieces, ""), data, hits
+        return "docs", (pieces, ""), data
     pieces, how = _parsed_around(data, key)
     if pieces is None:
-        return "whole", None, data, None
-    return "docs", (pieces, how), data, None
+        return "whole", None, data
+    return "docs", (pieces, how), data
 
 
 def _parsed_around(data: bytes, key: list[bytes]) -> tuple[list[bytes] | None, str]:

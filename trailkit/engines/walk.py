@@ -5,9 +5,10 @@ must read again (``Looked``).
 The walk is ``trailkit.lineage``'s, on the records themselves rather than on the SQL's answer: a key belongs to
 the first successful call that produced it (by eventTime, then eventID); the lineage is the key, what it
 produced (recursively), the keys behind the calls that produced it (back as far as the logs go), and the other
-tokens of a federated user one of its keys made (a console session is tied to the latest one before it). It only
-decides which keys the pass's records must be complete for; windows, depth limits and federated console
-sessions are left to ``trailkit.lineage``, which walks the SQL's answer over those records.
+tokens of a federated user one of its keys made, and the keys its console sessions sign with (a session is tied
+to the latest token before it). It only decides which keys the pass's records must be complete for (a
+superset); windows, depth limits and which token a console session belongs to are left to ``trailkit.lineage``,
+which walks the SQL's answer over those records.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from .scan import _searchable
 
 # a key's events are looked for in files delivered from an hour before the call that produced it (clock skew)
 SLACK = timedelta(hours=1)
+FEDERATED_USER = ":federated-user/"  # in the ARN a federated user (and its console sessions) signs as
 
 
 def _link(record: dict) -> tuple[str | None, str | None, str | None]:
@@ -39,7 +41,7 @@ def _link(record: dict) -> tuple[str | None, str | None, str | None]:
         (when if isinstance(when, str) else None)
 
 
-def closure(found, key: str) -> tuple[dict, set, dict, set] | None:
+def closure(found, key: str) -> tuple[dict, set, dict, set, dict] | None:
     """The lineage's keys over every record met, as ``trailkit.lineage`` walks them (a key belongs to the first
     successful call that produced it, by eventTime then eventID): when each key (and federated user) was first
     produced (``YYYYMMDDTHHMM`` less ``SLACK``, or absent), the keys, the first maker (caller, eventTime) found
@@ -125,16 +127,20 @@ def _federated(record: dict) -> str | None:
     return arn if isinstance(arn, str) and arn else None
 
 
+def _holding_user(found, user: str) -> set:
+    """The records met that hold the ARN ``user`` (as written, or with JSON's escaped slashes)."""
+    return {i for text in (user, user.replace("/", "\\/")) for i in found._holding(text.encode())}
+
+
 def _sessions(found, users: set) -> dict:
     """key -> federated user, for the keys the records met sign as one of ``users`` (a console session's)."""
     out = {}
     for user in users:
-        for text in {user, user.replace("/", "\\/")}:
-            for i in found._holding(text.encode()):
-                ident = (found.record(i) or {}).get("userIdentity")
-                key = ident.get("accessKeyId") if isinstance(ident, dict) and ident.get("arn") == user else None
-                if isinstance(key, str) and key:
-                    out[key] = user
+        for i in _holding_user(found, user):
+            ident = (found.record(i) or {}).get("userIdentity")
+            key = ident.get("accessKeyId") if isinstance(ident, dict) and ident.get("arn") == user else None
+            if isinstance(key, str) and key:
+                out[key] = user
     return out
 
 
@@ -143,7 +149,7 @@ def _signed(found, key: str) -> set:
     out = set()
     for i in found._holding(key.encode()):
         ident = (found.record(i) or {}).get("userIdentity")
-        if isinstance(ident, dict) and ident.get("accessKeyId") == key and ":federated-user/" in str(ident.get("arn")):
+        if isinstance(ident, dict) and ident.get("accessKeyId") == key and FEDERATED_USER in str(ident.get("arn")):
             out.add(ident["arn"])
     return out
 
@@ -153,11 +159,10 @@ def _namesakes(found, users: set) -> set:
     tied to the latest token before it (``trailkit.lineage``), whichever key asked for that token."""
     out = set()
     for user in users:
-        for text in {user, user.replace("/", "\\/")}:
-            for i in found._holding(text.encode()):
-                record = found.record(i) if found.linking(i) else None
-                if record is not None and _federated(record) == user and not record.get("errorCode"):
-                    out.add(_link(record)[1])
+        for i in _holding_user(found, user):
+            record = found.record(i) if found.linking(i) else None
+            if record is not None and _federated(record) == user and not record.get("errorCode"):
+                out.add(_link(record)[1])
     return out - {None}
 
 
@@ -255,7 +260,7 @@ class Looked:
         return self.position.get(user, len(self.order)) < self.versions[path]
 
     def needed(self, ordered: list, producers: Producers, made: dict, makers: dict, keys: set, key: str) -> dict:
-        """path -> the strings to look for there (see the module docstring), marked as searched."""
+        """path -> the strings to look for there (see ``follow``'s docstring), marked as searched."""
         out: dict = defaultdict(set)
         for k, maker in makers.items():  # the earliest call producing k, if before the maker the walk knows of
             for path in producers.unsure:
@@ -266,7 +271,7 @@ class Looked:
                 out[first[1]].add(k)
         # the makers first: until they are read, the walk's keys may hold keys that are others'
         for k in ([k for k in keys if k != key] if not out else []):
-            # each lineage key's events in the files begun before it was added (see the module docstring)
+            # each lineage key's events in the files begun before it was added, delivered since its making
             lo = bisect_left(self.stamps, made[k]) if made.get(k) is not None else 0
             for f in ordered[lo:self.added_at.get(k, len(ordered) - 1) + 1]:
                 if not self.searched(f.path, k):
