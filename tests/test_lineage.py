@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -670,3 +672,98 @@ def test_one_pass_counts_a_record_once_however_it_was_read(tmp_path):
             copies[cache] = [stats.duplicates for stats in trail.engine.history[-2:]]
         assert list(zip(lineage["accesskeyid"], lineage["events"])) == [(LOST, 2), (ONE, 1)]
     assert copies[False] == copies[True] == [0, 0]
+
+
+# -- the pass on forked workers (trailkit.engines.forked): a fresh interpreter, as from the shell (pytest's own
+# process may have threads, where forking is refused and the pass runs on threads)
+_ON_WORKERS = r"""
+import json, sys
+from trailkit import Trail
+from trailkit.engines import forked
+
+runs, run = [], forked.run
+forked.run = lambda *a, **k: runs.append(run(*a, **k)) or runs[-1]
+folder, key, on_threads = sys.argv[1], sys.argv[2], sys.argv[3] == "threads"
+if on_threads:
+    forked.usable = lambda workers: False
+with Trail.local(folder, cache=False) as trail:
+    trail.engine.threads = 2
+    rows = trail.lineage(key).to_dict("records")
+print(json.dumps({"workers": sum(r is not None for r in runs), "reread": trail.engine._followed.reread,
+                  "rows": {r["accesskeyid"]: [r["parent"], int(r["events"])] for r in rows}}))
+"""
+
+
+def test_one_pass_on_forked_workers_is_the_pass_on_threads(tmp_path):
+    """Two workers share 150 files (batches of 32): keys made in one worker's files are used in the other's, so
+    they tell each other; the lineage and its counts are plain Python's, and the same on threads."""
+    noise = [f"AKIANOISENOISE{n:06d}" for n in range(5)]
+    plan = {30: [event(1, "AssumeRole", ROOT, 1, out=sts(ONE, arn=ROLE1))],
+            70: [event(2, "AssumeRole", ONE, 2, arn=ROLE1, kind="AssumedRole", out=sts(TWO, arn=ROLE2))],
+            100: [event(3, "CreateAccessKey", TWO, 3, arn=ROLE2, kind="AssumedRole",
+                        out={"accessKey": {"accessKeyId": NEW, "userName": "backdoor", "status": "Active"}})],
+            120: [event(4, "AssumeRole", noise[0], 4, out=sts(LOST))]}
+    n = 10
+    for i in range(150):
+        hour, minute = divmod(i * 5, 60)
+        stamp = f"20261024T{hour:02d}{minute:02d}"
+        when = f"2026-10-24T{hour:02d}:{minute:02d}:00Z"
+        users = [ROOT] + [k for k, since in ((ONE, 30), (TWO, 70), (NEW, 100), (LOST, 120)) if i > since]
+        records = [at(r, when) for r in plan.get(i, [])]
+        for who in users + noise:
+            n += 1
+            records.append(at(event(n, "GetObject", who, 0), when))
+        compact(tmp_path, ("us-east-1", "eu-west-1")[i % 2], stamp, records)
+    recs = delivered_records(tmp_path)
+    makers, counts = first_makers(recs), used(recs)
+    want = {k: [makers.get(k), counts.get(k, 0)] for k in lineage_of(ROOT, makers)}
+    assert set(want) == {ROOT, ONE, TWO, NEW} and all(c > 0 for _, c in want.values())
+
+    def run(how):
+        proc = subprocess.run([sys.executable, "-c", _ON_WORKERS, str(tmp_path), ROOT, how], capture_output=True,
+                              text=True, check=True)
+        return json.loads(proc.stdout)
+
+    on_workers, on_threads = run("workers"), run("threads")
+    assert on_workers["workers"] == 1 and on_threads["workers"] == 0  # the pass ran on workers, then on threads
+    assert on_workers["rows"] == on_threads["rows"] == want
+
+
+def _failing(next_batch, mail, post):
+    while (b := next_batch()) is not None:
+        if b == 3:
+            raise ValueError("batch 3")
+        post(b)
+
+
+def _posting(next_batch, mail, post):
+    taken = []
+    while (b := next_batch()) is not None:
+        mail.send(("took", b))
+        post(b)
+        taken.append(b)
+    return taken, mail.received()
+
+
+_POOL = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from tests.test_lineage import _failing, _posting
+from trailkit.engines import forked
+
+posted, seen = [], []
+answers = forked.run(2, 40, _posting, received=posted.append, progress=lambda taken, s: seen.append(taken))
+print(json.dumps({"answers": answers, "posted": sorted(posted), "progress": seen[-1] if seen else None,
+                  "failed": forked.run(2, 40, _failing, received=lambda part: None)}))
+"""
+
+
+def test_forked_workers_share_the_batches_post_as_they_go_and_a_failure_gives_way():
+    proc = subprocess.run([sys.executable, "-c", _POOL, str(Path(__file__).parents[1])], capture_output=True,
+                          text=True, check=True)
+    got = json.loads(proc.stdout)
+    taken = [b for answer in got["answers"] for b in answer[0]]
+    assert sorted(taken) == got["posted"] == list(range(40))  # each batch to one worker, posted once
+    told = [b for answer in got["answers"] for _, b in answer[1]]
+    assert set(told) <= set(taken)  # what a worker was told, another took
+    assert got["progress"] == 40 and got["failed"] is None

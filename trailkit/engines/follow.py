@@ -5,7 +5,9 @@ key), or the call that produced a lineage key (the key, in its answer). So one p
 they are met, for the keys the lineage's records tie to it (a key one of them produced; the key behind the call
 that produced one of them; a federated user one of them made): each is added to what the rest of the pass looks
 for. Files are read oldest first (by the time in CloudTrail's file names; other files last), so a key is mostly
-looked for before its first use.
+looked for before its first use. They are read by forked workers (``engines.forked``: on threads where forking is
+unsafe), each taking the next batch of files as it goes and telling the others what its records added
+(``growing.Growing``), so the keys one worker meets are looked for in the files the others read next.
 
 A key belongs to the first successful call that produced it (``trailkit.lineage``), and that call need not hold
 a lineage key. So the pass also notes, in every file, the keys the calls there produced and when (``Producers``,
@@ -31,15 +33,15 @@ import os
 import re
 import threading
 import time
-from bisect import bisect_left, bisect_right
-from collections import defaultdict
+from bisect import bisect_right
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import inflate
+from . import forked, inflate
+from .growing import Growing, Looked, linking
 from .layout import LogFile
-from .scan import _KEY_ID, ScanResult, _escapes, _finder, _searchable, scan, scan_data
-from .walk import FEDERATED_USER, Looked, Producers, _federated, _link, _minute, closure
+from .scan import ScanResult, _escapes, _finder, _searchable, scan, scan_data
+from .walk import FEDERATED_USER, Producers, _parsed, closure
 
 # a CloudTrail file's name carries its delivery time: ACCOUNT_CloudTrail_REGION_20260915T1205Z_UNIQUE.json.gz
 _STAMP = re.compile(r"_(\d{8}T\d{4})Z_[^/\\]*$")
@@ -120,7 +122,7 @@ class Followed:
 
     def linking(self, i: int) -> bool:
         """Whether record ``i`` can have produced a key: it holds a ``credentials`` or ``accessKey`` name."""
-        return _linking(self.docs[i][1])
+        return linking(self.docs[i][1])
 
     def record(self, i: int) -> dict | None:
         """Record ``i``, parsed (once), or None if it does not parse to an object."""
@@ -143,10 +145,6 @@ class Followed:
         self._blob = None
 
 
-def _linking(text: bytes) -> bool:
-    return b'"credentials' in text or b'ccessKey"' in text or b'ccessKey\\"' in text
-
-
 def _canonical(text) -> str:
     """A record's text in one form (parsed, keys sorted): cut out of a file, or parsed and written again."""
     record = _parsed(text)
@@ -155,25 +153,13 @@ def _canonical(text) -> str:
     return text if isinstance(text, str) else bytes(text).decode("utf-8", "replace")
 
 
-def _parsed(text: bytes) -> dict | None:
-    try:
-        record = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
 def followed(engine, key: str, hints) -> Followed | None:
     """What the local engine ``engine`` keeps for ``key``'s lineage: its last pass, if over the same files
     (``hints``: the links question's), else a new one, with DuckDB imported and connected meanwhile."""
     needed = engine.files(hints)
     if engine._followed is not None and engine._followed.answers(key, needed):
         return engine._followed
-    (connect := threading.Thread(target=_connect, args=(engine,), daemon=True)).start()
-    try:
-        return follow(needed, key, hints.needles, engine.threads, engine._scan_progress())
-    finally:
-        connect.join()
+    return follow(needed, key, hints.needles, engine.threads, engine._scan_progress(), lambda: _connect(engine))
 
 
 def _connect(engine) -> None:
@@ -184,33 +170,37 @@ def _connect(engine) -> None:
 
 
 def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | None = None,
-           progress=None) -> Followed | None:
+           progress=None, meanwhile=None) -> Followed | None:
     """Read ``files`` once for ``key``'s lineage (see the module docstring); None when the walk cannot vouch for
     its answer (a record met that does not parse), and the caller asks the ordinary way. ``link_strings``: the
     strings of the records that produce keys (noted, not kept) and of the other links kept whole (AWS's quarantine
-    policy: any string that is not a ``credentials`` or ``accessKey`` name)."""
+    policy: any string that is not a ``credentials`` or ``accessKey`` name). ``meanwhile()`` runs during the pass
+    (what the caller needs next)."""
     stamped = sorted(((f, stamp(f)) for f in files), key=lambda fs: (fs[1], fs[0].path))
     ordered = [f for f, _ in stamped]
-    producing = [s.encode() for s in link_strings if _linking(s.encode())]
-    kept = [s for s in link_strings if not _linking(s.encode())]
+    producing = [s.encode() for s in link_strings if linking(s.encode())]
+    kept = [s for s in link_strings if not linking(s.encode())]
     producers = Producers()
-    grown = _Growing(key, producers, stamped)
+    grown = Growing(key, producers, stamped)
     base = [s.encode() for s in (key, *kept)]
     gunzip, contains = inflate.inflater(), _finder()
-    docs, whole, unreadable, notes, relooked, looks = [], [], [], [], [], []
     quiet = frozenset(producing)
 
-    def visit(f: LogFile):
-        strings = base + [k.encode() for k in grown.start(f.path)] + producing
-        status, payload, data = scan_data(f, strings, gunzip, contains, grown.escaped(strings), validate=False,
-                                          quiet=quiet)
+    searching: dict[int, tuple] = {}  # n -> the strings a file begun after n were added is searched for
+
+    def visit(f: LogFile, relooked: list, looks: list):
+        if (n := grown.start(f.path)) not in searching:
+            strings = base + [k.encode() for k in grown.order[:n]] + producing
+            searching[n] = strings, _escapes(strings)
+        strings, escaped = searching[n]
+        status, payload, data = scan_data(f, strings, gunzip, contains, escaped, validate=False, quiet=quiet)
         if data is not None and data[:64].lstrip().startswith(b'{"Records"'):
             producers.note(f.path, data)
         if status == "docs":  # a compact file's records holding a lineage string; any other layout's links too
-            relook(grown.met(payload[0]))
+            relook(grown.met(payload[0]), relooked, looks)
         return f, status, payload
 
-    def relook(fresh: list) -> None:
+    def relook(fresh: list, relooked: list, looks: list) -> None:
         """Strings added by a file's records, looked for at once in the files already begun that may hold them
         (delivered since their making, less an hour): what they tie to the lineage is then met in the pass."""
         while fresh:
@@ -224,34 +214,94 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
                     fresh += grown.met(payload[0])
 
     workers = threads or min(8, os.cpu_count() or 2)
-    batches = [ordered[i:i + 32] for i in range(0, len(ordered), 32)]
-    began, finished = time.monotonic(), 0
-    with ThreadPoolExecutor(workers) as pool:
-        for done in pool.map(lambda batch: [visit(f) for f in batch], batches):
-            finished += len(done)
-            if progress is not None:
-                progress(finished, len(files), time.monotonic() - began)
-            for f, status, payload in done:
-                if status == "bad":
-                    unreadable.append((f.path, payload))
-                elif status == "whole":
-                    whole.append(f)
-                elif status == "docs":
-                    pieces, how = payload
-                    docs.extend((f.path, p) for p in pieces)
-                    if how:
-                        notes.append((f.path, how))
+    size = forked.batch_size(len(ordered))
+    batches = [ordered[i:i + size] for i in range(0, len(ordered), size)]
+
+    def worker(next_batch, mail, post):
+        """A forked worker's share of the pass: batches as it takes them (what each held, and what was noted in
+        it, posted at once), what the others tell it between files."""
+        grown.mail, relooked, looks = mail, [], []
+
+        def told():
+            for text, since, kind in mail.received():
+                relook(grown.learn(text, since, kind), relooked, looks)
+
+        while (b := next_batch()) is not None:
+            done = []
+            for f in batches[b]:
+                told()
+                if (visited := visit(f, relooked, looks))[1] != "skip":
+                    done.append((index[f.path], *visited[1:]))
+            post((done, producers.taken()))
+        told()
+        seen = grown.seen()
+        seen.versions = {index[p]: n for p, n in seen.versions.items()}
+        seen.extra = {index[p]: strings for p, strings in seen.extra.items()}
+        return [(index[f.path], *rest) for f, *rest in relooked], looks, producers.taken(), seen
+
+    index = {f.path: i for i, f in enumerate(ordered)}
+    parts, answers = [], None
+    if forked.usable(workers) and len(ordered) >= forked.SMALLEST:
+        answers = forked.run(workers, len(batches), worker, meanwhile=meanwhile, received=parts.append,
+                             progress=progress and (lambda taken, seconds: progress(min(len(files), taken * size),
+                                                                                     len(files), seconds)))
+        meanwhile = None
+    helper = threading.Thread(target=meanwhile, daemon=True) if meanwhile is not None else None
+    try:
+        if answers is not None:
+            done = [(ordered[i], *rest) for i, *rest in sorted((d for part in parts for d in part[0]),
+                                                               key=lambda d: d[0])]
+            for _, noted in parts:
+                producers.merge(noted)
+            relooked = [(ordered[i], *rest) for a in answers for i, *rest in a[0]]
+            looks = [p for a in answers for p in a[1]]
+            seen = []
+            for _, _, noted, one in answers:
+                producers.merge(noted)
+                one.versions = {ordered[i].path: n for i, n in one.versions.items()}
+                one.extra = {ordered[i].path: strings for i, strings in one.extra.items()}
+                seen.append(one)
+        else:
+            if helper is not None:
+                helper.start()
+            done, relooked, looks, seen = [], [], [], [grown.seen()]
+            began = time.monotonic()
+            with ThreadPoolExecutor(workers) as pool:
+                for batch in pool.map(lambda batch: [visit(f, relooked, looks) for f in batch], batches):
+                    done += batch
+                    if progress is not None:
+                        progress(len(done), len(files), time.monotonic() - began)
+        return _after(files, ordered, grown.stamps, key, kept, base, done, relooked, looks, seen, producers, threads)
+    finally:
+        if helper is not None and helper.is_alive():
+            helper.join()
+
+
+def _after(files, ordered, stamps, key, kept, base, done, relooked, looks, seen, producers,
+           threads) -> Followed | None:
+    """The pass's findings as a ``Followed``, completed by reading again what the walk needs (module docstring)."""
+    docs, whole, unreadable, notes = [], [], [], []
+    for f, status, payload in done:
+        if status == "bad":
+            unreadable.append((f.path, payload))
+        elif status == "whole":
+            whole.append(f)
+        elif status == "docs":
+            pieces, how = payload
+            docs.extend((f.path, p) for p in pieces)
+            if how:
+                notes.append((f.path, how))
     found = Followed(key, tuple(f.path for f in files), docs=docs, whole_files=whole, unreadable=unreadable,
                      notes=notes)
     found.add(_result(relooked))  # each record once: a file looked at again holds what its first look found
-    looked = Looked(grown, {p for p, _ in unreadable} | {f.path for f in whole}, base)
+    looked = Looked(seen, stamps, {p for p, _ in unreadable} | {f.path for f in whole}, base)
     by_path = {f.path: f for f in ordered}
     while True:
         lineage = closure(found, key)
         if lineage is None:
             return None
         made, keys, makers, users, sessions = lineage
-        users |= {s for s in grown.order if FEDERATED_USER in s}  # a console session's user, met in the pass
+        users |= {s for one in seen for s in one.order if FEDERATED_USER in s}  # a console session's user, met
         looked.alias.update(sessions)  # a console session's key is searched for wherever its user was
         again = looked.needed(ordered, producers, made, makers, keys | users, key)
         if not again:
@@ -284,94 +334,3 @@ def _grouped(again: dict) -> dict:
     for path, strings in again.items():
         out.setdefault(tuple(sorted(strings)), []).append(path)
     return out
-
-
-class _Growing:
-    """The strings the pass looks for besides the key, as the lineage's records add them (shared by its threads).
-
-    Each record met that holds a lineage string and produced a key is read (``walk._link``): the key it produced
-    is added when its caller is the key or a key added below it, unless a call noted earlier produced it (the
-    first maker's, see ``Producers``); its caller is added when the key it produced is the key or one of its
-    ancestors; a federated user it made (``GetFederationToken``), by its ARN. What is added only decides what the
-    pass looks for: ``walk.closure`` decides the lineage, from the records themselves."""
-
-    def __init__(self, key: str, producers: Producers, stamped: list):
-        self.below = {key}  # the key and what it (and they) produced
-        self.above = {key}  # the key and its ancestors
-        self.order: list[str] = []  # strings added, in order: a file is searched for the first n of them
-        self.position: dict[str, int] = {}
-        self.versions: dict[str, int] = {}  # path -> n, for the files begun
-        self.extra: dict[str, set] = defaultdict(set)  # path -> strings looked for there again
-        self.producers = producers
-        self._files = [f for f, _ in stamped]
-        self.stamps = [s for _, s in stamped]
-        self._index = {f.path: i for i, f in enumerate(self._files)}
-        self._highest = -1
-        self.added_at: dict[str, int] = {}  # string -> the last file (in ``stamped``) begun when it was added
-        self._lock = threading.Lock()
-        self._patterns: dict[int, object] = {}
-
-    def start(self, path: str) -> list[str]:
-        """The strings added so far, which the file at ``path`` is searched for (noted)."""
-        with self._lock:
-            self.versions[path] = len(self.order)
-            self._highest = max(self._highest, self._index[path])
-            return self.order[:]
-
-    def unsearched(self, string: str, since: str | None) -> list:
-        """The files begun, delivered from ``since`` (``YYYYMMDDTHHMM``) on, not searched for ``string``; noted as
-        searched (the caller does). None ``since``: left to the look after the pass."""
-        if since is None:
-            return []
-        with self._lock:
-            at, out = self.position[string], []
-            for i in range(bisect_left(self.stamps, since), self._highest + 1):
-                path = self._files[i].path
-                if self.versions.get(path, len(self.order)) <= at and string not in self.extra[path]:
-                    self.extra[path].add(string)
-                    out.append(self._files[i])
-            return out
-
-    def escaped(self, strings: list[bytes]):
-        n = len(strings)
-        if n not in self._patterns:
-            self._patterns[n] = _escapes(strings)
-        return self._patterns[n]
-
-    def met(self, pieces: list[bytes]) -> list[tuple[str, str | None]]:
-        """What the records among ``pieces`` that can tie a key to the lineage add (see ``meet``)."""
-        return [new for piece in pieces if _linking(piece) or FEDERATED_USER.encode() in piece
-                for new in self.meet(piece)]
-
-    def meet(self, piece: bytes) -> list[tuple[str, str | None]]:
-        """What a record holding a lineage string adds: (string, the minute its making was, less an hour, or None
-        for a caller, whose making is not known here)."""
-        record = _parsed(piece)
-        if record is None or record.get("errorCode"):
-            return []
-        caller, produced, when = _link(record)
-        ident = record.get("userIdentity")
-        signed = ident.get("arn") if isinstance(ident, dict) else None  # a console session signs as its user
-        if produced is None:  # a console session of the lineage: its user, whose token came before
-            with self._lock:
-                return self._add(signed, None, key=False) if (caller in self.below or caller in self.above) \
-                    and FEDERATED_USER in str(signed) else []
-        with self._lock:
-            if (caller in self.below or signed in self.position) and produced not in self.below and \
-                    not self.producers.before(produced, when or ""):
-                self.below.add(produced)
-                user = _federated(record)
-                since = _minute(when)
-                return self._add(produced, since) + (self._add(user, since, key=False) if user else [])
-            if produced in self.above and caller and caller not in self.above and caller not in self.below:
-                self.above.add(caller)
-                return self._add(caller, None)
-        return []
-
-    def _add(self, text: str, since: str | None, key: bool = True) -> list:
-        if text in self.position or (key and not _KEY_ID.match(text)):
-            return []
-        self.position[text] = len(self.order)
-        self.added_at[text] = self._highest
-        self.order.append(text)
-        return [(text, since)]

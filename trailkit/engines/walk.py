@@ -1,6 +1,5 @@
 """Which keys make a lineage, walked over the records one pass found (``follow.Followed``); and which keys the
-calls in each file produced, noted from its bytes as the pass reads it (``Producers``); which files the pass
-must read again (``Looked``).
+calls in each file produced, noted from its bytes as the pass reads it (``Producers``).
 
 The walk is ``trailkit.lineage``'s, on the records themselves rather than on the SQL's answer: a key belongs to
 the first successful call that produced it (by eventTime, then eventID); the lineage is the key, what it
@@ -12,8 +11,8 @@ which walks the SQL's answer over those records.
 """
 from __future__ import annotations
 
+import json
 import re
-from bisect import bisect_left
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
@@ -191,13 +190,17 @@ class Producers:
 
     _VALUE = re.compile(rb'ccessKeyId\\{0,3}"\s*:\s*\\{0,3}"([A-Z0-9]{16,128})\\{0,3}"')
     _TIME = re.compile(rb'"eventTime"\s*:\s*"([^"]{0,40})"')
-    # the names, whole (not ``credentialsIssuedTo``, ``secretAccessKey``), plainly or escaped in a text field
-    _HEADS = ((b'"credentials', 0, (b'"', b"\\")), (b'ccessKey"', 2, (b'"a',)), (b'ccessKey\\"', 3, (b'\\"a',)))
+    # the names, whole (not ``credentialsIssuedTo``, ``secretAccessKey``); an object written as text inside a field
+    # (``\"credentials\"``) is no link (links.sql reads ``responseElements`` as an object)
+    _HEADS = ((b'"credentials', 0, (b'"',)), (b'ccessKey"', 2, (b'"a',)))
 
     def __init__(self):
         self.made: dict[str, list] = defaultdict(list)  # key -> [(eventTime text, path)]
         self.unsure: set = set()
         self.first: dict[str, str] = {}  # key -> the earliest known eventTime text noted (a guide for the pass)
+        self.fresh: list = []  # (key, when, path) noted since ``taken``
+        self._told: set = set()
+        self._ordered: dict[str, list] = {}  # key -> its calls, earliest first (see ``earliest``)
 
     def note(self, path: str, data: bytes) -> None:
         text = _searchable(data)
@@ -215,10 +218,27 @@ class Producers:
                     t = self._TIME.match(data, at) if at != -1 else None
                     when = t.group(1).decode("ascii", "replace") if t else ""
                     key = m.group(1).decode("ascii")
-                    self.made[key].append((when, path))
-                    if when and (key not in self.first or when < self.first[key]):
-                        self.first[key] = when
+                    self._made(key, when, path)
+                    self.fresh.append((key, when, path))
                 pos = text.find(head, pos + len(head))
+
+    def taken(self) -> tuple[list, set]:
+        """What was noted since the last call (a forked worker hands it on as it goes): ``(key, when, path)``s,
+        and files unsure."""
+        fresh, self.fresh = self.fresh, []
+        unsure, self._told = self.unsure - self._told, set(self.unsure)
+        return fresh, unsure
+
+    def merge(self, noted: tuple[list, set]) -> None:
+        """What another worker noted (``taken``), added to this."""
+        for key, when, path in noted[0]:
+            self._made(key, when, path)
+        self.unsure |= noted[1]
+
+    def _made(self, key: str, when: str, path: str) -> None:
+        self.made[key].append((when, path))
+        if when and (key not in self.first or when < self.first[key]):
+            self.first[key] = when
 
     def before(self, key: str, when: str) -> bool:
         """Whether a call noted so far produced ``key`` before ``when`` (eventTime text)."""
@@ -227,12 +247,17 @@ class Producers:
 
     def earliest(self, key: str, skip) -> tuple | None:
         """(when, path) of the earliest call noted to produce ``key`` in a file ``skip`` does not exclude (an
-        unknown time first); None when there is none."""
-        entries = [(w, p) for w, p in self.made.get(key, ()) if not skip(p)]
-        if entries and all(len(w) == 20 and w[-1] == "Z" for w, _ in entries):  # CloudTrail's own form: text
-            w, p = min(entries)                                                   # order is time order
-            return noted(w), p
-        return min(((noted(w), p) for w, p in entries), default=None)
+        unknown time first); None when there is none. (A key's calls are put in order once: a busy role's key
+        may have been produced thousands of times, and the walk asks again after each reading.)"""
+        entries = self.made.get(key, ())
+        ordered = self._ordered.get(key)
+        if ordered is None or len(ordered) != len(entries):
+            if all(len(w) == 20 and w[-1] == "Z" for w, _ in entries):  # CloudTrail's own form: text order is
+                ordered = sorted(entries)                                  # time order
+            else:
+                ordered = sorted(entries, key=lambda e: (noted(e[0]), e[1]))
+            self._ordered[key] = ordered
+        return next(((noted(w), p) for w, p in ordered if not skip(p)), None)
 
 
 def noted(when: str) -> datetime:
@@ -241,42 +266,10 @@ def noted(when: str) -> datetime:
     return datetime.min.replace(tzinfo=timezone.utc) if t.year == datetime.max.year else t
 
 
-class Looked:
-    """Which strings each file was searched for: the pass's first ``versions[path]`` added strings (and the key and
-    the kept strings), then what second looks added."""
-
-    def __init__(self, grown, done: set, base: list):
-        self.order, self.versions, self.extra, self.done = grown.order, grown.versions, grown.extra, done
-        self.stamps, self.added_at = grown.stamps, grown.added_at
-        self.alias: dict[str, str] = {}  # a console session's key -> its federated user
-        self.position = {s: i for i, s in enumerate(self.order)}
-        self.position.update({s.decode(): -1 for s in base})
-
-    def searched(self, path: str, s: str) -> bool:
-        """Whether ``path`` was searched for ``s`` (or cannot be: unreadable, or read whole by DuckDB)."""
-        user = self.alias.get(s, s)
-        if path in self.done or path not in self.versions or s in self.extra[path] or user in self.extra[path]:
-            return True
-        return self.position.get(user, len(self.order)) < self.versions[path]
-
-    def needed(self, ordered: list, producers: Producers, made: dict, makers: dict, keys: set, key: str) -> dict:
-        """path -> the strings to look for there (see ``follow``'s docstring), marked as searched."""
-        out: dict = defaultdict(set)
-        for k, maker in makers.items():  # the earliest call producing k, if before the maker the walk knows of
-            for path in producers.unsure:
-                if not self.searched(path, k):
-                    out[path].add(k)
-            first = producers.earliest(k, lambda p, k=k: self.searched(p, k))
-            if first is not None and (maker is None or first[0] <= _instant(maker[1])):
-                out[first[1]].add(k)
-        # the makers first: until they are read, the walk's keys may hold keys that are others'
-        for k in ([k for k in keys if k != key] if not out else []):
-            # each lineage key's events in the files begun before it was added, delivered since its making
-            lo = bisect_left(self.stamps, made[k]) if made.get(k) is not None else 0
-            for f in ordered[lo:self.added_at.get(k, len(ordered) - 1) + 1]:
-                if not self.searched(f.path, k):
-                    out[f.path].add(k)
-        out = {p: s for p, s in out.items() if s}
-        for p, strings in out.items():
-            self.extra[p] |= strings
-        return out
+def _parsed(text: bytes) -> dict | None:
+    """A record's text, parsed; None if it is not a JSON object."""
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
