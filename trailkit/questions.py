@@ -8,7 +8,6 @@ share one key, one window and one "now".
 """
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -216,6 +215,8 @@ def read_only(text: str) -> None:
     """Raise InvalidInput unless ``text`` is one query (SELECT, or WITH ... SELECT) that reads the table
     ``cloudtrail`` and nothing else: no other table, no table function (``read_csv('/etc/passwd')``), no
     writes, settings, extensions or second statement. Checked on the parsed SQL, before any engine sees it."""
+    import logging
+
     import sqlglot
     from sqlglot import exp
 

@@ -88,19 +88,13 @@ class Followed:
         return self.result(wanted) if self.answers(None, files) and self.covers(wanted) else None
 
     def result(self, strings) -> ScanResult:
-        """The scan's answer for records holding any of ``strings`` (all covered), as ``scan.scan`` gives it. A
-        file any of whose records does not parse is handed back whole (DuckDB reads it; see ``scan``)."""
+        """The scan's answer for records holding any of ``strings`` (all covered), as ``scan.scan`` gives it (each
+        record kept was checked to parse when it was cut out: a file where one did not is read whole)."""
         found = sorted({i for s in strings for i in self._holding(s.encode())})
-        whole = {f.path: f for f in self.whole_files}
-        broken = {self.docs[i][0] for i in found if self.record(i) is None} - set(whole)
-        for f in self._files(broken):
-            whole[f.path] = f
+        whole = {f.path for f in self.whole_files}
         return ScanResult(
             documents=[(p, d.decode("utf-8", "replace")) for p, d in (self.docs[i] for i in found) if p not in whole],
-            whole_files=list(whole.values()), unreadable=list(self.unreadable), notes=list(self.notes))
-
-    def _files(self, paths: set) -> list[LogFile]:
-        return [LogFile(p, None, None, None) for p in sorted(paths)]
+            whole_files=list(self.whole_files), unreadable=list(self.unreadable), notes=list(self.notes))
 
     def _holding(self, needle: bytes) -> list[int]:
         """The records holding ``needle``: one SIMD search over all of them joined, not one per record."""
@@ -193,7 +187,7 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
             strings = base + [k.encode() for k in grown.order[:n]] + producing
             searching[n] = strings, _escapes(strings)
         strings, escaped = searching[n]
-        status, payload, data = scan_data(f, strings, gunzip, contains, escaped, validate=False, quiet=quiet)
+        status, payload, data = scan_data(f, strings, gunzip, contains, escaped, quiet=quiet)
         if data is not None and data[:64].lstrip().startswith(b'{"Records"'):
             producers.note(f.path, data)
         if status == "docs":  # a compact file's records holding a lineage string; any other layout's links too
@@ -207,8 +201,7 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
             string, since = fresh.pop()
             for g in grown.unsearched(string, since):
                 looks.append(g.path)
-                status, payload, _ = scan_data(g, [string.encode()], gunzip, contains, _escapes([string.encode()]),
-                                               validate=False)
+                status, payload, _ = scan_data(g, [string.encode()], gunzip, contains, _escapes([string.encode()]))
                 relooked.append((g, status, payload))
                 if status == "docs":
                     fresh += grown.met(payload[0])
@@ -239,25 +232,27 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
         seen.extra = {index[p]: strings for p, strings in seen.extra.items()}
         return [(index[f.path], *rest) for f, *rest in relooked], looks, producers.taken(), seen
 
-    index = {f.path: i for i, f in enumerate(ordered)}
-    parts, answers = [], None
+    index = grown.index  # path -> its place in ``ordered``
+    parts, noted, answers = [], Producers(), None
+
+    def received(part):  # while the workers go on
+        parts.append(part[0])
+        noted.merge(part[1])
+
     if forked.usable(workers) and len(ordered) >= forked.SMALLEST:
-        answers = forked.run(workers, len(batches), worker, meanwhile=meanwhile, received=parts.append,
+        answers = forked.run(workers, len(batches), worker, meanwhile=meanwhile, received=received,
                              progress=progress and (lambda taken, seconds: progress(min(len(files), taken * size),
                                                                                      len(files), seconds)))
         meanwhile = None
     helper = threading.Thread(target=meanwhile, daemon=True) if meanwhile is not None else None
     try:
         if answers is not None:
-            done = [(ordered[i], *rest) for i, *rest in sorted((d for part in parts for d in part[0]),
-                                                               key=lambda d: d[0])]
-            for _, noted in parts:
-                producers.merge(noted)
+            done = [(ordered[i], *rest) for i, *rest in sorted((d for part in parts for d in part), key=lambda d: d[0])]
             relooked = [(ordered[i], *rest) for a in answers for i, *rest in a[0]]
             looks = [p for a in answers for p in a[1]]
-            seen = []
-            for _, _, noted, one in answers:
-                producers.merge(noted)
+            seen, producers = [], noted
+            for _, _, last, one in answers:
+                producers.merge(last)
                 one.versions = {ordered[i].path: n for i, n in one.versions.items()}
                 one.extra = {ordered[i].path: strings for i, strings in one.extra.items()}
                 seen.append(one)
@@ -271,6 +266,7 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
                     done += batch
                     if progress is not None:
                         progress(len(done), len(files), time.monotonic() - began)
+            producers.merge(producers.taken())
         return _after(files, ordered, grown.stamps, key, kept, base, done, relooked, looks, seen, producers, threads)
     finally:
         if helper is not None and helper.is_alive():

@@ -50,7 +50,7 @@ class Growing:
         self.mail = None  # a forked worker's (``forked.Mail``): what is added is told to the others
         self._files = [f for f, _ in stamped]
         self.stamps = [s for _, s in stamped]
-        self._index = {f.path: i for i, f in enumerate(self._files)}
+        self.index = {f.path: i for i, f in enumerate(self._files)}
         self._highest = -1
         self.added_at: dict[str, int] = {}  # string -> the last file (in ``stamped``) begun when it was added
         self._lock = threading.Lock()
@@ -59,7 +59,7 @@ class Growing:
         """How many strings were added so far: the file at ``path`` is searched for the first so many (noted)."""
         with self._lock:
             self.versions[path] = n = len(self.order)
-            self._highest = max(self._highest, self._index[path])
+            self._highest = max(self._highest, self.index[path])
             return n
 
     def seen(self) -> Seen:

@@ -147,7 +147,8 @@ def _signed(found, key: str) -> set:
     """The federated users ``key``'s records sign as (a console session's key): none for any other key."""
     out = set()
     for i in found._holding(key.encode()):
-        ident = (found.record(i) or {}).get("userIdentity")
+        text = found.docs[i][1]  # (a record that cannot name one, even escaped, is not parsed)
+        ident = (found.record(i) or {}).get("userIdentity") if b"federated-user" in text or b"\\u" in text else None
         if isinstance(ident, dict) and ident.get("accessKeyId") == key and FEDERATED_USER in str(ident.get("arn")):
             out.add(ident["arn"])
     return out
@@ -203,24 +204,30 @@ class Producers:
         self._ordered: dict[str, list] = {}  # key -> its calls, earliest first (see ``earliest``)
 
     def note(self, path: str, data: bytes) -> None:
+        """What the calls in ``data`` (the file at ``path``) produced; kept in ``fresh`` until ``taken`` (a few
+        hundred thousand objects in a month of a busy account: names bound once, not looked up each time)."""
         text = _searchable(data)
+        find, rfind, value, timed, fresh, first = text.find, text.rfind, self._VALUE.search, self._TIME.match, \
+            self.fresh, self.first
         for head, back, edges in self._HEADS:
-            pos = text.find(head)
+            after = len(head)
+            pos = find(head)
             while pos != -1:
-                edge = data[pos + len(head):pos + len(head) + 1] if not back else data[pos - back:pos]
-                m = self._VALUE.search(data, pos, pos + 4096) if edge in edges else False
-                if m is None:
-                    if b"{" in data[pos + len(head):pos + len(head) + 8]:  # an object, its key not read
-                        self.unsure.add(path)
-                elif m:
-                    start = text.rfind(b'{"eventVersion"', max(0, pos - 65536), pos)
-                    at = text.rfind(b'"eventTime"', start, pos) if start != -1 else -1
-                    t = self._TIME.match(data, at) if at != -1 else None
-                    when = t.group(1).decode("ascii", "replace") if t else ""
-                    key = m.group(1).decode("ascii")
-                    self._made(key, when, path)
-                    self.fresh.append((key, when, path))
-                pos = text.find(head, pos + len(head))
+                if (data[pos + after:pos + after + 1] if not back else data[pos - back:pos]) in edges:
+                    m = value(data, pos, pos + 4096)
+                    if m is None:
+                        if b"{" in data[pos + after:pos + after + 8]:  # an object, its key not read
+                            self.unsure.add(path)
+                    else:
+                        start = rfind(b'{"eventVersion"', max(0, pos - 65536), pos)
+                        at = rfind(b'"eventTime"', start, pos) if start != -1 else -1
+                        t = timed(data, at) if at != -1 else None
+                        when = t.group(1).decode("ascii", "replace") if t else ""
+                        key = m.group(1).decode("ascii")
+                        fresh.append((key, when, path))
+                        if when and (key not in first or when < first[key]):
+                            first[key] = when
+                pos = find(head, pos + after)
 
     def taken(self) -> tuple[list, set]:
         """What was noted since the last call (a forked worker hands it on as it goes): ``(key, when, path)``s,

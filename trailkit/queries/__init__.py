@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 from ..contract import FREE, Contract
 from ..errors import TrailkitError
@@ -90,6 +89,8 @@ def _parse(name: str, text: str) -> Query:
 @cache
 def get(name: str) -> Query:
     """The query named ``name`` (the .sql file's stem)."""
+    from importlib import resources  # here, not at start-up: it brings tempfile and more (~6 ms)
+
     try:
         text = resources.files(__package__).joinpath(f"{name}.sql").read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -98,4 +99,6 @@ def get(name: str) -> Query:
 
 
 def names() -> list[str]:
+    from importlib import resources
+
     return sorted(p.name[:-4] for p in resources.files(__package__).iterdir() if p.name.endswith(".sql"))
