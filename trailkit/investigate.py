@@ -189,26 +189,28 @@ class Trail:
 
     # -- following the key (two questions, ``links`` then ``figures``, walked in ``trailkit.lineage``)
 
-    def _followed(self, key: str, within: Window, depth: int | None) -> Graph:
+    def _followed(self, key: str, within: Window, depth: int | None, life: bool = False) -> Graph:
         """The links in ``within`` with the figures of every key of ``key``'s lineage (one ``figures`` query per
-        round of new keys: one, unless a federated console session leads further). Asked afresh unless the engine
-        vouches that nothing changed since (a watched, unchanged folder), so evidence that arrived is in it."""
+        round of new keys: one, unless a federated console session leads further); with ``life``, AWS's quarantine
+        policy on their users too (the lifecycle's: the lineage does not need those records). Asked afresh unless
+        the engine vouches that nothing changed since (a watched, unchanged folder), so evidence that arrived is in
+        it."""
         from .lineage import Graph
 
         generation = self.engine.generation()
         known = (within.start, within.end, self.scope)
         if generation is not None and self._kept is not None and self._kept[0] in (known, (*known, key)) \
-                and self._kept[1] is generation:
+                and self._kept[1] is generation and (self._kept[3] or not life):
             graph = self._kept[2]  # the folder is watched and has not changed: the links (and figures) still hold
             return self._counted(graph, key, within, depth)
         with self.engine.snapshot():  # one listing of the files for the lineage's questions
             # the local engine without a cache reads the files once for the links and the lineage's keys, then
             # the links that matter to them (the graph then holds this lineage only: kept for this key alone)
-            lineage = self.engine.lineage_keys(key, questions.links(within))
+            lineage = self.engine.lineage_keys(key, questions.links(within, life=life))
             if lineage is not None:
                 known = (*known, key)
-            graph = Graph(self.records(questions.links(within, lineage)), lineage)
-            self._kept = (known, generation, graph) if generation is not None else None
+            graph = Graph(self.records(questions.links(within, lineage, life)), lineage)
+            self._kept = (known, generation, graph, life) if generation is not None else None
             return self._counted(graph, key, within, depth)
 
     def _counted(self, graph: Graph, key: str, within: Window, depth: int | None) -> Graph:
@@ -223,7 +225,7 @@ class Trail:
         """``lineage``, ``lifecycle`` and ``timeline`` of ``key`` from one reading of the links (what the notebook
         and the report show)."""
         key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), levels(depth)
-        graph = self._followed(key, within, depth)
+        graph = self._followed(key, within, depth, life=True)
         lineage = graph.lineage(key, depth)
         return {"lineage": lineage, "lifecycle": graph.lifecycle(key), "timeline": self._events(lineage, within)}
 
@@ -248,7 +250,7 @@ class Trail:
         """The key's birth and death, oldest first: the CreateAccessKey (or STS call, with the expiration it
         granted) that made it, UpdateAccessKey, DeleteAccessKey, and AWS's quarantine policy on its user."""
         key = KeyMatch.parse(key).value
-        return self._followed(key, Window.parse(start, end), 0).lifecycle(key)
+        return self._followed(key, Window.parse(start, end), 0, life=True).lifecycle(key)
 
     def timeline(self, key: str, start=None, end=None, depth: int | None = None) -> pd.DataFrame:
         """Every event of every key in the lineage of ``key``, oldest first: the ``usage`` columns, ``depth``, and

@@ -134,17 +134,19 @@ def narrowed(request: Request, scope: Scope) -> Request:
 #: quote (as a bare word it is in many parameters' names), which is also in the escaped ``\"credentials\"`` of an
 #: export that keeps each record as text (event history's CloudTrailEvent, Splunk's _raw); ``ccessKey"`` and
 #: ``ccessKey\"``, the end of IAM's response object ``"accessKey"`` and of the name of every IAM call on keys
-#: (``"UpdateAccessKey"``, ``"DeleteAccessKey"``), plainly or escaped; and AWS's quarantine policy. Each is one
-#: SIMD pass over every file; links.sql says which of the records they let through are links.
+#: (``"UpdateAccessKey"``, ``"DeleteAccessKey"``), plainly or escaped; and, where a key's life is asked, AWS's
+#: quarantine policy. Each is one SIMD pass over every file; links.sql says which of the records they let through
+#: are links.
 QUARANTINE_NEEDLE = QUARANTINE
-LINK_NEEDLES = ('"credentials', 'ccessKey"', 'ccessKey\\"', QUARANTINE_NEEDLE)
+LINK_NEEDLES = ('"credentials', 'ccessKey"', 'ccessKey\\"')
 
 
-def links(within: Window = Window(), keys=None) -> Request:
+def links(within: Window = Window(), keys=None, life: bool = True) -> Request:
     """What connects keys: calls that produced keys, calls on keys' lives (see ``trailkit.lineage``). With
     ``keys`` (a lineage's keys, all of them), the local engine reads only records holding one of them or AWS's
-    quarantine policy: the links that matter to that lineage (the SQL is the same)."""
-    needles = LINK_NEEDLES if keys is None else (*sorted(keys), QUARANTINE_NEEDLE)
+    quarantine policy: the links that matter to that lineage (the SQL is the same). Without ``life``, not the
+    quarantine policy's (a lineage does not need them; its lifecycle does)."""
+    needles = (*(LINK_NEEDLES if keys is None else sorted(keys)), *((QUARANTINE_NEEDLE,) if life else ()))
     return Request(queries.get("links"), window_params(within), ScanHints(within, needles=needles))
 
 

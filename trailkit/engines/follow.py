@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import forked, inflate
-from .growing import Growing, Looked, linking
+from .growing import LINK_NAMES, Growing, Looked, linking
 from .layout import LogFile
 from .scan import ScanResult, _escapes, _finder, _searchable, scan, scan_data
 from .walk import FEDERATED_USER, Producers, _parsed, closure
@@ -71,6 +71,8 @@ class Followed:
     _blob: bytes | None = None
     _starts: list = field(default_factory=list)
     _parsed: dict = field(default_factory=dict)
+    _held: dict = field(default_factory=dict)  # needle -> the records holding it (``_holding``)
+    _links: set | None = None  # the records that can have produced a key (``linking``)
 
     def answers(self, key: str | None, files: list[LogFile]) -> bool:
         """Whether this pass was over ``files`` (and, given ``key``, for it)."""
@@ -97,13 +99,16 @@ class Followed:
             whole_files=list(self.whole_files), unreadable=list(self.unreadable), notes=list(self.notes))
 
     def _holding(self, needle: bytes) -> list[int]:
-        """The records holding ``needle``: one SIMD search over all of them joined, not one per record."""
+        """The records holding ``needle``: one SIMD search over all of them joined, not one per record (and
+        once: the walk asks again after each reading)."""
         if self._blob is None:
             self._starts, at = [], 0
             for _, d in self.docs:
                 self._starts.append(at)
                 at += len(d) + 1
-            self._blob = b"\0".join(d for _, d in self.docs)
+            self._blob, self._held = b"\0".join(d for _, d in self.docs), {}
+        if needle in self._held:
+            return self._held[needle]
         blob = _searchable(self._blob)
         out, pos = [], blob.find(needle, 0)
         while pos != -1:
@@ -112,11 +117,14 @@ class Followed:
                 out.append(i)
             nxt = self._starts[i + 1] if i + 1 < len(self._starts) else len(self._blob)
             pos = blob.find(needle, max(pos + 1, nxt))
+        self._held[needle] = out
         return out
 
     def linking(self, i: int) -> bool:
         """Whether record ``i`` can have produced a key: it holds a ``credentials`` or ``accessKey`` name."""
-        return linking(self.docs[i][1])
+        if self._blob is None or self._links is None:
+            self._links = {j for name in LINK_NAMES for j in self._holding(name)}
+        return i in self._links
 
     def record(self, i: int) -> dict | None:
         """Record ``i``, parsed (once), or None if it does not parse to an object."""
@@ -136,7 +144,7 @@ class Followed:
         self.whole_files += [f for f in extra.whole_files if f.path not in already and not already.add(f.path)]
         self.unreadable += [u for u in extra.unreadable if u not in self.unreadable]
         self.notes += [n for n in extra.notes if n not in self.notes]
-        self._blob = None
+        self._blob, self._links = None, None
 
 
 def _canonical(text) -> str:

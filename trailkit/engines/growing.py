@@ -124,9 +124,12 @@ class Growing:
         return [(text, since)]
 
 
+LINK_NAMES = (b'"credentials', b'ccessKey"', b'ccessKey\\"')  # in a record that can have produced a key
+
+
 def linking(text: bytes) -> bool:
     """Whether a record's text can have produced a key: it holds a ``credentials`` or ``accessKey`` name."""
-    return b'"credentials' in text or b'ccessKey"' in text or b'ccessKey\\"' in text
+    return any(name in text for name in LINK_NAMES)
 
 
 class Looked:

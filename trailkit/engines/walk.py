@@ -146,9 +146,10 @@ def _sessions(found, users: set) -> dict:
 def _signed(found, key: str) -> set:
     """The federated users ``key``'s records sign as (a console session's key): none for any other key."""
     out = set()
+    # a record that cannot name a federated user, plainly or escaped, is not parsed
+    maybe = set(found._holding(b"federated-user")) | set(found._holding(b"\\u"))
     for i in found._holding(key.encode()):
-        text = found.docs[i][1]  # (a record that cannot name one, even escaped, is not parsed)
-        ident = (found.record(i) or {}).get("userIdentity") if b"federated-user" in text or b"\\u" in text else None
+        ident = (found.record(i) or {}).get("userIdentity") if i in maybe else None
         if isinstance(ident, dict) and ident.get("accessKeyId") == key and FEDERATED_USER in str(ident.get("arn")):
             out.add(ident["arn"])
     return out
