@@ -215,16 +215,28 @@ class Producers:
             pos = find(head)
             while pos != -1:
                 if (data[pos + after:pos + after + 1] if not back else data[pos - back:pos]) in edges:
-                    m = value(data, pos, pos + 4096)
-                    if m is None:
+                    # CloudTrail's own form first (``"accessKeyId":"KEY"``, ``"eventTime":"TIME"``, no spaces),
+                    # read by slicing; anything else by the patterns, which read every form
+                    at = find(b'ccessKeyId', pos, pos + 4096)
+                    end = find(b'"', at + 13, min(at + 142, pos + 4096)) \
+                        if at != -1 and data[at + 10:at + 13] == b'":"' else -1
+                    key = data[at + 13:end] if end != -1 else b""
+                    if not (16 <= len(key) <= 128 and key.isalnum() and key.isupper()):
+                        m = value(data, pos, pos + 4096)
+                        key = m.group(1) if m is not None else None
+                    if key is None:
                         if b"{" in data[pos + after:pos + after + 8]:  # an object, its key not read
                             self.unsure.add(path)
                     else:
                         start = rfind(b'{"eventVersion"', max(0, pos - 65536), pos)
                         at = rfind(b'"eventTime"', start, pos) if start != -1 else -1
-                        t = timed(data, at) if at != -1 else None
-                        when = t.group(1).decode("ascii", "replace") if t else ""
-                        key = m.group(1).decode("ascii")
+                        end = find(b'"', at + 13, at + 54) if at != -1 and data[at + 11:at + 13] == b':"' else -1
+                        if end != -1:
+                            when = data[at + 13:end].decode("ascii", "replace")
+                        else:
+                            t = timed(data, at) if at != -1 else None
+                            when = t.group(1).decode("ascii", "replace") if t else ""
+                        key = key.decode("ascii")
                         fresh.append((key, when, path))
                         if when and (key not in first or when < first[key]):
                             first[key] = when
