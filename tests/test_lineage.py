@@ -696,9 +696,12 @@ print(json.dumps({"workers": sum(r is not None for r in runs), "reread": trail.e
 
 def test_one_pass_on_forked_workers_is_the_pass_on_threads(tmp_path):
     """Two workers share 150 files (batches of 32): keys made in one worker's files are used in the other's, so
-    they tell each other; the lineage and its counts are plain Python's, and the same on threads."""
+    they tell each other; SESSION, returned to ROOT late, was first another key's (noted by a worker, read after
+    the pass). The lineage and its counts are plain Python's, and the same on threads."""
     noise = [f"AKIANOISENOISE{n:06d}" for n in range(5)]
-    plan = {30: [event(1, "AssumeRole", ROOT, 1, out=sts(ONE, arn=ROLE1))],
+    plan = {10: [event(5, "GetSessionToken", noise[1], 5, out=sts(SESSION))],
+            50: [event(6, "GetSessionToken", ROOT, 6, out=sts(SESSION))],
+            30: [event(1, "AssumeRole", ROOT, 1, out=sts(ONE, arn=ROLE1))],
             70: [event(2, "AssumeRole", ONE, 2, arn=ROLE1, kind="AssumedRole", out=sts(TWO, arn=ROLE2))],
             100: [event(3, "CreateAccessKey", TWO, 3, arn=ROLE2, kind="AssumedRole",
                         out={"accessKey": {"accessKeyId": NEW, "userName": "backdoor", "status": "Active"}})],
@@ -708,7 +711,8 @@ def test_one_pass_on_forked_workers_is_the_pass_on_threads(tmp_path):
         hour, minute = divmod(i * 5, 60)
         stamp = f"20261024T{hour:02d}{minute:02d}"
         when = f"2026-10-24T{hour:02d}:{minute:02d}:00Z"
-        users = [ROOT] + [k for k, since in ((ONE, 30), (TWO, 70), (NEW, 100), (LOST, 120)) if i > since]
+        users = [ROOT] + [k for k, since in ((ONE, 30), (TWO, 70), (NEW, 100), (LOST, 120), (SESSION, 60))
+                          if i > since]
         records = [at(r, when) for r in plan.get(i, [])]
         for who in users + noise:
             n += 1
@@ -717,7 +721,7 @@ def test_one_pass_on_forked_workers_is_the_pass_on_threads(tmp_path):
     recs = delivered_records(tmp_path)
     makers, counts = first_makers(recs), used(recs)
     want = {k: [makers.get(k), counts.get(k, 0)] for k in lineage_of(ROOT, makers)}
-    assert set(want) == {ROOT, ONE, TWO, NEW} and all(c > 0 for _, c in want.values())
+    assert set(want) == {ROOT, ONE, TWO, NEW} and all(c > 0 for _, c in want.values()) and makers[SESSION] == noise[1]
 
     def run(how):
         proc = subprocess.run([sys.executable, "-c", _ON_WORKERS, str(tmp_path), ROOT, how], capture_output=True,
