@@ -305,3 +305,19 @@ def test_progress_is_drawn_on_a_terminal_after_two_seconds(capsys):
     assert "50 of 100" in capsys.readouterr().err
     progress("scanning log files: 100 of 100 (100%), about 0 s left", 6.0, True)
     assert capsys.readouterr().err.strip() == ""  # the line is cleared when the work ends
+
+
+def test_the_command_says_when_its_answer_could_not_be_written(sample, tmp_path):
+    """The ``trailkit`` command (``cli.run``) ends at once after its answer: a reader gone (``| head``) is no
+    error, a full disk is (the answer is not all there)."""
+    command = [sys.executable, "-c", "from trailkit.cli import run; run()", "usage", KEY, "--logs", str(sample),
+               "--format", "csv", "--no-cache"]
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONUNBUFFERED"}
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    assert proc.returncode == 1 and proc.stderr == "trailkit: cannot write: No space left on device\n"
+    head = subprocess.run(" ".join(map(repr, command)) + " | head -n 1", shell=True, capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert head.returncode == 0 and head.stdout.startswith("eventtime") and head.stderr == ""
+    whole = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert whole.returncode == 0 and whole.stdout.count("\n") > 1

@@ -755,14 +755,30 @@ sys.path.insert(0, sys.argv[1])
 from tests.test_lineage import _failing, _posting
 from trailkit.engines import forked
 
+import os, time
+held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]  # past select()'s 1,024: the pool still answers
 posted, seen = [], []
 answers = forked.run(2, 40, _posting, received=posted.append, progress=lambda taken, s: seen.append(taken))
+failed = forked.run(2, 40, _failing, received=lambda part: None)
+# a user over the kernel's pipe allowance gets pipes of a page: too small for the batches' numbers, so no pool
+pipe, grow = os.pipe, forked.fcntl.fcntl
+def small():
+    r, w = pipe()
+    grow(w, forked._SETPIPE_SIZE, 4096)
+    return r, w
+def refused(fd, op, *args):
+    if op == forked._SETPIPE_SIZE:
+        raise PermissionError("over the allowance")
+    return grow(fd, op, *args)
+forked.os.pipe, forked.fcntl.fcntl = small, refused
+began = time.monotonic()
+cramped = forked.run(2, 5000, _posting, received=lambda part: None)
 print(json.dumps({"answers": answers, "posted": sorted(posted), "progress": seen[-1] if seen else None,
-                  "failed": forked.run(2, 40, _failing, received=lambda part: None)}))
+                  "failed": failed, "cramped": cramped, "cramped_s": time.monotonic() - began}))
 """
 
 
-def test_forked_workers_share_the_batches_post_as_they_go_and_a_failure_gives_way():
+def test_forked_workers_share_the_batches_post_as_they_go_and_give_way_when_they_cannot():
     proc = subprocess.run([sys.executable, "-c", _POOL, str(Path(__file__).parents[1])], capture_output=True,
                           text=True, check=True)
     got = json.loads(proc.stdout)
@@ -771,3 +787,4 @@ def test_forked_workers_share_the_batches_post_as_they_go_and_a_failure_gives_wa
     told = [b for answer in got["answers"] for _, b in answer[1]]
     assert set(told) <= set(taken)  # what a worker was told, another took
     assert got["progress"] == 40 and got["failed"] is None
+    assert got["cramped"] is None and got["cramped_s"] < 5  # refused at once, not stuck writing

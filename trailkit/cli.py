@@ -305,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         except BrokenPipeError:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             code = 0
+        except OSError as e:  # the answer cannot be written (a full disk, an I/O error), or a file it writes
+            where = f" ({visible(str(e.filename))})" if e.filename else ""
+            print(f"trailkit: cannot write: {visible(e.strerror or str(e))}{where}", file=sys.stderr)
+            code = 1
     for w in caught:
         if issubclass(w.category, UserWarning):
             kind = "note" if issubclass(w.category, (ReadAs, Notice)) else "warning"
@@ -323,11 +327,15 @@ def run() -> None:
 
     gc.disable()
     code = main()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except OSError:  # a reader gone (``| head``): what it did not take is not wanted
-            pass
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # a reader gone (``| head``): what it did not take is not wanted
+        pass
+    except OSError as e:  # a full disk, an I/O error: the answer is not all there
+        if not code:
+            print(f"trailkit: cannot write: {e.strerror or e}", file=sys.stderr)
+            code = 1
+    sys.stderr.flush()
     atexit._run_exitfuncs()
     os._exit(code)
 

@@ -189,10 +189,10 @@ class Trail:
 
     # -- following the key (two questions, ``links`` then ``figures``, walked in ``trailkit.lineage``)
 
-    def _followed(self, key: str, within: Window, depth: int | None, life: bool = False) -> Graph:
+    def _followed(self, key: str, within: Window, depth: int | None, life: bool = True) -> Graph:
         """The links in ``within`` with the figures of every key of ``key``'s lineage (one ``figures`` query per
         round of new keys: one, unless a federated console session leads further); with ``life``, AWS's quarantine
-        policy on their users too (the lifecycle's: the lineage does not need those records). Asked afresh unless
+        policy on their users too (the lifecycle's: ``trailkit chain`` alone goes without). Asked afresh unless
         the engine vouches that nothing changed since (a watched, unchanged folder), so evidence that arrived is in
         it."""
         from .lineage import Graph
@@ -225,7 +225,7 @@ class Trail:
         """``lineage``, ``lifecycle`` and ``timeline`` of ``key`` from one reading of the links (what the notebook
         and the report show)."""
         key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), levels(depth)
-        graph = self._followed(key, within, depth, life=True)
+        graph = self._followed(key, within, depth)
         lineage = graph.lineage(key, depth)
         return {"lineage": lineage, "lifecycle": graph.lifecycle(key), "timeline": self._events(lineage, within)}
 
@@ -244,13 +244,13 @@ class Trail:
     def lineage_records(self, key: str, start=None, end=None, depth: int | None = None) -> list[dict]:
         """``lineage`` as dicts, times as UTC datetimes: what ``trailkit chain`` prints, without pandas."""
         key, within, depth = KeyMatch.parse(key).value, Window.parse(start, end), levels(depth)
-        return self._followed(key, within, depth).lineage_rows(key, depth)
+        return self._followed(key, within, depth, life=False).lineage_rows(key, depth)
 
     def lifecycle(self, key: str, start=None, end=None) -> pd.DataFrame:
         """The key's birth and death, oldest first: the CreateAccessKey (or STS call, with the expiration it
         granted) that made it, UpdateAccessKey, DeleteAccessKey, and AWS's quarantine policy on its user."""
         key = KeyMatch.parse(key).value
-        return self._followed(key, Window.parse(start, end), 0, life=True).lifecycle(key)
+        return self._followed(key, Window.parse(start, end), 0).lifecycle(key)
 
     def timeline(self, key: str, start=None, end=None, depth: int | None = None) -> pd.DataFrame:
         """Every event of every key in the lineage of ``key``, oldest first: the ``usage`` columns, ``depth``, and

@@ -267,7 +267,7 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
         else:
             if helper is not None:
                 helper.start()
-            done, relooked, looks, seen = [], [], [], [grown.seen()]
+            done, relooked, looks = [], [], []
             began = time.monotonic()
             with ThreadPoolExecutor(workers) as pool:
                 for batch in pool.map(lambda batch: [visit(f, relooked, looks) for f in batch], batches):
@@ -275,6 +275,7 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
                     if progress is not None:
                         progress(len(done), len(files), time.monotonic() - began)
             producers.merge(producers.taken())
+            seen = [grown.seen()]
         return _after(files, ordered, grown.stamps, key, kept, base, done, relooked, looks, seen, producers, threads)
     finally:
         if helper is not None and helper.is_alive():

@@ -81,60 +81,55 @@ class Mail:
 
 
 def run(workers: int, batches: int, work, progress=None, meanwhile=None, received=None) -> list | None:
-    """``work(next_batch, mail, post)`` in ``workers`` forked processes, their answers in order; None if one
-    failed (the caller then does the work itself). ``next_batch()`` gives the number of a batch no other worker
-    took, or None when there are none left; ``post(part)`` hands ``part`` to ``received(part)`` here at once (what
-    a worker found so far is read while it goes on, not all at its end). ``progress(batches_taken, seconds)`` is
-    called here as the workers go; ``meanwhile()`` runs here on a thread once they are started (what the caller
-    needs next, overlapped)."""
-    queue_r, queue_w = os.pipe()
-    os.write(queue_w, b"".join(_INDEX.pack(i) for i in range(batches)))
-    os.close(queue_w)
-    inboxes = [os.pipe() for _ in range(workers)]
-    for r, w in inboxes:
-        os.set_blocking(r, False)
-        os.set_blocking(w, False)
-    children, answers, helper = [], [], None
+    """``work(next_batch, mail, post)`` in ``workers`` forked processes, their answers in order; None if they
+    cannot be started here (pipes, processes, a pipe too small for the batches' numbers) or one failed (the caller
+    then does the work itself). ``next_batch()`` gives the number of a batch no other worker took, or None when
+    there are none left; ``post(part)`` hands ``part`` to ``received(part)`` here at once (what a worker found so
+    far is read while it goes on, not all at its end). ``progress(batches_taken, seconds)`` is called here as the
+    workers go; ``meanwhile()`` runs here on a thread once they are started (what the caller needs next)."""
+    fds, children, answers, helper = [], [], [], None
     gc.freeze()  # the workers' collector never walks (and so never copies) what they inherit
     try:
-        for me in range(workers):
-            answer_r, answer_w = os.pipe()
-            try:
-                fcntl.fcntl(answer_w, _SETPIPE_SIZE, 1 << 20)  # fewer waits for the reader (best effort)
+        try:
+            queue_r, queue_w = _pipe(fds)
+            numbers = b"".join(_INDEX.pack(i) for i in range(batches))
+            try:  # a user over the kernel's pipe allowance gets pipes of a page or two: then threads
+                fcntl.fcntl(queue_w, _SETPIPE_SIZE, max(len(numbers), 4096))
             except OSError:
                 pass
-            try:
-                pid = os.fork()
-            except OSError:  # no more processes or memory for one: the caller does the work itself
-                os.close(answer_r)
-                os.close(answer_w)
-                for started, _ in children:
-                    _kill(started)
+            os.set_blocking(queue_w, False)
+            if os.write(queue_w, numbers) != len(numbers):
                 return None
-            if pid == 0:  # never returns
-                os.close(answer_r)
-                _child(me, work, queue_r, inboxes, answer_w)
-            os.close(answer_w)
-            children.append((pid, answer_r))
-        for r, w in inboxes:
-            os.close(r)
-            os.close(w)
-        inboxes = []
+            inboxes = [_pipe(fds) for _ in range(workers)]
+            for r, w in inboxes:
+                os.set_blocking(r, False)
+                os.set_blocking(w, False)
+            parent = os.getpid()
+            for me in range(workers):
+                answer_r, answer_w = _pipe(fds)
+                try:
+                    fcntl.fcntl(answer_w, _SETPIPE_SIZE, 1 << 20)  # fewer waits for the reader (best effort)
+                except OSError:
+                    pass
+                pid = os.fork()
+                if pid == 0:  # never returns
+                    _child(me, work, parent, queue_r, queue_w, inboxes, answer_r, answer_w)
+                children.append((pid, answer_r))
+                _close(fds, answer_w)
+        except OSError:  # no more files, processes or memory: the caller does the work itself
+            return None
+        for fd in [queue_w, *(fd for pair in inboxes for fd in pair)]:
+            _close(fds, fd)
         if meanwhile is not None:
             (helper := threading.Thread(target=meanwhile, daemon=True)).start()
         answers = _collect(children, queue_r, batches, progress, received)
-    except BaseException:
-        for pid, _ in children:
-            _kill(pid)
-        raise
     finally:
         gc.unfreeze()
-        os.close(queue_r)
-        for r, w in inboxes:
-            os.close(r)
-            os.close(w)
-        for _, fd in children:
-            os.close(fd)
+        if len(answers) != len(children) or any(status != "ok" for status, _ in answers):
+            for pid, _ in children:  # stopped, or one failed: the others' work is wasted
+                _kill(pid)
+        for fd in list(fds):
+            _close(fds, fd)
         for pid, _ in children:
             try:
                 os.waitpid(pid, 0)
@@ -147,11 +142,22 @@ def run(workers: int, batches: int, work, progress=None, meanwhile=None, receive
     return [answer for _, answer in answers]
 
 
+def _pipe(fds: list) -> tuple[int, int]:
+    r, w = os.pipe()
+    fds += [r, w]
+    return r, w
+
+
+def _close(fds: list, fd: int) -> None:
+    fds.remove(fd)
+    os.close(fd)
+
+
 _SETPIPE_SIZE = 1031  # F_SETPIPE_SZ
 _FRAME = struct.Struct("<Q")
 
 
-def _child(me: int, work, queue: int, inboxes: list, answer: int) -> None:
+def _child(me: int, work, parent: int, queue: int, queue_w: int, inboxes: list, answer_r: int, answer: int) -> None:
     from .scan import _die_with_parent
 
     def post(kind: str, obj) -> None:
@@ -164,15 +170,14 @@ def _child(me: int, work, queue: int, inboxes: list, answer: int) -> None:
     gc.disable()  # a worker makes little garbage, none of it cyclic worth the collector's walks, and ends soon
     out = os.fdopen(answer, "wb")
     try:
-        _die_with_parent()
+        _die_with_parent(parent)
         import signal
 
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent stops; its workers stop with it
-        for i, (r, w) in enumerate(inboxes):
-            if i != me:
-                os.close(r)
-        os.close(inboxes[me][1])
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Ctrl-C stops the workers at once
+            signal.signal(signal.SIGINT, signal.SIG_DFL)                    # (unless the parent ignores it)
+        for fd in [queue_w, answer_r, inboxes[me][1], *(r for i, (r, _) in enumerate(inboxes) if i != me)]:
+            os.close(fd)
 
         def next_batch():
             got = os.read(queue, 4)
@@ -193,12 +198,17 @@ def _collect(children: list, queue: int, batches: int, progress, received) -> li
     pending = {fd: bytearray() for _, fd in children}
     final: dict = {}
     open_fds, began = set(pending), time.monotonic()
+    ready = select.poll()  # (not select(): a process may hold more than 1,024 files)
+    for fd in open_fds:
+        ready.register(fd, select.POLLIN)
     while open_fds:
-        ready, _, _ = select.select(list(open_fds), [], [], 0.1)
-        for fd in ready:
+        for fd, _ in ready.poll(100):
             chunk = os.read(fd, 1 << 20)
             if not chunk:
                 open_fds.discard(fd)
+                ready.unregister(fd)
+                if fd not in final:  # a worker gone without an answer: the others need not finish
+                    return [final.get(f, ("error", "a worker stopped without an answer")) for _, f in children]
                 continue
             buffer = pending[fd]
             buffer += chunk
@@ -211,6 +221,8 @@ def _collect(children: list, queue: int, batches: int, progress, received) -> li
                         received(obj)
                 else:
                     final[fd] = (kind, obj)
+                    if kind != "ok":
+                        return [final.get(f, ("error", "stopped")) for _, f in children]
             del buffer[:at]
         if progress is not None:
             left = struct.unpack("i", fcntl.ioctl(queue, termios.FIONREAD, b"\0\0\0\0"))[0] // 4

@@ -301,8 +301,9 @@ def scan(files: list[LogFile], key: str, threads: int | None = None, progress=No
     return result
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this (child) process when its parent dies: a killed trailkit leaves no scan behind."""
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this (child) process when its parent (pid ``parent``) dies: a killed trailkit leaves no
+    scan behind."""
     import ctypes
     import signal
 
@@ -310,7 +311,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # pragma: no cover - not glibc/musl Linux
         pass
-    if os.getppid() == 1:  # the parent died before the request took effect
+    if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(0)
 
 
@@ -338,10 +339,10 @@ class ForkedScan:
         if not sys.platform.startswith("linux") or not hasattr(os, "fork") or threading.active_count() > 1:
             return None
         read_end, write_end = os.pipe()
-        pid = os.fork()
+        parent, pid = os.getpid(), os.fork()
         if pid == 0:  # the child: never returns
             try:
-                _die_with_parent()
+                _die_with_parent(parent)
                 os.close(read_end)
                 from .layout import listing, prune
 
