@@ -306,14 +306,19 @@ def main(argv: list[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             code = 0
         except OSError as e:  # the answer cannot be written (a full disk, an I/O error), or a file it writes
-            where = f" ({visible(str(e.filename))})" if e.filename else ""
-            print(f"trailkit: cannot write: {visible(e.strerror or str(e))}{where}", file=sys.stderr)
-            code = 1
+            code = _unwritten(e)
     for w in caught:
         if issubclass(w.category, UserWarning):
             kind = "note" if issubclass(w.category, (ReadAs, Notice)) else "warning"
             print(f"trailkit: {kind}: {visible(str(w.message))}", file=sys.stderr)
     return code
+
+
+def _unwritten(e: OSError) -> int:
+    """Say in one line what could not be written; the exit code for it."""
+    where = f" ({visible(str(e.filename))})" if e.filename else ""
+    print(f"trailkit: cannot write: {visible(e.strerror or str(e))}{where}", file=sys.stderr)
+    return 1
 
 
 def run() -> None:
@@ -332,9 +337,7 @@ def run() -> None:
     except BrokenPipeError:  # a reader gone (``| head``): what it did not take is not wanted
         pass
     except OSError as e:  # a full disk, an I/O error: the answer is not all there
-        if not code:
-            print(f"trailkit: cannot write: {e.strerror or e}", file=sys.stderr)
-            code = 1
+        code = code or _unwritten(e)
     sys.stderr.flush()
     atexit._run_exitfuncs()
     os._exit(code)

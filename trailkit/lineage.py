@@ -52,7 +52,7 @@ class Graph:
     """The ``links`` answer, indexed: who produced each key, what each key produced; the keys' figures as they
     are added (``add_figures``)."""
 
-    def __init__(self, links: "pd.DataFrame", keys=None):
+    def __init__(self, links: "list[dict] | pd.DataFrame", keys=None):
         """``keys``: when ``links`` holds only the records of one lineage's keys (``LocalEngine.lineage_keys``),
         those keys: a key produced by one of them but not among them was first produced by a call the links do
         not hold, and is left out."""
@@ -76,7 +76,7 @@ class Graph:
             if row["parent"]:
                 self.children[row["parent"]].append(key)
 
-    def add_figures(self, figures: "pd.DataFrame", asked) -> None:
+    def add_figures(self, figures: "list[dict] | pd.DataFrame", asked) -> None:
         """The figures of the keys (and federated users) ``asked``, as ``figures.sql`` counted them."""
         self.keys.update({row["accesskeyid"]: row for row in _records(figures)})
         self.counted.update(asked)

@@ -122,7 +122,7 @@ class Followed:
 
     def linking(self, i: int) -> bool:
         """Whether record ``i`` can have produced a key: it holds a ``credentials`` or ``accessKey`` name."""
-        if self._blob is None or self._links is None:
+        if self._links is None:  # (reset with the records: ``add``)
             self._links = {j for name in LINK_NAMES for j in self._holding(name)}
         return i in self._links
 

@@ -197,6 +197,10 @@ def _collect(children: list, queue: int, batches: int, progress, received) -> li
     """Every worker's answer, and what they posted as it comes (a pipe holds little), reporting progress."""
     pending = {fd: bytearray() for _, fd in children}
     final: dict = {}
+
+    def answers() -> list:  # a worker that stopped without one failed
+        return [final.get(fd, ("error", "a worker stopped without an answer")) for _, fd in children]
+
     open_fds, began = set(pending), time.monotonic()
     ready = select.poll()  # (not select(): a process may hold more than 1,024 files)
     for fd in open_fds:
@@ -208,7 +212,7 @@ def _collect(children: list, queue: int, batches: int, progress, received) -> li
                 open_fds.discard(fd)
                 ready.unregister(fd)
                 if fd not in final:  # a worker gone without an answer: the others need not finish
-                    return [final.get(f, ("error", "a worker stopped without an answer")) for _, f in children]
+                    return answers()
                 continue
             buffer = pending[fd]
             buffer += chunk
@@ -221,14 +225,13 @@ def _collect(children: list, queue: int, batches: int, progress, received) -> li
                         received(obj)
                 else:
                     final[fd] = (kind, obj)
-                    if kind != "ok":
-                        return [final.get(f, ("error", "stopped")) for _, f in children]
+                    if kind != "ok":  # one failed: the others need not finish
+                        return answers()
             del buffer[:at]
         if progress is not None:
             left = struct.unpack("i", fcntl.ioctl(queue, termios.FIONREAD, b"\0\0\0\0"))[0] // 4
             progress(batches - left, time.monotonic() - began)
-    # a worker killed before it answered
-    return [final.get(fd, ("error", "a worker stopped without an answer")) for _, fd in children]
+    return answers()
 
 
 def _kill(pid: int) -> None:

@@ -209,7 +209,7 @@ class Producers:
         hundred thousand objects in a month of a busy account: names bound once, not looked up each time)."""
         text = _searchable(data)
         find, rfind, value, timed, fresh, first = text.find, text.rfind, self._VALUE.search, self._TIME.match, \
-            self.fresh, self.first
+            self.fresh, self.first  # (``made`` is filled by ``merge``: the pass hands over what it noted)
         for head, back, edges in self._HEADS:
             after = len(head)
             pos = find(head)
@@ -238,8 +238,7 @@ class Producers:
                             when = t.group(1).decode("ascii", "replace") if t else ""
                         key = key.decode("ascii")
                         fresh.append((key, when, path))
-                        if when and (key not in first or when < first[key]):
-                            first[key] = when
+                        _sooner(first, key, when)
                 pos = find(head, pos + after)
 
     def taken(self) -> tuple[list, set]:
@@ -257,8 +256,7 @@ class Producers:
 
     def _made(self, key: str, when: str, path: str) -> None:
         self.made[key].append((when, path))
-        if when and (key not in self.first or when < self.first[key]):
-            self.first[key] = when
+        _sooner(self.first, key, when)
 
     def before(self, key: str, when: str) -> bool:
         """Whether a call noted so far produced ``key`` before ``when`` (eventTime text)."""
@@ -278,6 +276,12 @@ class Producers:
                 ordered = sorted(entries, key=lambda e: (noted(e[0]), e[1]))
             self._ordered[key] = ordered
         return next(((noted(w), p) for w, p in ordered if not skip(p)), None)
+
+
+def _sooner(first: dict, key: str, when: str) -> None:
+    """``first[key]``: the earliest eventTime text noted for ``key`` (an unknown one is no guide)."""
+    if when and (key not in first or when < first[key]):
+        first[key] = when
 
 
 def noted(when: str) -> datetime:
