@@ -6,6 +6,8 @@ import gzip
 import json
 import os
 import shutil
+import subprocess
+import sys
 import warnings
 from collections import Counter
 
@@ -834,3 +836,43 @@ def test_a_redacted_report_leaks_no_path_name_or_session(tmp_path, sample, recor
     assert code == 0, err
     html = out.read_text()
     assert "111122223333" not in html and "broken.json.gz" in html  # the file is named, its account masked
+
+
+def test_records_read_as_columns_once_whatever_their_text_holds(sample, records):
+    """A scan's records go into DuckDB parsed once; a text that is (or may be, behind escapes) a whole
+    ``{"Records": [...]}`` document is still read as the records it holds, and an object with no event field is no
+    event, as when files are read whole."""
+    import duckdb
+
+    from trailkit.engines import duck
+
+    recs = _key_records(records, sample, 6)
+    accented = dict(recs[1], userAgent="café/1.0")  # written by json.dumps as caf\u00e9
+    texts = [json.dumps(recs[0], separators=(",", ":")), json.dumps(accented),
+             json.dumps({"Records": recs[2:4]}), json.dumps({"Records": recs[4:5]}).replace('"Records"', '"\\u0052ecords"'),
+             json.dumps(recs[5]), json.dumps({"note": KEY, "digestPublicKeyFingerprint": "x"})]
+    assert "\\u00e9" in texts[1] and "\\u0052" in texts[3]
+    con = duckdb.connect()
+    for plain_only in (True, False):
+        duck.records_table(con, "t", texts[-2:] if plain_only else texts)
+        rows = con.execute("SELECT eventid, eventtime, useragent, useridentity.accesskeyid FROM t").fetchall()
+        want = recs[5:] if plain_only else [recs[0], accented, *recs[2:]]
+        assert sorted(rows) == sorted((r["eventID"], r["eventTime"], r.get("userAgent"), key_of(r)) for r in want)
+
+
+def test_the_command_leaves_an_in_memory_database_to_the_process_s_end(sample, tmp_path, monkeypatch):
+    """The ``trailkit`` command ends its process at once: an engine without a cache leaves its DuckDB database to
+    that end (nothing to write), and one with a cache still closes it (its file is whole, and free for the next)."""
+    from trailkit import engines
+
+    monkeypatch.setattr(engines, "process_ends", True)
+    monkeypatch.setattr(engines, "left_open", [])
+    for cache in (False, True):
+        engine = LocalEngine(sample, cache=cache, cache_dir=tmp_path)
+        with Trail(engine) as t:
+            assert len(t.ips(KEY)) > 0
+            con, store = engine._con, engine._cache
+        assert engine._con is None and (engines.left_open == [con]) is not cache
+    opened = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
+                             str(store.path)], capture_output=True, text=True)
+    assert opened.returncode == 0, opened.stderr  # closed: another process may open the cache

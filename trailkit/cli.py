@@ -330,7 +330,10 @@ def run() -> None:
     import atexit
     import gc
 
+    from . import engines
+
     gc.disable()
+    engines.process_ends = True
     code = main()
     try:
         sys.stdout.flush()

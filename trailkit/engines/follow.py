@@ -235,10 +235,7 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
                     done.append((index[f.path], *visited[1:]))
             post((done, producers.taken()))
         told()
-        seen = grown.seen()
-        seen.versions = {index[p]: n for p, n in seen.versions.items()}
-        seen.extra = {index[p]: strings for p, strings in seen.extra.items()}
-        return [(index[f.path], *rest) for f, *rest in relooked], looks, producers.taken(), seen
+        return [(index[f.path], *rest) for f, *rest in relooked], looks, producers.taken(), grown.seen()
 
     index = grown.index  # path -> its place in ``ordered``
     parts, noted, answers = [], Producers(), None
@@ -258,12 +255,9 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
             done = [(ordered[i], *rest) for i, *rest in sorted((d for part in parts for d in part), key=lambda d: d[0])]
             relooked = [(ordered[i], *rest) for a in answers for i, *rest in a[0]]
             looks = [p for a in answers for p in a[1]]
-            seen, producers = [], noted
-            for _, _, last, one in answers:
+            seen, producers = [a[3] for a in answers], noted
+            for _, _, last, _ in answers:
                 producers.merge(last)
-                one.versions = {ordered[i].path: n for i, n in one.versions.items()}
-                one.extra = {ordered[i].path: strings for i, strings in one.extra.items()}
-                seen.append(one)
         else:
             if helper is not None:
                 helper.start()
@@ -276,13 +270,13 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
                         progress(len(done), len(files), time.monotonic() - began)
             producers.merge(producers.taken())
             seen = [grown.seen()]
-        return _after(files, ordered, grown.stamps, key, kept, base, done, relooked, looks, seen, producers, threads)
+        return _after(files, ordered, grown, key, kept, base, done, relooked, looks, seen, producers, threads)
     finally:
         if helper is not None and helper.is_alive():
             helper.join()
 
 
-def _after(files, ordered, stamps, key, kept, base, done, relooked, looks, seen, producers,
+def _after(files, ordered, grown, key, kept, base, done, relooked, looks, seen, producers,
            threads) -> Followed | None:
     """The pass's findings as a ``Followed``, completed by reading again what the walk needs (module docstring)."""
     docs, whole, unreadable, notes = [], [], [], []
@@ -299,8 +293,7 @@ def _after(files, ordered, stamps, key, kept, base, done, relooked, looks, seen,
     found = Followed(key, tuple(f.path for f in files), docs=docs, whole_files=whole, unreadable=unreadable,
                      notes=notes)
     found.add(_result(relooked))  # each record once: a file looked at again holds what its first look found
-    looked = Looked(seen, stamps, {p for p, _ in unreadable} | {f.path for f in whole}, base)
-    by_path = {f.path: f for f in ordered}
+    looked = Looked(seen, grown.stamps, {p for p, _ in unreadable} | {f.path for f in whole}, base, grown.index)
     while True:
         lineage = closure(found, key)
         if lineage is None:
@@ -312,7 +305,7 @@ def _after(files, ordered, stamps, key, kept, base, done, relooked, looks, seen,
         if not again:
             break
         for strings, paths in _grouped(again).items():
-            found.add(scan([by_path[p] for p in paths], "|".join(strings), threads))
+            found.add(scan([ordered[grown.index[p]] for p in paths], "|".join(strings), threads))
         looks += again
     found.keys, found.reread = frozenset(keys), len(set(looks))
     found.covered = frozenset(kept) | found.keys | users

@@ -18,9 +18,9 @@ from .walk import FEDERATED_USER, Producers, _federated, _instant, _link, _minut
 
 @dataclass
 class Seen:
-    """Which strings one worker searched its files for: file ``path`` for ``order[:versions[path]]`` (and the key
-    and the kept strings) and ``extra[path]``; ``added_at[s]``: the last file (by index) it had begun when it
-    learnt ``s``; ``highest``: the last file it began."""
+    """Which strings one worker searched its files for: file ``i`` (its place in the pass's order) for
+    ``order[:versions[i]]`` (and the key and the kept strings) and ``extra[i]``; ``added_at[s]``: the last file it
+    had begun when it learnt ``s``; ``highest``: the last file it began."""
 
     order: list
     versions: dict
@@ -44,8 +44,8 @@ class Growing:
         self.above = {key}  # the key and its ancestors
         self.order: list[str] = []  # strings added, in order: a file is searched for the first n of them
         self.position: dict[str, int] = {}
-        self.versions: dict[str, int] = {}  # path -> n, for the files begun
-        self.extra: dict[str, set] = defaultdict(set)  # path -> strings looked for there again
+        self.versions: dict[int, int] = {}  # file (its index) -> n, for the files begun
+        self.extra: dict[int, set] = defaultdict(set)  # file -> strings looked for there again
         self.producers = producers
         self.mail = None  # a forked worker's (``forked.Mail``): what is added is told to the others
         self._files = [f for f, _ in stamped]
@@ -58,8 +58,9 @@ class Growing:
     def start(self, path: str) -> int:
         """How many strings were added so far: the file at ``path`` is searched for the first so many (noted)."""
         with self._lock:
-            self.versions[path] = n = len(self.order)
-            self._highest = max(self._highest, self.index[path])
+            i = self.index[path]
+            self.versions[i] = n = len(self.order)
+            self._highest = max(self._highest, i)
             return n
 
     def seen(self) -> Seen:
@@ -73,9 +74,8 @@ class Growing:
         with self._lock:
             at, out = self.position[string], []
             for i in range(bisect_left(self.stamps, since), self._highest + 1):
-                path = self._files[i].path
-                if self.versions.get(path, len(self.order)) <= at and string not in self.extra[path]:
-                    self.extra[path].add(string)
+                if self.versions.get(i, len(self.order)) <= at and string not in self.extra[i]:
+                    self.extra[i].add(string)
                     out.append(self._files[i])
             return out
 
@@ -134,30 +134,37 @@ def linking(text: bytes) -> bool:
 
 class Looked:
     """Which strings each file was searched for (every worker's ``Seen``, the key and the kept strings ``base``),
-    and what it must be searched for after the pass (``needed``)."""
+    and what it must be searched for after the pass (``needed``). Files are known by their place in the pass's
+    order (``index``: path -> it)."""
 
-    def __init__(self, seen: list[Seen], stamps: list, done: set, base: list):
-        self.stamps, self.done = stamps, done
+    def __init__(self, seen: list[Seen], stamps: list, done: set, base: list, index: dict):
+        self.stamps, self.index = stamps, index
+        self.done = {index[p] for p in done if p in index}
         self.alias: dict[str, str] = {}  # a console session's key -> its federated user
-        self.where: dict[str, tuple] = {}  # path -> (its worker's string positions, how many it searched for)
-        self.extra: dict[str, set] = defaultdict(set)
+        self.workers: list[tuple] = []  # (a worker's string positions, how many it searched each file for)
+        self.extra: dict[int, set] = defaultdict(set)
         self.added_at: dict[str, int] = {}
         for one in seen:
             position = {s: i for i, s in enumerate(one.order)}
             position.update({s.decode(): -1 for s in base})
-            self.where.update((p, (position, n)) for p, n in one.versions.items())
-            for p, strings in one.extra.items():
-                self.extra[p] |= strings
+            self.workers.append((position, one.versions))
+            for i, strings in one.extra.items():
+                self.extra[i] |= strings
         for s in {s for one in seen for s in one.order}:  # a worker that never learnt s: none of its files
             self.added_at[s] = max(one.added_at.get(s, one.highest) for one in seen)
 
     def searched(self, path: str, s: str) -> bool:
         """Whether ``path`` was searched for ``s`` (or cannot be: unreadable, or read whole by DuckDB)."""
+        return self._searched(self.index.get(path), s)
+
+    def _searched(self, i: int | None, s: str) -> bool:
         user = self.alias.get(s, s)
-        if path in self.done or path not in self.where or s in self.extra[path] or user in self.extra[path]:
+        if i is None or i in self.done or s in self.extra[i] or user in self.extra[i]:
             return True
-        position, n = self.where[path]
-        return position.get(user, n) < n
+        for position, versions in self.workers:  # the worker that began file i
+            if (n := versions.get(i)) is not None:
+                return position.get(user, n) < n
+        return True  # never begun: not among the files read
 
     def needed(self, ordered: list, producers: Producers, made: dict, makers: dict, keys: set, key: str) -> dict:
         """path -> the strings to look for there (see ``follow``'s docstring), marked as searched."""
@@ -173,10 +180,10 @@ class Looked:
         for k in ([k for k in keys if k != key] if not out else []):
             # each lineage key's events in the files begun before it was added, delivered since its making
             lo = bisect_left(self.stamps, made[k]) if made.get(k) is not None else 0
-            for f in ordered[lo:self.added_at.get(k, len(ordered) - 1) + 1]:
-                if not self.searched(f.path, k):
-                    out[f.path].add(k)
+            for i in range(lo, self.added_at.get(k, len(ordered) - 1) + 1):
+                if not self._searched(i, k):
+                    out[ordered[i].path].add(k)
         out = {p: s for p, s in out.items() if s}
         for p, strings in out.items():
-            self.extra[p] |= strings
+            self.extra[self.index[p]] |= strings
         return out

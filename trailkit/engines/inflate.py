@@ -139,6 +139,8 @@ def read(path: str) -> bytes:
             if not chunk:
                 break
             chunks.append(chunk)
+            if len(chunk) == size:  # the size fstat gave, of size + 1 asked: the end, without a read more
+                break                # to be told so
     finally:
         os.close(fd)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -174,7 +174,7 @@ def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | No
             if link and watch is not None:  # its target lies where the watch may not see it change
                 watch.broken = True
             if entry.is_dir():  # follows links: the loop and twice-listed cases are caught above
-                if _is_log_dir(entry.name) and not _pseudo(entry.path):
+                if _is_log_dir(entry.name) and not (link and _pseudo(entry.path)):  # (only a link leads out)
                     _walk(entry.path, f"{rel}/{entry.name}" if rel else entry.name, out, first, last, stat, watch)
                 continue
             if not _is_log_file(entry.name):

@@ -8,7 +8,6 @@ table's columns and struct shapes, so the authored SQL, transpiled, runs unchang
 """
 from __future__ import annotations
 
-import logging
 import os
 import time
 import warnings
@@ -26,9 +25,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ..questions import Request, ScanHints
-
-
-log = logging.getLogger(__name__)
 
 
 class LocalEngine(Engine):
@@ -252,12 +248,10 @@ class LocalEngine(Engine):
 
     def _scan_view(self, result) -> str:
         self._skip(result.unreadable)
-        docs = "(SELECT unnest($docs)::JSON AS json)"  # a few thousand records are read once, for the question
-        small = len(result.documents) <= 20_000        # and its count of copies; more, each reads what it needs
-        hits = (small, [d for _, d in result.documents])
+        small = len(result.documents) <= 20_000  # a few thousand records are read once, as columns, for the question
+        hits = (small, [d for _, d in result.documents])  # and its count of copies; more, each reads what it needs
         if hits != self._hits:  # not the same records as the last question's (a lineage's links, then figures)
-            self.con.execute("CREATE OR REPLACE TEMP TABLE tk_hits AS " + (duck.records_sql(docs) if small else
-                             f"SELECT * FROM {docs}"), {"docs": hits[1]})
+            duck.records_table(self.con, "tk_hits", hits[1], as_json=not small)
         self._hits = hits if small else None
         parts = ["SELECT * FROM tk_hits" if small else duck.records_sql("(SELECT json FROM tk_hits)")]
         if result.whole_files:
@@ -392,8 +386,13 @@ class LocalEngine(Engine):
             self._watch.close()
             self._watch, self._memo = None, None
         if self._con is not None:
+            from . import left_open, process_ends
+
             try:
-                self._con.close()
+                if process_ends and self._cache is None:  # in memory only: left for the process's end to free
+                    left_open.append(self._con)
+                else:
+                    self._con.close()
             except Exception:  # still busy with a question cut short by Ctrl-C: the process's end closes it
                 pass
             self._con, self._hits = None, None

@@ -280,8 +280,8 @@ def scan(files: list[LogFile], key: str, threads: int | None = None, progress=No
                 for f in batch]
 
     began, finished = time.monotonic(), 0
-    with ThreadPoolExecutor(workers) as pool:
-        for done in pool.map(run, batches):
+    with ThreadPoolExecutor(workers) as pool:  # (its threads start with a second batch: a lineage's looks again
+        for done in pool.map(run, batches) if len(batches) > 1 else [run(batches[0])]:  # are a few files)
             finished += len(done)
             if progress is not None:
                 progress(finished, len(files), time.monotonic() - began)

@@ -250,13 +250,11 @@ class Producers:
 
     def merge(self, noted: tuple[list, set]) -> None:
         """What another worker noted (``taken``), added to this."""
+        made, first = self.made, self.first  # (tens of thousands a pass: names bound once)
         for key, when, path in noted[0]:
-            self._made(key, when, path)
+            made[key].append((when, path))
+            _sooner(first, key, when)
         self.unsure |= noted[1]
-
-    def _made(self, key: str, when: str, path: str) -> None:
-        self.made[key].append((when, path))
-        _sooner(self.first, key, when)
 
     def before(self, key: str, when: str) -> bool:
         """Whether a call noted so far produced ``key`` before ``when`` (eventTime text)."""
