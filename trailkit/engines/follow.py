@@ -186,16 +186,15 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
     grown = Growing(key, producers, stamped)
     base = [s.encode() for s in (key, *kept)]
     gunzip, contains = inflate.inflater(), _finder()
-    quiet = frozenset(producing)
 
     searching: dict[int, tuple] = {}  # n -> the strings a file begun after n were added is searched for
 
     def visit(f: LogFile, relooked: list, looks: list):
-        if (n := grown.start(f.path)) not in searching:
-            strings = base + [k.encode() for k in grown.order[:n]] + producing
-            searching[n] = strings, _escapes(strings)
-        strings, escaped = searching[n]
-        status, payload, data = scan_data(f, strings, gunzip, contains, escaped, quiet=quiet)
+        if (n := grown.start(f.path)) not in searching:  # (the names of producing records are noted, in a
+            strings = base + [k.encode() for k in grown.order[:n]]  # CloudTrail file: searched in the others)
+            searching[n] = strings + producing, _escapes(strings + producing), strings
+        strings, escaped, in_records = searching[n]
+        status, payload, data = scan_data(f, strings, gunzip, contains, escaped, in_records=in_records)
         if data is not None and data[:64].lstrip().startswith(b'{"Records"'):
             producers.note(f.path, data)
         if status == "docs":  # a compact file's records holding a lineage string; any other layout's links too

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 ZIP = b"PK\x03\x04"
+_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # how a log file is opened
 
 
 class CorruptGzip(ValueError):
@@ -46,7 +47,7 @@ def oversized(path: str) -> str | None:
     size modulo 4 GiB of the last member only: a crafted file can still lie, and then meets DuckDB's own 1 GiB
     object limit.)"""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, _READ)
     except OSError:
         return None  # named by whoever reads it
     try:
@@ -130,7 +131,7 @@ def inflater():
 
 def read(path: str) -> bytes:
     """A whole file, without the buffered file object ``open()`` builds (over a quarter less time a file)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    fd = os.open(path, _READ)
     try:
         size = os.fstat(fd).st_size
         chunks = []

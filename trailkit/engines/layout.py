@@ -67,6 +67,8 @@ def _in_range(day: date, first: date | None, last: date | None) -> bool:
 def prune(files: list[LogFile], window: Window) -> list[LogFile]:
     """Files that can hold events inside ``window``, by their delivery date (undated files always)."""
     first, last = delivery_days(window)
+    if first is None and last is None:  # every day (a question over all the logs)
+        return list(files)
     return [f for f in files if f.day is None or _in_range(f.day, first, last)]
 
 

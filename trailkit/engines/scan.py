@@ -32,9 +32,9 @@ def _finder():
     it costs a few µs a file even holding the GIL. Without it: libc's memmem through ctypes (which releases the
     GIL for the call), else Python's ``in``."""
     try:
-        from stringzilla import find
+        from stringzilla import contains
 
-        return lambda data, needle: find(data, needle) != -1
+        return contains
     except ImportError:
         pass
     try:
@@ -200,10 +200,10 @@ def _scan_one(f: LogFile, key: list[bytes], gunzip, contains, escaped, index: di
     return status, payload
 
 
-def scan_data(f: LogFile, key: list[bytes], gunzip, contains, escaped, validate: bool = True, quiet=frozenset()):
-    """(status, payload, the file's inflated bytes) for one file; see ``_scan_one``. ``validate=False`` leaves checking that each record cut out of a compact file parses
-    to the caller (who may need only a few of them); the strings of ``quiet`` are not looked for in a
-    ``{"Records":[...]}`` file (the caller reads them from its bytes), only in other layouts."""
+def scan_data(f: LogFile, key: list[bytes], gunzip, contains, escaped, validate: bool = True, in_records=None):
+    """(status, payload, the file's inflated bytes) for one file; see ``_scan_one``. ``validate=False`` leaves checking
+    that each record cut out of a compact file parses to the caller (who may need only a few of them); ``in_records``:
+    the strings of ``key`` looked for in a ``{"Records":[...]}`` file (the caller reads the others from its bytes)."""
     data = None
     try:
         raw = inflate.read(f.path)
@@ -223,7 +223,7 @@ def scan_data(f: LogFile, key: list[bytes], gunzip, contains, escaped, validate:
         return (("docs", (pieces, how)) if pieces else ("skip", None) if pieces is not None else ("whole", None)) + \
             (data,)
     head = data[:64].lstrip()
-    hits = _hits(data, [k for k in key if k not in quiet] if head.startswith(b'{"Records"') else key, contains)
+    hits = _hits(data, in_records if in_records is not None and head.startswith(b'{"Records"') else key, contains)
     if not hits:
         return "skip", None, data
     # records are cut at ``,{"eventVersion"``: exact in compact JSON (as CloudTrail writes it), where that text
