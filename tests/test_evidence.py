@@ -876,3 +876,48 @@ def test_the_command_leaves_an_in_memory_database_to_the_process_s_end(sample, t
     opened = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
                              str(store.path)], capture_output=True, text=True)
     assert opened.returncode == 0, opened.stderr  # closed: another process may open the cache
+    # a database that spilled to disk (a small machine, a big window) is closed: closing removes its files
+    engine, spill, kept = LocalEngine(sample, cache=False), tmp_path / "spill", list(engines.left_open)
+    engine.con.execute(f"SET memory_limit = '16MB'; SET temp_directory = '{spill}'")
+    engine.con.execute("CREATE TEMP TABLE big AS SELECT repeat('x', 200) || range AS s FROM range(400000)")
+    assert engine.con.execute("SELECT count(*) FROM duckdb_temporary_files()").fetchone()[0] > 0
+    engine.close()
+    assert engines.left_open == kept and not [p for p in spill.rglob("*") if p.is_file()]
+
+
+def test_two_copies_of_an_event_that_differ_are_told_apart_alike_with_and_without_the_cache(tmp_path, capsys,
+                                                                                          monkeypatch):
+    """Which of two differing copies of one event is counted (same eventID and time: an export beside CloudTrail's
+    own file, a re-delivery) does not depend on how the records were read: the first in the file, both ways."""
+    day = tmp_path / DAY
+    day.mkdir(parents=True)
+    one = {"eventVersion": "1.08", "eventTime": "2026-10-24T10:00:00Z", "eventSource": "s3.amazonaws.com",
+           "eventName": "ListBuckets", "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.7",
+           "userIdentity": {"type": "IAMUser", "accessKeyId": KEY, "arn": "arn:aws:iam::111122223333:user/bob"},
+           "eventID": "00000000-0000-0000-0000-000000000001", "recipientAccountId": "111122223333"}
+    copies = [dict(one, userAgent="pacu/1.0 (café)"), dict(one, userAgent="pacu/1.1")]  # the first holds \u00e9
+    text = json.dumps({"Records": copies}, separators=(",", ":"))
+    assert "\\u00e9" in text
+    (day / "111122223333_CloudTrail_us-east-1_20261024T1005Z_aaaa.json.gz").write_bytes(gzip.compress(text.encode()))
+    monkeypatch.setenv("TRAILKIT_CACHE", str(tmp_path / "cache"))
+    for cache in ("--no-cache", None):
+        code, out, err = run(capsys, "usage", KEY, "--logs", str(tmp_path), "--format", "json",
+                             *([cache] if cache else []))
+        assert code == 0, err
+        assert [json.loads(line)["useragent"] for line in out.splitlines()] == [copies[0]["userAgent"]], cache
+
+
+def test_a_link_to_the_whole_machine_does_not_lead_into_the_kernel_s_trees(tmp_path, monkeypatch):
+    """Only a link leads a walk out of the log folder; below one, every folder is resolved, so a link to a folder
+    holding one of the kernel's trees (as ``/`` holds /proc) does not walk that tree."""
+    from trailkit.engines import layout
+
+    kernel, logs = tmp_path / "kernel" / "AWSLogs", tmp_path / "logs"
+    kernel.mkdir(parents=True)
+    logs.mkdir()
+    (kernel / "inside.json.gz").write_bytes(gzip.compress(b'{"Records":[]}'))
+    (logs / "mine.json.gz").write_bytes(gzip.compress(b'{"Records":[]}'))
+    os.symlink(tmp_path, logs / "everything")
+    monkeypatch.setattr(layout, "_PSEUDO", (str(tmp_path / "kernel"),))
+    listed = [f.path for f in layout.listing(logs, stat=False).files]
+    assert listed == [str(logs / "mine.json.gz")]

@@ -48,24 +48,23 @@ def records_sql(source: str, keep: str | None = None) -> str:
 
 
 def records_table(con, table: str, texts: list[str], as_json: bool = False) -> None:
-    """The records of ``texts`` (single records as a scan cuts them out, or whole documents) into the temporary
-    table ``table``, as ``records_sql`` reads them, parsing a record's text once, not three times: only a text
-    that may be a ``{"Records": [...]}`` document (or hide that name in escapes) is asked whether it is one, and
-    the records are checked to be events once they are columns (a filter on the parsed struct copies all of it).
-    ``as_json``: the texts as they are, in a column ``json`` (for ``records_sql``, to read what a question needs)."""
+    """The records of ``texts`` (single records as a scan cuts them out, or whole documents), in their order, into
+    the temporary table ``table``, as ``records_sql`` reads them. Where no text can be a ``{"Records": [...]}``
+    document (none holds that name, nor a ``\\u`` escape that could hide it: CloudTrail's own records), each is
+    parsed once, not three times, and the records are checked to be events once they are columns (a filter on
+    the parsed struct copies all of it). Their order is kept: it decides which of two copies of an event that
+    differ is the one counted. ``as_json``: the texts as they are, in a column ``json`` (for ``records_sql``, to
+    read what a question needs)."""
+    source = "(SELECT unnest($texts) AS json)"
     if as_json:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT unnest($texts)::JSON AS json", {"texts": texts})
-        return
-    nested = [t for t in texts if '"Records"' in t or "\\u" in t]
-    plain = [t for t in texts if '"Records"' not in t and "\\u" not in t] if nested else texts
-    shape = schema.duckdb_shape().replace("'", "''")
-    parts = [f"SELECT json_transform(json, '{shape}') AS r FROM (SELECT unnest($plain) AS json)"]
-    if nested:
-        parts.append(f"SELECT unnest(CASE WHEN (json -> 'Records') IS NOT NULL THEN json_transform(json -> 'Records', "
-                     f"'[{shape}]') ELSE [json_transform(json, '{shape}')] END) AS r FROM (SELECT unnest($nested) AS json)")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {schema.duckdb_select('r')} FROM (\n" +
-                "\nUNION ALL\n".join(parts) + "\n)", {"plain": plain, **({"nested": nested} if nested else {})})
-    con.execute(f"DELETE FROM {table} WHERE {NOT_AN_EVENT}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT json::JSON AS json FROM {source}", {"texts": texts})
+    elif any('"Records"' in t or "\\u" in t for t in texts):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {records_sql(source)}", {"texts": texts})
+    else:
+        shape = schema.duckdb_shape().replace("'", "''")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {schema.duckdb_select('r')} FROM (SELECT "
+                    f"json_transform(json, '{shape}') AS r FROM {source})", {"texts": texts})
+        con.execute(f"DELETE FROM {table} WHERE {NOT_AN_EVENT}")
 
 
 # a JSON object with none of CloudTrail's event fields is not an event (a digest, a settings file)

@@ -146,8 +146,10 @@ def _skip(path: str, why: str) -> None:
     warnings.warn(f"skipped {path}: {why}", SkippedFile, stacklevel=3)
 
 
-def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | None, stat: bool, watch) -> None:
-    # One scandir per folder and the folder's date parsed once: a month of logs is ~10,000 files.
+def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | None, stat: bool, watch,
+          linked: bool = False) -> None:
+    # One scandir per folder and the folder's date parsed once: a month of logs is ~10,000 files. Only a link
+    # leads out of the folder (into the kernel's trees, say): below one (``linked``), every folder is resolved.
     m = _DAY_DIR_RE.search(rel)
     day = None
     if m:
@@ -176,8 +178,9 @@ def _walk(path: str, rel: str, out: Listing, first: date | None, last: date | No
             if link and watch is not None:  # its target lies where the watch may not see it change
                 watch.broken = True
             if entry.is_dir():  # follows links: the loop and twice-listed cases are caught above
-                if _is_log_dir(entry.name) and not (link and _pseudo(entry.path)):  # (only a link leads out)
-                    _walk(entry.path, f"{rel}/{entry.name}" if rel else entry.name, out, first, last, stat, watch)
+                if _is_log_dir(entry.name) and not ((link or linked) and _pseudo(entry.path)):
+                    _walk(entry.path, f"{rel}/{entry.name}" if rel else entry.name, out, first, last, stat, watch,
+                          link or linked)
                 continue
             if not _is_log_file(entry.name):
                 continue

@@ -388,8 +388,9 @@ class LocalEngine(Engine):
         if self._con is not None:
             from . import left_open, process_ends
 
-            try:
-                if process_ends and self._cache is None:  # in memory only: left for the process's end to free
+            try:  # in memory only, nothing spilled to disk (DuckDB removes that on closing): left to the process's end
+                if process_ends and self._cache is None and not self._con.execute(
+                        "SELECT count(*) FROM duckdb_temporary_files()").fetchone()[0]:
                     left_open.append(self._con)
                 else:
                     self._con.close()
