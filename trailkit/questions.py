@@ -137,7 +137,6 @@ def narrowed(request: Request, scope: Scope) -> Request:
 #: (``"UpdateAccessKey"``, ``"DeleteAccessKey"``), plainly or escaped; and, where a key's life is asked, AWS's
 #: quarantine policy. Each is one SIMD pass over every file; links.sql says which of the records they let through
 #: are links.
-QUARANTINE_NEEDLE = QUARANTINE
 LINK_NEEDLES = ('"credentials', 'ccessKey"', 'ccessKey\\"')
 
 
@@ -146,7 +145,7 @@ def links(within: Window = Window(), keys=None, life: bool = True) -> Request:
     ``keys`` (a lineage's keys, all of them), the local engine reads only records holding one of them or AWS's
     quarantine policy: the links that matter to that lineage (the SQL is the same). Without ``life``, not the
     quarantine policy's (a lineage does not need them; its lifecycle does)."""
-    needles = (*(LINK_NEEDLES if keys is None else sorted(keys)), *((QUARANTINE_NEEDLE,) if life else ()))
+    needles = (*(LINK_NEEDLES if keys is None else sorted(keys)), *((QUARANTINE,) if life else ()))
     return Request(queries.get("links"), window_params(within), ScanHints(within, needles=needles))
 
 

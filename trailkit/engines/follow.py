@@ -192,7 +192,8 @@ def follow(files: list[LogFile], key: str, link_strings: tuple, threads: int | N
     def visit(f: LogFile, relooked: list, looks: list):
         if (n := grown.start(f.path)) not in searching:  # (the names of producing records are noted, in a
             strings = base + [k.encode() for k in grown.order[:n]]  # CloudTrail file: searched in the others)
-            searching[n] = strings + producing, _escapes(strings + producing), strings
+            every = strings + producing
+            searching[n] = every, _escapes(every), strings
         strings, escaped, in_records = searching[n]
         status, payload, data = scan_data(f, strings, gunzip, contains, escaped, in_records=in_records)
         if data is not None and data[:64].lstrip().startswith(b'{"Records"'):
